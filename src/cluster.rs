@@ -1,0 +1,35 @@
+//! The upstream cluster: node clients, head tracking and health, published as an immutable
+//! [`ClusterView`] snapshot that the request path borrows without a lock.
+//!
+//! Architecture invariant: only the [`tracker::Tracker`] writes the view; everything else
+//! reads snapshots.
+
+mod heads;
+mod node;
+mod tracker;
+mod view;
+
+pub use heads::spawn_head_watchers;
+pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
+pub use tracker::Tracker;
+pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};
+
+use std::sync::Arc;
+
+/// The nodes and their tracker: what the request path needs of the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Node clients, indexed by [`NodeId`].
+    pub nodes: Vec<Arc<Node>>,
+    /// Head/health state; publishes the view.
+    pub tracker: Tracker,
+    /// The shared pooled HTTP client for all nodes.
+    pub client: UpstreamClient,
+}
+
+impl Cluster {
+    /// The current snapshot.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.tracker.view()
+    }
+}

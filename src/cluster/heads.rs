@@ -1,0 +1,145 @@
+//! Background head tracking per node: a WS `newHeads` subscription where a WS URL is known,
+//! and HTTP `klay_blockNumber` polling always (fallback, cross-check and liveness probe).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::tracker::HeadSource;
+use super::{Cluster, Node};
+use crate::config::ClusterConfig;
+use crate::jsonrpc::parse_quantity;
+
+const BLOCK_NUMBER: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]}"#;
+const SUBSCRIBE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_subscribe","params":["newHeads"]}"#;
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// Starts the poll (and WS) loop of every node. The handles abort the loops when dropped
+/// by the caller's task set.
+pub fn spawn_head_watchers(cluster: &Arc<Cluster>, cfg: &ClusterConfig) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for node in &cluster.nodes {
+        let poll = Duration::from_millis(cfg.poll_interval_ms);
+        let timeout = Duration::from_millis(cfg.probe_timeout_ms);
+        tasks.push(tokio::spawn(poll_loop(cluster.clone(), node.clone(), poll, timeout)));
+        if let (Some(url), true) = (node.ws.clone(), cfg.ws_heads) {
+            tasks.push(tokio::spawn(ws_loop(cluster.clone(), node.clone(), url)));
+        }
+    }
+    tasks
+}
+
+async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, timeout: Duration) {
+    let mut backoff = every;
+    loop {
+        let res = node
+            .post(&cluster.client, Bytes::from_static(BLOCK_NUMBER), timeout)
+            .await;
+        match res.ok().and_then(|b| parse_hex_result(&b)) {
+            Some(head) => {
+                cluster.tracker.observe_head(node.id, head, HeadSource::Poll);
+                node.clear_error();
+                backoff = every;
+            }
+            None => {
+                cluster.tracker.observe_down(node.id);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn ws_loop(cluster: Arc<Cluster>, node: Arc<Node>, url: String) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match follow_new_heads(&cluster, &node, &url).await {
+            Ok(()) => backoff = Duration::from_millis(250),
+            Err(e) => {
+                tracing::debug!(node = node.id, %url, error = %e, "newHeads subscription ended");
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn follow_new_heads(cluster: &Cluster, node: &Node, url: &str) -> Result<(), String> {
+    let connect = tokio_tungstenite::connect_async(url);
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(3), connect)
+        .await
+        .map_err(|_| "connect timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    ws.send(Message::text(SUBSCRIBE)).await.map_err(|e| e.to_string())?;
+    while let Some(msg) = ws.next().await {
+        let text = match msg.map_err(|e| e.to_string())? {
+            Message::Text(t) => t,
+            Message::Close(_) => return Ok(()),
+            _ => continue,
+        };
+        if let Some(head) = parse_head_notification(text.as_bytes()) {
+            cluster.tracker.observe_head(node.id, head, HeadSource::Subscription);
+        } else if text.contains("\"error\"") {
+            return Err(format!("subscribe refused: {text}"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads `{"result":"0x.."}` as a number.
+pub(crate) fn parse_hex_result(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct R<'a> {
+        #[serde(borrow)]
+        result: Option<&'a str>,
+    }
+    let r: R<'_> = serde_json::from_slice(body).ok()?;
+    parse_quantity(r.result?)
+}
+
+/// Reads the block number of a `newHeads` notification.
+fn parse_head_notification(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Notification<'a> {
+        #[serde(borrow)]
+        params: Option<Params<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        result: Option<Header<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        number: Option<&'a str>,
+    }
+    let n: Notification<'_> = serde_json::from_slice(body).ok()?;
+    parse_quantity(n.params?.result?.number?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_heads() {
+        assert_eq!(
+            parse_hex_result(br#"{"jsonrpc":"2.0","id":1,"result":"0x1f"}"#),
+            Some(31)
+        );
+        assert_eq!(parse_hex_result(br#"{"jsonrpc":"2.0","id":1,"error":{}}"#), None);
+        assert_eq!(parse_hex_result(b"garbage"), None);
+        let n = br#"{"jsonrpc":"2.0","method":"klay_subscription","params":{"subscription":"0xab","result":{"number":"0x10","hash":"0x00"}}}"#;
+        assert_eq!(parse_head_notification(n), Some(16));
+        assert_eq!(
+            parse_head_notification(br#"{"jsonrpc":"2.0","id":1,"result":"0xab"}"#),
+            None
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! One upstream node: its URLs, live load/latency figures, and JSON-RPC calls over the
+//! shared pooled hyper client. Errors are data (kind + retryability), never strings to match.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use thiserror::Error;
+
+/// Index of a node in the configured node list.
+pub type NodeId = usize;
+
+/// Largest upstream body kengate accepts (a block with thousands of full txs fits).
+const MAX_UPSTREAM_BODY: usize = 128 * 1024 * 1024;
+
+/// The pooled HTTP/1.1 keep-alive client shared by all nodes.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    /// A client with keep-alive pooling and TCP_NODELAY.
+    pub fn new() -> Self {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(2)));
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(conn);
+        Self { inner }
+    }
+}
+
+/// What went wrong talking to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// Could not connect: the request never reached the node (safe to retry, even writes).
+    Connect,
+    /// No complete answer in time.
+    Timeout,
+    /// An HTTP status other than 200.
+    Status(u16),
+    /// The connection broke mid-request or the body could not be read.
+    Io,
+    /// 200, but not a JSON-RPC response.
+    BadReply,
+}
+
+/// An upstream failure with the node it came from.
+#[derive(Debug, Clone, Error)]
+#[error("node {node}: {kind:?}: {detail}")]
+pub struct UpstreamError {
+    /// Which node.
+    pub node: NodeId,
+    /// What kind of failure.
+    pub kind: UpstreamErrorKind,
+    /// Human-readable detail for logs and `/status`.
+    pub detail: String,
+}
+
+impl UpstreamError {
+    /// Whether an idempotent call may be retried on another node.
+    pub fn retryable_read(&self) -> bool {
+        match self.kind {
+            UpstreamErrorKind::Status(s) => s >= 500 || s == 429,
+            UpstreamErrorKind::BadReply => false,
+            _ => true,
+        }
+    }
+
+    /// Whether a write may be retried elsewhere: only if it provably never reached the node.
+    pub fn retryable_write(&self) -> bool {
+        self.kind == UpstreamErrorKind::Connect
+    }
+
+    /// Short label for metrics.
+    pub fn kind_label(&self) -> &'static str {
+        match self.kind {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Status(_) => "status",
+            UpstreamErrorKind::Io => "io",
+            UpstreamErrorKind::BadReply => "bad_reply",
+        }
+    }
+}
+
+/// One upstream node.
+#[derive(Debug)]
+pub struct Node {
+    /// Position in the node list.
+    pub id: NodeId,
+    /// JSON-RPC over HTTP endpoint.
+    pub http: Uri,
+    /// WebSocket endpoint for `newHeads`, if known.
+    pub ws: Option<String>,
+    /// Calls currently in flight (load for the selector).
+    in_flight: AtomicU32,
+    /// Exponentially weighted latency of successful calls, in microseconds.
+    ewma_us: AtomicU64,
+    /// Last transport error, for `/status`. A std Mutex: held for a clone, never across `.await`.
+    last_error: Mutex<Option<String>>,
+}
+
+impl Node {
+    /// A node with no history.
+    pub fn new(id: NodeId, http: Uri, ws: Option<String>) -> Self {
+        Self {
+            id,
+            http,
+            ws,
+            in_flight: AtomicU32::new(0),
+            ewma_us: AtomicU64::new(1_000),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Load score for selection: expected wait ≈ latency × (queue + 1). Lower is better.
+    pub fn load_score(&self) -> u64 {
+        let q = u64::from(self.in_flight.load(Ordering::Relaxed)) + 1;
+        self.ewma_us.load(Ordering::Relaxed).max(1).saturating_mul(q)
+    }
+
+    /// Calls currently in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Smoothed latency in microseconds.
+    pub fn latency_us(&self) -> u64 {
+        self.ewma_us.load(Ordering::Relaxed)
+    }
+
+    /// Last transport error seen, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Clears the last error (the node answered a probe).
+    pub fn clear_error(&self) {
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = None;
+        }
+    }
+
+    /// POSTs one JSON-RPC body and returns the reply body.
+    pub async fn post(&self, client: &UpstreamClient, body: Bytes, timeout: Duration) -> Result<Bytes, UpstreamError> {
+        let _guard = InFlight::enter(&self.in_flight);
+        let started = Instant::now();
+        let res = tokio::time::timeout(timeout, self.post_inner(client, body)).await;
+        let res = match res {
+            Ok(r) => r,
+            Err(_) => Err(self.err(UpstreamErrorKind::Timeout, format!("no answer in {timeout:?}"))),
+        };
+        match &res {
+            Ok(_) => self.record_latency(started.elapsed()),
+            Err(e) => {
+                if let Ok(mut g) = self.last_error.lock() {
+                    *g = Some(e.to_string());
+                }
+            }
+        }
+        res
+    }
+
+    async fn post_inner(&self, client: &UpstreamClient, body: Bytes) -> Result<Bytes, UpstreamError> {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(self.http.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| self.err(UpstreamErrorKind::Connect, e.to_string()))?;
+        let resp = client.inner.request(req).await.map_err(|e| {
+            let kind = if e.is_connect() {
+                UpstreamErrorKind::Connect
+            } else {
+                UpstreamErrorKind::Io
+            };
+            self.err(kind, e.to_string())
+        })?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_UPSTREAM_BODY)
+            .collect()
+            .await
+            .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(self.err(
+                UpstreamErrorKind::Status(status.as_u16()),
+                format!("HTTP {status}: {snippet}"),
+            ));
+        }
+        Ok(body)
+    }
+
+    fn record_latency(&self, d: Duration) {
+        let sample = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let old = self.ewma_us.load(Ordering::Relaxed);
+        // α = 1/8; a racing update may be lost, which only smooths a little differently.
+        let new = old - old / 8 + sample / 8;
+        self.ewma_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    fn err(&self, kind: UpstreamErrorKind, detail: String) -> UpstreamError {
+        UpstreamError {
+            node: self.id,
+            kind,
+            detail,
+        }
+    }
+}
+
+/// Counts a call in flight for as long as it lives (also when the future is dropped).
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn enter(c: &'a AtomicU32) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        Self(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,123 @@
+//! Owns the per-node observations and publishes a new [`ClusterView`] on every head or
+//! health event (never on a timer tick), through `arc-swap` for lock-free readers.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::view::{compute_view, ClusterView, NodeObservation};
+use super::NodeId;
+
+/// Where a head observation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadSource {
+    /// An HTTP `klay_blockNumber` probe: authoritative for liveness and for the head.
+    Poll,
+    /// A WS `newHeads` notification: only moves the head forward, never revives a down node
+    /// (its HTTP side, which serves requests, may still be broken).
+    Subscription,
+}
+
+/// Head and health state of every node.
+#[derive(Debug)]
+pub struct Tracker {
+    /// Blocks a node may trail the highest node and stay in sync.
+    max_lag: u64,
+    /// Observations, one per node. A std Mutex: updates are short and never await.
+    obs: Mutex<Vec<NodeObservation>>,
+    /// The published snapshot.
+    view: ArcSwap<ClusterView>,
+    /// The served head, for waiters (tests now, `newHeads` subscriptions later).
+    served: watch::Sender<u64>,
+}
+
+impl Tracker {
+    /// A tracker for `n` nodes, none seen yet.
+    pub fn new(n: usize, max_lag: u64) -> Self {
+        Self {
+            max_lag,
+            obs: Mutex::new(vec![NodeObservation::default(); n]),
+            view: ArcSwap::from_pointee(ClusterView::empty(n)),
+            served: watch::channel(0).0,
+        }
+    }
+
+    /// The current snapshot (an `Arc` clone: no lock).
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.load_full()
+    }
+
+    /// Follows the served head.
+    pub fn subscribe_served(&self) -> watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+
+    /// A node reported its head.
+    pub fn observe_head(&self, node: NodeId, head: u64, source: HeadSource) {
+        self.update(node, |o| match source {
+            HeadSource::Poll => {
+                o.head = Some(head);
+                o.down = false;
+            }
+            HeadSource::Subscription => {
+                o.head = Some(o.head.map_or(head, |h| h.max(head)));
+            }
+        });
+    }
+
+    /// A node failed a probe, or a request to it could not connect.
+    pub fn observe_down(&self, node: NodeId) {
+        self.update(node, |o| o.down = true);
+    }
+
+    fn update(&self, node: NodeId, f: impl FnOnce(&mut NodeObservation)) {
+        let mut obs = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(o) = obs.get_mut(node) else { return };
+        let before = *o;
+        f(o);
+        if *o == before {
+            return;
+        }
+        let prev = self.view.load();
+        let next = compute_view(prev.served_head, &obs, self.max_lag);
+        if next != **prev {
+            let served = next.served_head;
+            // Stored under the lock, so views are published in the order they were computed.
+            self.view.store(Arc::new(next));
+            if served != prev.served_head {
+                self.served.send_replace(served);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::NodeState;
+
+    #[test]
+    fn publishes_on_every_event() {
+        let t = Tracker::new(2, 3);
+        let rx = t.subscribe_served();
+        assert!(!t.view().any_in_sync());
+        t.observe_head(0, 10, HeadSource::Poll);
+        assert_eq!(t.view().served_head, 0, "waits for node 1's first probe");
+        t.observe_head(1, 12, HeadSource::Poll);
+        assert_eq!(t.view().served_head, 10);
+        t.observe_head(0, 12, HeadSource::Subscription);
+        assert_eq!(t.view().served_head, 12);
+        assert_eq!(*rx.borrow(), 12);
+        // A subscription never moves a head back nor revives a down node.
+        t.observe_head(0, 11, HeadSource::Subscription);
+        assert_eq!(t.view().nodes[0].head, 12);
+        t.observe_down(0);
+        t.observe_head(0, 13, HeadSource::Subscription);
+        assert_eq!(t.view().nodes[0].state, NodeState::Down);
+        t.observe_head(0, 13, HeadSource::Poll);
+        assert_eq!(t.view().nodes[0].state, NodeState::InSync);
+        // Out-of-range ids are ignored, not a panic.
+        t.observe_down(9);
+    }
+}

@@ -1,0 +1,22 @@
+//! JSON-RPC 2.0 wire types: borrowed request parsing, raw response assembly and the
+//! error codes kengate answers with. Pure data: no IO, no routing, no cluster knowledge.
+
+mod error;
+mod quantity;
+mod request;
+mod response;
+
+pub use error::{codes, RpcError};
+pub use quantity::{format_quantity, parse_quantity};
+pub use request::{parse_body, split_params, Call, Incoming, ParseError};
+pub use response::{batch_response, error_response, result_response, UpstreamReply, UpstreamReplyError};
+
+/// Deserializes a member that may be absent into `None`, and a present one, even `null`,
+/// into `Some(raw)`: serde would otherwise fold `null` into `None`, and `"id": null` is a
+/// request while a missing id is a notification.
+fn present<'de, D>(d: D) -> Result<Option<&'de serde_json::value::RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&serde_json::value::RawValue as serde::Deserialize>::deserialize(d).map(Some)
+}

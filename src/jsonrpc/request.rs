@@ -1,0 +1,256 @@
+//! Parses a client body into borrowed calls: ids, methods and params stay slices of the
+//! original bytes (`RawValue`), so forwarding an untouched param costs no copy.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use super::{codes, RpcError};
+
+/// One JSON-RPC call, borrowed from the request body.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// The client's id exactly as sent; `None` for a notification (no `id` member).
+    pub id: Option<&'a RawValue>,
+    /// The method name (owned only if the client escaped characters in it).
+    pub method: Cow<'a, str>,
+    /// The params exactly as sent, if any.
+    pub params: Option<&'a RawValue>,
+}
+
+/// A parsed body: one call or a batch. A batch element that is not a valid call keeps its
+/// place as an error so the response array lines up with what the client sent.
+#[derive(Debug)]
+pub enum Incoming<'a> {
+    /// A single request object.
+    Single(Result<Call<'a>, RpcError>),
+    /// A non-empty batch.
+    Batch(Vec<Result<Call<'a>, RpcError>>),
+}
+
+/// Why a whole body was refused (answered with one error object, id null).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// The bytes are not JSON.
+    #[error("parse error: {0}")]
+    Json(String),
+    /// JSON, but neither a request object nor an array.
+    #[error("invalid request: {0}")]
+    NotARequest(String),
+    /// `[]`.
+    #[error("invalid request: empty batch")]
+    EmptyBatch,
+    /// More elements than `limits.max_batch`.
+    #[error("invalid request: batch of {len} calls exceeds the limit of {max}")]
+    BatchTooLarge {
+        /// Elements sent.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+}
+
+impl ParseError {
+    /// The error object the client receives.
+    pub fn to_rpc(&self) -> RpcError {
+        let code = match self {
+            ParseError::Json(_) => codes::PARSE_ERROR,
+            _ => codes::INVALID_REQUEST,
+        };
+        RpcError::new(code, self.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+struct RawCall<'a> {
+    #[serde(borrow, default, deserialize_with = "super::present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "super::present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "cow_str")]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+/// Deserializes a string borrowed from the input when it has no escapes (serde's
+/// `#[serde(borrow)]` does not reach inside an `Option<Cow>`).
+fn cow_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+    d.deserialize_str(V).map(Some)
+}
+
+/// Parses a request body. Whitespace around the JSON is allowed.
+pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        Some(b'[') => {
+            let elems: Vec<&RawValue> = serde_json::from_slice(body).map_err(classify)?;
+            if elems.is_empty() {
+                return Err(ParseError::EmptyBatch);
+            }
+            if elems.len() > max_batch {
+                return Err(ParseError::BatchTooLarge {
+                    len: elems.len(),
+                    max: max_batch,
+                });
+            }
+            Ok(Incoming::Batch(elems.into_iter().map(parse_call).collect()))
+        }
+        Some(b'{') => {
+            let raw: &RawValue = serde_json::from_slice(body).map_err(classify)?;
+            Ok(Incoming::Single(parse_call(raw)))
+        }
+        None => Err(ParseError::Json("empty body".into())),
+        Some(_) => {
+            // Valid JSON of another type is an invalid request; anything else a parse error.
+            serde_json::from_slice::<&RawValue>(body).map_err(classify)?;
+            Err(ParseError::NotARequest(
+                "expected a request object or a batch array".into(),
+            ))
+        }
+    }
+}
+
+fn classify(e: serde_json::Error) -> ParseError {
+    if e.is_data() {
+        ParseError::NotARequest(e.to_string())
+    } else {
+        ParseError::Json(e.to_string())
+    }
+}
+
+fn parse_call(raw: &RawValue) -> Result<Call<'_>, RpcError> {
+    let invalid = |msg: String| RpcError::new(codes::INVALID_REQUEST, msg);
+    let rc: RawCall<'_> = serde_json::from_str(raw.get()).map_err(|e| invalid(format!("invalid request: {e}")))?;
+    if rc.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        return Err(invalid("invalid request: jsonrpc must be \"2.0\"".into()));
+    }
+    if let Some(id) = rc.id {
+        if matches!(id.get().as_bytes().first(), Some(b'{' | b'[' | b't' | b'f')) {
+            return Err(invalid("invalid request: id must be a string, number or null".into()));
+        }
+    }
+    let method = match rc.method {
+        Some(m) if !m.is_empty() => m,
+        _ => return Err(invalid("invalid request: missing method".into())),
+    };
+    if let Some(p) = rc.params {
+        if !matches!(p.get().as_bytes().first(), Some(b'[' | b'{' | b'n')) {
+            return Err(RpcError::new(
+                codes::INVALID_PARAMS,
+                "invalid params: params must be an array or an object",
+            ));
+        }
+    }
+    Ok(Call {
+        id: rc.id,
+        method,
+        params: rc.params.filter(|p| p.get() != "null"),
+    })
+}
+
+/// Splits positional params into borrowed elements. `Ok(None)` when params are absent;
+/// an error when they are an object (Klaytn only takes positional params).
+pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcError> {
+    match params {
+        None => Ok(Vec::new()),
+        Some(p) => serde_json::from_str::<Vec<&RawValue>>(p.get()).map_err(|_| {
+            RpcError::new(
+                codes::INVALID_PARAMS,
+                "invalid params: expected a positional params array",
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(body: &str) -> Result<Call<'_>, RpcError> {
+        match parse_body(body.as_bytes(), 10) {
+            Ok(Incoming::Single(c)) => c,
+            other => panic!("expected single, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_call_borrowing_params() {
+        let c = single(r#"{"jsonrpc":"2.0","id":7,"method":"klay_getBalance","params":["0x01","latest"]}"#).unwrap();
+        assert_eq!(c.id.unwrap().get(), "7");
+        assert_eq!(c.method, "klay_getBalance");
+        assert!(matches!(c.method, Cow::Borrowed(_)));
+        assert_eq!(c.params.unwrap().get(), r#"["0x01","latest"]"#);
+        let ps = split_params(c.params).unwrap();
+        assert_eq!(ps[1].get(), r#""latest""#);
+    }
+
+    #[test]
+    fn whole_body_errors() {
+        let check = |body: &str, want: ParseError| {
+            assert_eq!(parse_body(body.as_bytes(), 2).unwrap_err(), want, "{body}");
+        };
+        check("[]", ParseError::EmptyBatch);
+        check(" [1,2,3]", ParseError::BatchTooLarge { len: 3, max: 2 });
+        assert!(matches!(parse_body(b"{", 2), Err(ParseError::Json(_))));
+        assert!(matches!(parse_body(b"", 2), Err(ParseError::Json(_))));
+        assert!(matches!(parse_body(b"nul", 2), Err(ParseError::Json(_))));
+        assert!(matches!(parse_body(b"42", 2), Err(ParseError::NotARequest(_))));
+        assert!(matches!(parse_body(b"\"x\"", 2), Err(ParseError::NotARequest(_))));
+        assert_eq!(ParseError::EmptyBatch.to_rpc().code, codes::INVALID_REQUEST);
+        assert_eq!(ParseError::Json("x".into()).to_rpc().code, codes::PARSE_ERROR);
+    }
+
+    #[test]
+    fn invalid_calls_are_per_element() {
+        let body = r#"[1, {"jsonrpc":"2.0","id":1,"method":"eth_chainId"}, {"jsonrpc":"1.0","id":2,"method":"x"}, {"jsonrpc":"2.0","id":{},"method":"x"}, {"jsonrpc":"2.0","id":3}]"#;
+        let Ok(Incoming::Batch(calls)) = parse_body(body.as_bytes(), 10) else {
+            panic!("batch expected");
+        };
+        let codes: Vec<i64> = calls
+            .iter()
+            .map(|c| c.as_ref().map(|_| 0).unwrap_or_else(|e| e.code))
+            .collect();
+        assert_eq!(codes, vec![-32600, 0, -32600, -32600, -32600]);
+    }
+
+    #[test]
+    fn params_shape() {
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","id":1,"method":"m","params":5}"#)
+                .unwrap_err()
+                .code,
+            codes::INVALID_PARAMS
+        );
+        let c = single(r#"{"jsonrpc":"2.0","id":1,"method":"m","params":null}"#).unwrap();
+        assert!(c.params.is_none());
+        let c = single(r#"{"jsonrpc":"2.0","method":"m"}"#).unwrap();
+        assert!(c.id.is_none());
+        let c = single(r#"{"jsonrpc":"2.0","id":"a","method":"m","params":{"a":1}}"#).unwrap();
+        assert!(split_params(c.params).is_err());
+    }
+
+    #[test]
+    fn escaped_method_names_are_owned() {
+        let c = single(r#"{"jsonrpc":"2.0","id":1,"method":"klay\u005fchainID"}"#).unwrap();
+        assert_eq!(c.method, "klay_chainID");
+    }
+}

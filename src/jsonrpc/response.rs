@@ -1,0 +1,143 @@
+//! Builds response bytes: kengate's own answers and errors, and batch arrays of upstream
+//! replies passed through verbatim. Also reads an upstream reply just enough to route on it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::RpcError;
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    error: &'a RpcError,
+}
+
+fn null_id() -> &'static RawValue {
+    // A literal `null` is always a valid RawValue.
+    static NULL: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    NULL.get_or_init(|| RawValue::from_string("null".to_owned()).unwrap_or_default())
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"error":{...}}`; a missing id is answered as `null`.
+pub fn error_response(id: Option<&RawValue>, err: &RpcError) -> Bytes {
+    let env = ErrorEnvelope {
+        jsonrpc: "2.0",
+        id: id.unwrap_or_else(|| null_id()),
+        error: err,
+    };
+    // Serializing a struct of a str, a RawValue and an i64 cannot fail.
+    serde_json::to_vec(&env).map(Bytes::from).unwrap_or_default()
+}
+
+/// `{"jsonrpc":"2.0","id":<id>,"result":<result>}` where `result` is already JSON.
+pub fn result_response(id: Option<&RawValue>, result_json: &str) -> Bytes {
+    let id = id.map_or("null", |v| v.get());
+    let mut out = BytesMut::with_capacity(36 + id.len() + result_json.len());
+    out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.put_slice(id.as_bytes());
+    out.put_slice(b",\"result\":");
+    out.put_slice(result_json.as_bytes());
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+/// Joins per-call replies into a batch array, each passed through unchanged.
+pub fn batch_response(parts: &[Bytes]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len() + 1).sum();
+    let mut out = BytesMut::with_capacity(len + 2);
+    out.put_u8(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(trim_ascii(p));
+    }
+    out.put_u8(b']');
+    out.freeze()
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// What kengate needs to know of an upstream reply: its result or error, borrowed.
+#[derive(Debug, Deserialize)]
+pub struct UpstreamReply<'a> {
+    /// The result, verbatim (`Some("null")` for a null result).
+    #[serde(borrow, default, deserialize_with = "super::present")]
+    pub result: Option<&'a RawValue>,
+    /// The node's error object, verbatim.
+    #[serde(borrow, default, deserialize_with = "super::present")]
+    pub error: Option<&'a RawValue>,
+}
+
+/// An upstream reply that is not a JSON-RPC response object.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream reply is not a JSON-RPC response: {0}")]
+pub struct UpstreamReplyError(String);
+
+impl<'a> UpstreamReply<'a> {
+    /// Reads a single (non-batch) upstream reply.
+    pub fn parse(body: &'a [u8]) -> Result<Self, UpstreamReplyError> {
+        let mut r: UpstreamReply<'a> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
+        if r.error.is_some_and(|e| e.get() == "null") {
+            r.error = None;
+        }
+        if r.result.is_none() && r.error.is_none() {
+            return Err(UpstreamReplyError("neither result nor error".into()));
+        }
+        Ok(r)
+    }
+
+    /// True when the call succeeded with a `null` result (e.g. "receipt not found").
+    pub fn is_null_result(&self) -> bool {
+        self.error.is_none() && self.result.is_none_or(|r| r.get() == "null")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::codes;
+
+    #[test]
+    fn error_objects() {
+        let id = RawValue::from_string("\"abc\"".into()).unwrap();
+        let e = RpcError::new(codes::METHOD_NOT_FOUND, "nope \"quoted\"");
+        let b = error_response(Some(&id), &e);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["error"]["code"], -32601);
+        assert_eq!(v["error"]["message"], "nope \"quoted\"");
+        let b = error_response(None, &e);
+        assert!(std::str::from_utf8(&b).unwrap().contains("\"id\":null"));
+    }
+
+    #[test]
+    fn results_and_batches() {
+        let id = RawValue::from_string("1".into()).unwrap();
+        let r = result_response(Some(&id), "\"0x10\"");
+        assert_eq!(&r[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#);
+        let b = batch_response(&[r.clone(), Bytes::from_static(b"{\"a\":1}\n")]);
+        assert_eq!(&b[..], br#"[{"jsonrpc":"2.0","id":1,"result":"0x10"},{"a":1}]"#);
+    }
+
+    #[test]
+    fn upstream_reply_null_detection() {
+        let r = UpstreamReply::parse(br#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap();
+        assert!(r.is_null_result());
+        let r = UpstreamReply::parse(br#"{"jsonrpc":"2.0","id":1,"result":{"a":null}}"#).unwrap();
+        assert!(!r.is_null_result());
+        let r = UpstreamReply::parse(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}"#).unwrap();
+        assert!(!r.is_null_result());
+        assert!(UpstreamReply::parse(b"<html>").is_err());
+        assert!(UpstreamReply::parse(b"{}").is_err());
+    }
+}

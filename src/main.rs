@@ -1,0 +1,100 @@
+//! The `kengate` binary: CLI → config → bind → [`kengate::run`]. Nothing else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use kengate::config::{Config, NodeConfig};
+
+/// One consistent JSON-RPC endpoint in front of a cluster of Klaytn/Kaia endpoint nodes.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// proxy.toml with every other setting (see the commented example at the repo root).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Upstream node JSON-RPC HTTP URL; repeat for each node. Replaces [[nodes]] in the config.
+    #[arg(long = "node", value_name = "URL")]
+    nodes: Vec<String>,
+    /// WebSocket URL of the node given by the --node in the same position (optional).
+    #[arg(long = "node-ws", value_name = "URL")]
+    node_ws: Vec<String>,
+    /// Address to listen on (overrides `listen`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Blocks a node may trail and stay in sync (overrides `cluster.max_lag`).
+    #[arg(long)]
+    max_lag: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "kengate=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if cli.node_ws.len() > cli.nodes.len() {
+        bail!(
+            "--node-ws given {} times but --node only {}: each --node-ws pairs with the --node in the same position",
+            cli.node_ws.len(),
+            cli.nodes.len()
+        );
+    }
+    if !cli.nodes.is_empty() {
+        config.nodes = cli
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, http)| NodeConfig {
+                http: http.clone(),
+                ws: cli.node_ws.get(i).cloned(),
+            })
+            .collect();
+    }
+    if let Some(l) = cli.listen {
+        config.listen = l;
+    }
+    if let Some(m) = cli.max_lag {
+        config.cluster.max_lag = m;
+    }
+    config.validate()?;
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, nodes = config.nodes.len(), "kengate listening");
+        println!("kengate listening on http://{addr} (ws://{addr})");
+        kengate::run(config, listener, shutdown_signal()).await?;
+        tracing::info!("kengate stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

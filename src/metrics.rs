@@ -1,0 +1,169 @@
+//! Prometheus metrics: per-method request counts and latency, upstream errors, retries,
+//! and per-node head/lag/state (sampled from the cluster view at scrape time).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::cluster::{ClusterView, NodeId, NodeState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeKindLabels {
+    node: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// All metrics, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Node URLs, the `node` label, indexed by node id.
+    node_names: Vec<String>,
+    requests: Family<MethodLabels, Counter>,
+    latency: HistogramFamily<LatencyLabels>,
+    upstream_errors: Family<NodeKindLabels, Counter>,
+    retries: Family<ReasonLabels, Counter>,
+    node_head: Family<NodeLabels, Gauge>,
+    node_lag: Family<NodeLabels, Gauge>,
+    node_in_sync: Family<NodeLabels, Gauge>,
+    node_up: Family<NodeLabels, Gauge>,
+    served_head: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+impl Metrics {
+    /// Registers every metric; `node_names` label the per-node series.
+    pub fn new(node_names: Vec<String>) -> Self {
+        let mut registry = Registry::with_prefix("kengate");
+        let requests = Family::default();
+        registry.register("requests", "JSON-RPC calls by method and outcome", requests.clone());
+        let latency: HistogramFamily<LatencyLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register("request_duration_seconds", "Time to answer one call", latency.clone());
+        let upstream_errors = Family::default();
+        registry.register(
+            "upstream_errors",
+            "Transport failures talking to a node",
+            upstream_errors.clone(),
+        );
+        let retries = Family::default();
+        registry.register(
+            "retries",
+            "Extra upstream attempts by reason (transport failure, null answer)",
+            retries.clone(),
+        );
+        let node_head = Family::default();
+        registry.register("node_head", "Last head reported by the node", node_head.clone());
+        let node_lag = Family::default();
+        registry.register(
+            "node_lag_blocks",
+            "Blocks the node trails the highest node",
+            node_lag.clone(),
+        );
+        let node_in_sync = Family::default();
+        registry.register(
+            "node_in_sync",
+            "1 when the node is in the in-sync set",
+            node_in_sync.clone(),
+        );
+        let node_up = Family::default();
+        registry.register("node_up", "1 when the node answers its probes", node_up.clone());
+        let served_head = Gauge::default();
+        registry.register(
+            "served_head",
+            "Highest block every in-sync node has",
+            served_head.clone(),
+        );
+        Self {
+            registry,
+            node_names,
+            requests,
+            latency,
+            upstream_errors,
+            retries,
+            node_head,
+            node_lag,
+            node_in_sync,
+            node_up,
+            served_head,
+        }
+    }
+
+    /// Counts one call.
+    pub fn call(&self, method: &'static str, took: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.requests.get_or_create(&MethodLabels { method, outcome }).inc();
+        self.latency
+            .get_or_create(&LatencyLabels { method })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a transport failure.
+    pub fn upstream_error(&self, node: NodeId, kind: &'static str) {
+        let node = self.node_names.get(node).cloned().unwrap_or_default();
+        self.upstream_errors.get_or_create(&NodeKindLabels { node, kind }).inc();
+    }
+
+    /// Counts a retry.
+    pub fn retry(&self, reason: &'static str) {
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Renders the text exposition, sampling node state from `view`.
+    pub fn render(&self, view: &ClusterView) -> String {
+        for (name, n) in self.node_names.iter().zip(&view.nodes) {
+            let l = NodeLabels { node: name.clone() };
+            self.node_head
+                .get_or_create(&l)
+                .set(i64::try_from(n.head).unwrap_or(i64::MAX));
+            let lag = view.highest.saturating_sub(n.head);
+            self.node_lag
+                .get_or_create(&l)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            self.node_in_sync
+                .get_or_create(&l)
+                .set(i64::from(n.state == NodeState::InSync));
+            self.node_up
+                .get_or_create(&l)
+                .set(i64::from(n.state != NodeState::Down));
+        }
+        self.served_head
+            .set(i64::try_from(view.served_head).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,151 @@
+//! Executes a [`Plan`]: builds the upstream body, picks a node per attempt, and retries —
+//! on another candidate after a transport failure the retry class allows, on a higher node
+//! after a `null` by-hash answer. Node replies pass through byte for byte.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Gateway, ProxyError};
+use crate::cluster::{NodeId, UpstreamErrorKind};
+use crate::jsonrpc::{Call, UpstreamReply};
+use crate::methods::{Class, FilterOp, MethodSpec};
+use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target};
+
+/// Forwards one call according to `plan`.
+pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
+    let body = upstream_body(call, spec.upstream, plan.params.as_deref());
+    let mut target = match plan.target {
+        Target::FilterOwner(ref id) => Target::Node(gw.filters.owner(id).ok_or(ProxyError::FilterNotFound)?),
+        t => t,
+    };
+    let mut tried = NodeSet::default();
+    let (mut failures, mut nulls) = (0u32, 0u32);
+    // A `null` already received: the answer if every higher node fails.
+    let mut null_answer: Option<Bytes> = None;
+    let mut rng = fastrand::Rng::new();
+    loop {
+        let view = gw.cluster.view();
+        let nodes = &gw.cluster.nodes;
+        let picked = choose(&view, &target, tried, |id| nodes[id].load_score(), &mut rng);
+        let Some(id) = picked else {
+            return null_answer.ok_or(match target {
+                Target::Node(_) if matches!(spec.class, Class::Filter(_)) => ProxyError::FilterNotFound,
+                _ => ProxyError::NoUpstream,
+            });
+        };
+        tried.insert(id);
+        let answered_head = view.nodes[id].head;
+        match nodes[id]
+            .post(&gw.cluster.client, body.clone(), gw.settings.upstream_timeout)
+            .await
+        {
+            Ok(reply) => {
+                let parsed = UpstreamReply::parse(&reply);
+                if plan.retry_null
+                    && nulls < gw.settings.null_retries
+                    && parsed.as_ref().is_ok_and(|r| r.is_null_result())
+                {
+                    if let Some(higher) = higher_node(&gw.cluster.view(), answered_head, tried) {
+                        nulls += 1;
+                        gw.metrics.retry("null");
+                        null_answer = Some(reply);
+                        target = Target::Node(higher);
+                        continue;
+                    }
+                }
+                if let (Class::Filter(op), Ok(r)) = (spec.class, &parsed) {
+                    track_filter(gw, op, call, id, r);
+                }
+                return Ok(reply);
+            }
+            Err(e) => {
+                gw.metrics.upstream_error(id, e.kind_label());
+                if e.kind == UpstreamErrorKind::Connect {
+                    gw.cluster.tracker.observe_down(id);
+                }
+                let retry = match plan.retry {
+                    RetryClass::Read => e.retryable_read(),
+                    RetryClass::Write => e.retryable_write(),
+                    RetryClass::Never => false,
+                };
+                if let Some(null) = null_answer {
+                    return Ok(null);
+                }
+                if !retry || failures >= gw.settings.max_retries {
+                    return Err(ProxyError::Upstream(e));
+                }
+                failures += 1;
+                gw.metrics.retry("transport");
+                tracing::debug!(method = spec.name, node = id, error = %e, "retrying on another node");
+            }
+        }
+    }
+}
+
+fn track_filter(gw: &Gateway, op: FilterOp, call: &Call<'_>, node: NodeId, reply: &UpstreamReply<'_>) {
+    match op {
+        FilterOp::Create => {
+            if let Some(id) = reply.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()) {
+                gw.filters.insert(id, node);
+            }
+        }
+        FilterOp::Uninstall => {
+            let first = crate::jsonrpc::split_params(call.params)
+                .ok()
+                .and_then(|ps| ps.first().copied());
+            if let Some(id) = first.and_then(|p| serde_json::from_str::<String>(p.get()).ok()) {
+                gw.filters.remove(&id);
+            }
+        }
+        FilterOp::Use => {}
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":<client id>,"method":<upstream name>,"params":<params>}`. The
+/// client's id is sent upstream so the node's reply can be returned unchanged; a
+/// notification is sent with id 0 (its reply is dropped).
+fn upstream_body(call: &Call<'_>, method: &str, rewritten: Option<&str>) -> Bytes {
+    let id = call.id.map_or("0", |v| v.get());
+    let params = rewritten.or(call.params.map(|p| p.get())).unwrap_or("[]");
+    let mut b = BytesMut::with_capacity(48 + id.len() + method.len() + params.len());
+    b.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    b.put_slice(id.as_bytes());
+    b.put_slice(b",\"method\":\"");
+    b.put_slice(method.as_bytes());
+    b.put_slice(b"\",\"params\":");
+    b.put_slice(params.as_bytes());
+    b.put_u8(b'}');
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn upstream_bodies() {
+        let id = RawValue::from_string("\"x\"".into()).unwrap();
+        let p = RawValue::from_string("[\"0x1\",\"latest\"]".into()).unwrap();
+        let call = Call {
+            id: Some(&id),
+            method: "kaia_getBalance".into(),
+            params: Some(&p),
+        };
+        let b = upstream_body(&call, "klay_getBalance", None);
+        assert_eq!(
+            &b[..],
+            br#"{"jsonrpc":"2.0","id":"x","method":"klay_getBalance","params":["0x1","latest"]}"#
+        );
+        let b = upstream_body(&call, "klay_getBalance", Some("[\"0x1\",\"0x5\"]"));
+        assert!(b.ends_with(br#""params":["0x1","0x5"]}"#));
+        let call = Call {
+            id: None,
+            method: "m".into(),
+            params: None,
+        };
+        assert_eq!(
+            &upstream_body(&call, "m", None)[..],
+            br#"{"jsonrpc":"2.0","id":0,"method":"m","params":[]}"#
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure routing rules: (call, method class, cluster snapshot) → a [`Plan`] saying where the
+//! call may go and with which params; and the node choice for each attempt.
+//!
+//! Architecture invariant: nothing here performs IO, reads a clock or mutates shared state.
+
+mod params;
+mod plan;
+mod select;
+
+pub use params::{BlockRef, RouteError};
+pub use plan::{plan, Decision, Plan, RetryClass, Target};
+pub use select::{choose, higher_node, NodeSet};

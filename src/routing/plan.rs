@@ -1,0 +1,309 @@
+//! The per-call plan: which nodes may answer, with which params, and how failures and
+//! `null` answers are retried — decided from the method class and one cluster snapshot.
+
+use serde_json::value::RawValue;
+
+use super::params::{block_param, logs_range, BlockRef, RouteError};
+use crate::cluster::{ClusterView, NodeId};
+use crate::jsonrpc::{format_quantity, split_params};
+use crate::methods::{Class, FilterOp, MethodSpec};
+
+/// Which nodes may answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Any in-sync node.
+    InSync,
+    /// Any up node whose head is at least this block; the highest up node if none is.
+    AtLeast(u64),
+    /// The up node with the highest head (pending state, blocks known only by hash).
+    Highest,
+    /// The node writes go to, so `pending` reads see the writes sent through kengate.
+    Primary,
+    /// The node that owns this filter id.
+    FilterOwner(String),
+    /// Exactly this node.
+    Node(NodeId),
+}
+
+/// How transport failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Idempotent read: retry timeouts, broken connections and 5xx on another candidate.
+    Read,
+    /// Submission: retry only when the request provably never reached a node.
+    Write,
+    /// Node-local state: nowhere else to go.
+    Never,
+}
+
+/// Where and how to forward a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Candidate nodes.
+    pub target: Target,
+    /// Rewritten params (a JSON array), or `None` to send the client's params unchanged.
+    pub params: Option<String>,
+    /// Transport retry policy.
+    pub retry: RetryClass,
+    /// A `null` result is not final while a node with a higher head exists.
+    pub retry_null: bool,
+}
+
+/// What to do with a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer locally with this result JSON.
+    Answer(String),
+    /// Forward upstream.
+    Forward(Plan),
+    /// The method is a subscription, which needs WebSocket session support.
+    Subscription,
+}
+
+impl Plan {
+    fn new(target: Target, retry: RetryClass) -> Self {
+        Self {
+            target,
+            params: None,
+            retry,
+            retry_null: false,
+        }
+    }
+}
+
+/// Decides what to do with one call.
+pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) -> Result<Decision, RouteError> {
+    let served = view.served_head;
+    let need_served = || {
+        if served == 0 {
+            Err(RouteError::NotReady)
+        } else {
+            Ok(served)
+        }
+    };
+    let read = |t| Plan::new(t, RetryClass::Read);
+    Ok(match spec.class {
+        Class::BlockNumber => Decision::Answer(format_quantity(need_served()?)),
+        Class::Chain => Decision::Forward(read(Target::InSync)),
+        Class::ByHash => Decision::Forward(Plan {
+            retry_null: true,
+            ..read(Target::InSync)
+        }),
+        Class::Write => Decision::Forward(Plan::new(Target::Primary, RetryClass::Write)),
+        Class::Subscribe => Decision::Subscription,
+        Class::Filter(FilterOp::Create) => Decision::Forward(read(Target::InSync)),
+        Class::Filter(FilterOp::Use | FilterOp::Uninstall) => {
+            let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
+            let id = ps
+                .first()
+                .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
+                .ok_or_else(|| RouteError::InvalidParams("expected a filter id".into()))?;
+            Decision::Forward(Plan::new(Target::FilterOwner(id), RetryClass::Never))
+        }
+        Class::Logs => {
+            let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
+            let filter = ps
+                .first()
+                .ok_or_else(|| RouteError::InvalidParams("getLogs expects a filter object".into()))?;
+            let range = logs_range(filter, need_served()?)?;
+            let target = match (range.by_hash, range.needs) {
+                (true, _) | (false, None) => Target::Highest,
+                (false, Some(n)) => Target::AtLeast(n),
+            };
+            let mut p = read(target);
+            p.params = range.rewritten.map(|f| join_params(&ps, 0, &f));
+            Decision::Forward(p)
+        }
+        Class::AtBlock(arg) => {
+            let ps = match split_params(params) {
+                Ok(ps) => ps,
+                // Object params: Klaytn refuses them; let the node say so.
+                Err(_) => return Ok(Decision::Forward(read(Target::InSync))),
+            };
+            let pos = usize::from(arg.pos);
+            let (block, rewritten) = match ps.get(pos) {
+                Some(raw) => {
+                    let bp = block_param(raw, arg.kind, served)?;
+                    (bp.block, bp.rewritten)
+                }
+                None if ps.len() == pos && arg.fill => {
+                    let s = need_served()?;
+                    (BlockRef::Number(s), Some(format_quantity(s)))
+                }
+                // Earlier required params missing: the node will name the problem.
+                None => return Ok(Decision::Forward(read(Target::InSync))),
+            };
+            if rewritten.is_some() {
+                need_served()?;
+            }
+            let target = match block {
+                BlockRef::Number(n) => Target::AtLeast(n),
+                BlockRef::Pending => Target::Primary,
+                BlockRef::Earliest => Target::InSync,
+                BlockRef::Hash => Target::Highest,
+                BlockRef::Latest => Target::AtLeast(served),
+            };
+            let mut p = read(target);
+            p.params = rewritten.map(|r| join_params(&ps, pos, &r));
+            Decision::Forward(p)
+        }
+    })
+}
+
+/// Rebuilds a params array with element `pos` replaced (or appended when `pos == len`).
+fn join_params(ps: &[&RawValue], pos: usize, replacement: &str) -> String {
+    let mut out = String::with_capacity(ps.iter().map(|p| p.get().len() + 1).sum::<usize>() + replacement.len() + 2);
+    out.push('[');
+    let n = ps.len().max(pos + 1);
+    for i in 0..n {
+        if i > 0 {
+            out.push(',');
+        }
+        if i == pos {
+            out.push_str(replacement);
+        } else if let Some(p) = ps.get(i) {
+            out.push_str(p.get());
+        }
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{compute_view, NodeObservation};
+    use crate::methods::{Lookup, MethodTable};
+
+    fn view(heads: &[u64]) -> ClusterView {
+        let obs: Vec<_> = heads
+            .iter()
+            .map(|&h| NodeObservation {
+                head: Some(h),
+                down: false,
+            })
+            .collect();
+        compute_view(0, &obs, 3)
+    }
+
+    fn decide(method: &str, params: &str, heads: &[u64]) -> Result<Decision, RouteError> {
+        let t = MethodTable::new(&[], &[]);
+        let Lookup::Allowed(spec) = t.lookup(method) else {
+            panic!("{method} not allowed")
+        };
+        let raw = RawValue::from_string(params.to_owned()).unwrap();
+        plan(&spec, Some(&raw), &view(heads))
+    }
+
+    fn fwd(method: &str, params: &str) -> (Target, Option<String>) {
+        match decide(method, params, &[100, 101, 102]).unwrap() {
+            Decision::Forward(p) => (p.target, p.params),
+            other => panic!("{method}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn latest_is_rewritten_to_the_served_head_in_every_namespace() {
+        for m in ["klay_getBalance", "kaia_getBalance", "eth_getBalance"] {
+            assert_eq!(
+                fwd(m, r#"["0xaa","latest"]"#),
+                (Target::AtLeast(100), Some(r#"["0xaa","0x64"]"#.into())),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            fwd("eth_getStorageAt", r#"["0xaa","0x0","finalized"]"#),
+            (Target::AtLeast(100), Some(r#"["0xaa","0x0","0x64"]"#.into()))
+        );
+        assert_eq!(
+            fwd("klay_getBlockByNumber", r#"["safe",true]"#),
+            (Target::AtLeast(100), Some(r#"["0x64",true]"#.into()))
+        );
+    }
+
+    #[test]
+    fn omitted_optional_blocks_are_filled_only_where_the_node_takes_one() {
+        assert_eq!(
+            fwd("eth_call", r#"[{"to":"0x01"}]"#),
+            (Target::AtLeast(100), Some(r#"[{"to":"0x01"},"0x64"]"#.into()))
+        );
+        assert_eq!(
+            fwd("klay_getCouncil", "[]"),
+            (Target::AtLeast(100), Some(r#"["0x64"]"#.into()))
+        );
+        assert_eq!(fwd("klay_estimateGas", r#"[{"to":"0x01"}]"#), (Target::InSync, None));
+        assert_eq!(fwd("klay_getStorageAt", r#"["0xaa"]"#), (Target::InSync, None));
+    }
+
+    #[test]
+    fn explicit_pending_earliest_and_hash() {
+        assert_eq!(
+            fwd("klay_getBlockByNumber", r#"["0x66",false]"#),
+            (Target::AtLeast(102), None)
+        );
+        assert_eq!(
+            fwd("klay_getTransactionCount", r#"["0xaa","pending"]"#),
+            (Target::Primary, None)
+        );
+        assert_eq!(fwd("klay_getBalance", r#"["0xaa","earliest"]"#), (Target::InSync, None));
+        let h = r#"["0xaa","0x1111111111111111111111111111111111111111111111111111111111111111"]"#;
+        assert_eq!(fwd("klay_getBalance", h), (Target::Highest, None));
+    }
+
+    #[test]
+    fn other_classes() {
+        assert_eq!(
+            decide("klay_blockNumber", "[]", &[100, 104]).unwrap(),
+            Decision::Answer("\"0x68\"".into())
+        );
+        assert_eq!(decide("eth_blockNumber", "[]", &[]).unwrap_err(), RouteError::NotReady);
+        assert_eq!(
+            decide("klay_getBalance", r#"["0xaa","latest"]"#, &[]).unwrap_err(),
+            RouteError::NotReady
+        );
+        assert_eq!(
+            decide("klay_subscribe", r#"["newHeads"]"#, &[1]).unwrap(),
+            Decision::Subscription
+        );
+        assert_eq!(
+            fwd("klay_getFilterChanges", r#"["0xabc"]"#),
+            (Target::FilterOwner("0xabc".into()), None)
+        );
+        assert!(decide("klay_getFilterChanges", "[1]", &[1]).is_err());
+        let Decision::Forward(p) = decide("klay_getTransactionReceipt", r#"["0x01"]"#, &[1]).unwrap() else {
+            panic!()
+        };
+        assert!(p.retry_null && p.retry == RetryClass::Read && p.target == Target::InSync);
+        let Decision::Forward(p) = decide("kaia_sendRawTransaction", r#"["0x01"]"#, &[1]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.target, p.retry), (Target::Primary, RetryClass::Write));
+        assert_eq!(
+            decide("klay_getBalance", r#"["0xaa","soon"]"#, &[1]).unwrap_err(),
+            RouteError::InvalidParams("invalid block parameter \"soon\"".into())
+        );
+    }
+
+    #[test]
+    fn logs() {
+        let (t, p) = fwd("eth_getLogs", r#"[{"address":"0x01"}]"#);
+        assert_eq!(t, Target::AtLeast(100));
+        let v: serde_json::Value = serde_json::from_str(&p.unwrap()).unwrap();
+        assert_eq!(v[0]["toBlock"], "0x64");
+        assert_eq!(
+            fwd("klay_getLogs", r#"[{"fromBlock":"0x1","toBlock":"0x65"}]"#),
+            (Target::AtLeast(101), None)
+        );
+        assert_eq!(fwd("klay_getLogs", r#"[{"blockHash":"0x01"}]"#).0, Target::Highest);
+        assert!(decide("klay_getLogs", "[]", &[1]).is_err());
+    }
+
+    #[test]
+    fn join_params_replaces_and_appends() {
+        let a = RawValue::from_string("1".into()).unwrap();
+        let b = RawValue::from_string("{\"x\":[2]}".into()).unwrap();
+        assert_eq!(join_params(&[&a, &b], 1, "3"), "[1,3]");
+        assert_eq!(join_params(&[&a, &b], 2, "3"), "[1,{\"x\":[2]},3]");
+        assert_eq!(join_params(&[], 0, "3"), "[3]");
+    }
+}

@@ -1,0 +1,183 @@
+//! Picks the node for one attempt: filter the snapshot by the plan's target and the nodes
+//! already tried, then take the less loaded of two random candidates (power of two choices).
+
+use super::plan::Target;
+use crate::cluster::{ClusterView, NodeId, NodeState};
+
+/// A set of node ids (kengate fronts at most 64 nodes; config validation enforces it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeSet(u64);
+
+impl NodeSet {
+    /// Maximum number of nodes a set can hold.
+    pub const CAPACITY: usize = 64;
+
+    /// Adds a node.
+    pub fn insert(&mut self, id: NodeId) {
+        if id < Self::CAPACITY {
+            self.0 |= 1 << id;
+        }
+    }
+
+    /// Whether the node is in the set.
+    pub fn contains(&self, id: NodeId) -> bool {
+        id < Self::CAPACITY && self.0 & (1 << id) != 0
+    }
+}
+
+/// Chooses a node for `target`, skipping `tried`. `score` gives a node's load (lower is
+/// better); `rng` breaks ties between candidates. `filter_owner` is already resolved by the
+/// caller into [`Target::Node`].
+pub fn choose(
+    view: &ClusterView,
+    target: &Target,
+    tried: NodeSet,
+    score: impl Fn(NodeId) -> u64,
+    rng: &mut fastrand::Rng,
+) -> Option<NodeId> {
+    let fresh = |&(id, _): &(NodeId, &crate::cluster::NodeView)| !tried.contains(id);
+    let nodes = || view.nodes.iter().enumerate().filter(fresh);
+    match *target {
+        Target::InSync => pick(nodes().filter(|(_, n)| n.state == NodeState::InSync), score, rng),
+        Target::AtLeast(b) => {
+            pick(nodes().filter(|(_, n)| n.is_up() && n.head >= b), &score, rng).or_else(|| highest(view, tried))
+        }
+        Target::Highest => highest(view, tried),
+        Target::Primary => nodes()
+            .find(|(_, n)| n.state == NodeState::InSync)
+            .map(|(id, _)| id)
+            .or_else(|| highest(view, tried)),
+        Target::Node(id) => view
+            .nodes
+            .get(id)
+            .filter(|n| n.is_up() && !tried.contains(id))
+            .map(|_| id),
+        Target::FilterOwner(_) => None,
+    }
+}
+
+/// After `answered_head`'s node said `null`: the highest untried up node above it, if any.
+pub fn higher_node(view: &ClusterView, answered_head: u64, tried: NodeSet) -> Option<NodeId> {
+    highest(view, tried).filter(|&id| view.nodes[id].head > answered_head)
+}
+
+fn highest(view: &ClusterView, tried: NodeSet) -> Option<NodeId> {
+    view.nodes
+        .iter()
+        .enumerate()
+        .filter(|&(id, n)| n.is_up() && !tried.contains(id))
+        .max_by_key(|&(id, n)| (n.head, std::cmp::Reverse(id)))
+        .map(|(id, _)| id)
+}
+
+fn pick<'a>(
+    candidates: impl Iterator<Item = (NodeId, &'a crate::cluster::NodeView)>,
+    score: impl Fn(NodeId) -> u64,
+    rng: &mut fastrand::Rng,
+) -> Option<NodeId> {
+    let mut ids = [0usize; NodeSet::CAPACITY];
+    let mut n = 0;
+    for (id, _) in candidates {
+        ids[n] = id;
+        n += 1;
+    }
+    match n {
+        0 => None,
+        1 => Some(ids[0]),
+        _ => {
+            let a = ids[rng.usize(0..n)];
+            let mut b = ids[rng.usize(0..n - 1)];
+            if b == a {
+                b = ids[n - 1];
+            }
+            Some(if score(b) < score(a) { b } else { a })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{compute_view, NodeObservation};
+
+    fn view(prev: u64, nodes: &[(u64, bool)]) -> ClusterView {
+        let obs: Vec<_> = nodes
+            .iter()
+            .map(|&(h, down)| NodeObservation { head: Some(h), down })
+            .collect();
+        compute_view(prev, &obs, 3)
+    }
+
+    fn all(view: &ClusterView, target: Target, tried: NodeSet) -> Vec<NodeId> {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut seen: Vec<NodeId> = (0..200)
+            .filter_map(|i| choose(view, &target, tried, |id| (id as u64 + i) % 3, &mut rng))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn a_lagging_node_never_gets_a_served_head_read() {
+        // node 0 lags (96 < 104-3), nodes 1,2 in sync, served = 104
+        let v = view(0, &[(96, false), (104, false), (105, false)]);
+        assert_eq!(v.served_head, 104);
+        assert_eq!(all(&v, Target::AtLeast(104), NodeSet::default()), vec![1, 2]);
+        assert_eq!(all(&v, Target::InSync, NodeSet::default()), vec![1, 2]);
+        // ...but can serve an explicit old block it has.
+        assert_eq!(all(&v, Target::AtLeast(90), NodeSet::default()), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn beyond_every_head_goes_to_the_highest() {
+        let v = view(0, &[(100, false), (102, false), (101, false)]);
+        assert_eq!(all(&v, Target::AtLeast(500), NodeSet::default()), vec![1]);
+        assert_eq!(all(&v, Target::Highest, NodeSet::default()), vec![1]);
+    }
+
+    #[test]
+    fn tried_and_down_nodes_are_skipped() {
+        let v = view(0, &[(100, false), (100, true), (100, false)]);
+        let mut tried = NodeSet::default();
+        tried.insert(0);
+        assert_eq!(all(&v, Target::InSync, tried), vec![2]);
+        tried.insert(2);
+        assert_eq!(all(&v, Target::InSync, tried), Vec::<NodeId>::new());
+        assert_eq!(all(&v, Target::Node(1), NodeSet::default()), Vec::<NodeId>::new());
+        assert_eq!(all(&v, Target::Node(7), NodeSet::default()), Vec::<NodeId>::new());
+    }
+
+    #[test]
+    fn primary_is_stable() {
+        let v = view(0, &[(100, true), (100, false), (100, false)]);
+        assert_eq!(all(&v, Target::Primary, NodeSet::default()), vec![1]);
+    }
+
+    #[test]
+    fn null_retry_goes_higher_only() {
+        let v = view(0, &[(100, false), (102, false), (101, false)]);
+        let mut tried = NodeSet::default();
+        tried.insert(0);
+        assert_eq!(higher_node(&v, 100, tried), Some(1));
+        tried.insert(1);
+        assert_eq!(higher_node(&v, 100, tried), Some(2));
+        assert_eq!(higher_node(&v, 101, tried), None);
+    }
+
+    #[test]
+    fn prefers_the_less_loaded_of_two() {
+        let v = view(0, &[(100, false), (100, false)]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..50 {
+            let got = choose(
+                &v,
+                &Target::InSync,
+                NodeSet::default(),
+                |id| if id == 1 { 1 } else { 10 },
+                &mut rng,
+            );
+            assert_eq!(got, Some(1));
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! JSON-RPC over WebSocket on the same port and paths: the upgrade handshake, then one
+//! task reading messages (each handled concurrently, bounded per connection) and one
+//! writing replies. Request/response only; subscriptions come with session support.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{text, Resp, ServerSettings};
+use crate::proxy::Gateway;
+
+pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+pub(super) fn upgrade(gw: Arc<Gateway>, settings: &ServerSettings, mut req: Request<Incoming>) -> Resp {
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let max = settings.max_body_bytes;
+    let in_flight = settings.ws_max_in_flight;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let mut cfg = WebSocketConfig::default();
+                cfg.max_message_size = Some(max);
+                cfg.max_frame_size = Some(max);
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
+                session(gw, ws, in_flight).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, in_flight: usize) {
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::channel::<Message>(in_flight);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let permits = Arc::new(Semaphore::new(in_flight));
+    while let Some(msg) = stream.next().await {
+        let body: Bytes = match msg {
+            Ok(Message::Text(t)) => Bytes::from(t),
+            Ok(Message::Binary(b)) => Bytes::from(b),
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let (gw, tx) = (gw.clone(), tx.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = gw.handle_body(&body).await {
+                let msg = match String::from_utf8(reply.to_vec()) {
+                    Ok(s) => Message::Text(s),
+                    Err(e) => Message::Binary(e.into_bytes()),
+                };
+                let _ = tx.send(msg).await;
+            }
+            drop(permit);
+        });
+    }
+    drop(tx);
+    let _ = writer.await;
+}

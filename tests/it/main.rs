@@ -1,0 +1,10 @@
+//! Integration tests against deterministic fake upstreams: every routing rule, bad input,
+//! WebSocket and the admin endpoints. One binary (see reth's `tests/it`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin;
+mod bad_input;
+mod routing;
+mod ws;

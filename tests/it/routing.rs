@@ -1,0 +1,330 @@
+//! The routing rules, each observed through the wire.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::client::{quantity, Http};
+use crate::support::fake::{self, Mode};
+use crate::support::gate::{test_config, Gate};
+
+async fn setup(heads: &[u64]) -> (Vec<fake::Fake>, Gate, Http) {
+    let fakes = fake::cluster(heads).await;
+    let gate = Gate::start(test_config(&fake::urls(&fakes))).await;
+    (fakes, gate, Http::default())
+}
+
+#[tokio::test]
+async fn block_number_is_the_served_head_and_never_decreases() {
+    let (fakes, gate, http) = setup(&[100, 101, 102]).await;
+    gate.wait_served(100).await;
+    assert_eq!(
+        quantity(&http.result(&gate.url, "klay_blockNumber", json!([])).await),
+        100
+    );
+    assert_eq!(
+        quantity(&http.result(&gate.url, "eth_blockNumber", json!([])).await),
+        100
+    );
+    assert_eq!(
+        quantity(&http.result(&gate.url, "kaia_blockNumber", json!([])).await),
+        100
+    );
+
+    // Nodes join and leave while heads move; the served head only goes up.
+    let mut last = 100;
+    let steps: &[(usize, Option<u64>)] = &[
+        (0, Some(103)),
+        (1, None),
+        (2, Some(110)),
+        (1, Some(109)),
+        (0, None),
+        (0, Some(111)),
+    ];
+    for &(node, head) in steps {
+        match head {
+            Some(h) => {
+                fakes[node].revive().await;
+                fakes[node].set_head(h);
+            }
+            None => fakes[node].kill(),
+        }
+        for _ in 0..10 {
+            let n = quantity(&http.result(&gate.url, "klay_blockNumber", json!([])).await);
+            assert!(n >= last, "blockNumber went back from {last} to {n}");
+            last = n;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+    // No upstream call was made for blockNumber.
+    assert!(fakes.iter().all(|f| f.calls().is_empty()));
+}
+
+#[tokio::test]
+async fn a_lagging_node_never_receives_a_latest_read() {
+    let (fakes, gate, http) = setup(&[100, 100, 90]).await;
+    let s = gate.wait_served(100).await;
+    assert_eq!(s["nodes"][2]["state"], "lagging");
+    for m in ["klay_getBalance", "kaia_getBalance", "eth_getBalance"] {
+        for tag in ["latest", "safe", "finalized"] {
+            for _ in 0..10 {
+                http.result(&gate.url, m, json!(["0x0000000000000000000000000000000000000001", tag]))
+                    .await;
+            }
+        }
+    }
+    assert!(fakes[2].calls().is_empty(), "lagging node got {:?}", fakes[2].calls());
+    // Every forwarded call carried the served head, and kaia_ went upstream as klay_.
+    for f in &fakes[..2] {
+        for (m, p) in f.calls() {
+            assert!(m == "klay_getBalance" || m == "eth_getBalance", "{m}");
+            assert_eq!(p[1], "0x64");
+        }
+    }
+    assert_eq!(fakes[0].calls().len() + fakes[1].calls().len(), 90);
+}
+
+#[tokio::test]
+async fn omitted_block_params_are_filled_where_the_node_takes_one() {
+    let (fakes, gate, http) = setup(&[100]).await;
+    gate.wait_served(100).await;
+    http.result(
+        &gate.url,
+        "eth_call",
+        json!([{"to": "0x0000000000000000000000000000000000000001"}]),
+    )
+    .await;
+    http.result(
+        &gate.url,
+        "klay_estimateGas",
+        json!([{"to": "0x0000000000000000000000000000000000000001"}]),
+    )
+    .await;
+    let calls = fakes[0].calls();
+    assert_eq!(
+        calls[0].1,
+        json!([{"to": "0x0000000000000000000000000000000000000001"}, "0x64"])
+    );
+    assert_eq!(
+        calls[1].1,
+        json!([{"to": "0x0000000000000000000000000000000000000001"}])
+    );
+}
+
+#[tokio::test]
+async fn explicit_blocks_go_only_to_nodes_that_have_them() {
+    let (fakes, gate, http) = setup(&[100, 105, 102]).await;
+    gate.wait_served(102).await;
+    for _ in 0..30 {
+        let b = http
+            .result(&gate.url, "klay_getBlockByNumber", json!(["0x67", false]))
+            .await;
+        assert_eq!(b["number"], "0x67");
+    }
+    assert!(fakes[0].calls().is_empty());
+    // Above every head: the highest node gives the truthful "not yet".
+    let b = http
+        .result(&gate.url, "klay_getBlockByNumber", json!(["0x100", false]))
+        .await;
+    assert_eq!(b, Value::Null);
+    assert_eq!(fakes[1].calls_of("klay_getBlockByNumber").last().unwrap()[0], "0x100");
+}
+
+#[tokio::test]
+async fn a_null_receipt_is_retried_on_a_higher_node() {
+    let (fakes, gate, http) = setup(&[100, 100, 101]).await;
+    gate.wait_served(100).await;
+    let hash = format!("0x{:064x}", 0xabc);
+    for f in &fakes {
+        f.add_tx(&hash, 101); // only node 2 has block 101 so far
+    }
+    for m in [
+        "klay_getTransactionReceipt",
+        "eth_getTransactionReceipt",
+        "kaia_getTransactionByHash",
+    ] {
+        for _ in 0..10 {
+            let r = http.result(&gate.url, m, json!([hash])).await;
+            assert_eq!(r["node"], 2, "{m} answered by a lagging node: {r}");
+        }
+    }
+    // Unknown everywhere: null after asking each higher node once, not an error.
+    let missing = format!("0x{:064x}", 0xdef);
+    assert_eq!(
+        http.result(&gate.url, "klay_getTransactionReceipt", json!([missing]))
+            .await,
+        Value::Null
+    );
+}
+
+#[tokio::test]
+async fn filters_stick_to_the_node_that_created_them() {
+    let (_fakes, gate, http) = setup(&[100, 100, 100]).await;
+    gate.wait_served(100).await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(http.result(&gate.url, "klay_newBlockFilter", json!([])).await);
+    }
+    for id in &ids {
+        let owner: u64 = id.as_str().unwrap()[3..4].parse().unwrap();
+        for _ in 0..5 {
+            let r = http.result(&gate.url, "klay_getFilterChanges", json!([id])).await;
+            assert_eq!(r, json!([owner]));
+        }
+    }
+    http.result(&gate.url, "eth_uninstallFilter", json!([ids[0]])).await;
+    let r = http.rpc(&gate.url, "klay_getFilterChanges", json!([ids[0]])).await;
+    assert_eq!(r["error"]["message"], "filter not found");
+    let r = http.rpc(&gate.url, "klay_getFilterChanges", json!(["0xunknown"])).await;
+    assert_eq!(r["error"]["message"], "filter not found");
+}
+
+#[tokio::test]
+async fn reads_are_retried_on_another_node_and_failed_nodes_are_avoided() {
+    let (fakes, gate, http) = setup(&[100, 100, 100]).await;
+    gate.wait_served(100).await;
+    fakes[0].set_mode(Mode::Http500);
+    for _ in 0..20 {
+        let r = http.result(&gate.url, "klay_gasPrice", json!([])).await;
+        assert_ne!(r["node"], 0);
+    }
+    fakes[0].set_mode(Mode::Ok);
+    fakes[1].kill();
+    for _ in 0..20 {
+        let r = http
+            .result(
+                &gate.url,
+                "klay_getBalance",
+                json!(["0x0000000000000000000000000000000000000001", "latest"]),
+            )
+            .await;
+        assert_ne!(r["node"], 1);
+    }
+    gate.wait_status("node 1 down", |s| s["nodes"][1]["state"] == "down")
+        .await;
+    fakes[1].revive().await;
+    gate.wait_status("node 1 back", |s| s["nodes"][1]["state"] == "in_sync")
+        .await;
+}
+
+#[tokio::test]
+async fn a_hung_node_is_marked_down_and_reads_still_succeed() {
+    let fakes = fake::cluster(&[100, 100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cluster.upstream_timeout_ms = 300;
+    let gate = Gate::start(cfg).await;
+    let http = Http::default();
+    gate.wait_served(100).await;
+    fakes[1].set_mode(Mode::Hang);
+    for _ in 0..10 {
+        let r = http.result(&gate.url, "klay_gasPrice", json!([])).await;
+        assert_eq!(r["node"], 0);
+    }
+    gate.wait_status("node 1 down", |s| s["nodes"][1]["state"] == "down")
+        .await;
+}
+
+#[tokio::test]
+async fn writes_go_to_one_node_and_are_not_retried_blindly() {
+    let (fakes, gate, http) = setup(&[100, 100, 100]).await;
+    gate.wait_served(100).await;
+    for _ in 0..10 {
+        http.result(&gate.url, "klay_sendRawTransaction", json!(["0x01"])).await;
+    }
+    let per_node: Vec<usize> = fakes
+        .iter()
+        .map(|f| f.calls_of("klay_sendRawTransaction").len())
+        .collect();
+    assert_eq!(per_node, vec![10, 0, 0]);
+    // `pending` reads follow the writes.
+    http.result(
+        &gate.url,
+        "klay_getTransactionCount",
+        json!(["0x0000000000000000000000000000000000000001", "pending"]),
+    )
+    .await;
+    assert_eq!(fakes[0].calls_of("klay_getTransactionCount").len(), 1);
+
+    // A 500 from the write node is returned, not re-sent elsewhere.
+    fakes[0].set_mode(Mode::Http500);
+    let r = http.rpc(&gate.url, "eth_sendRawTransaction", json!(["0x02"])).await;
+    assert_eq!(r["error"]["code"], -32011, "{r}");
+    assert!(
+        fakes[1].calls_of("eth_sendRawTransaction").is_empty()
+            && fakes[2].calls_of("eth_sendRawTransaction").is_empty()
+    );
+
+    // A connection that could not be made is safe to send elsewhere.
+    fakes[0].set_mode(Mode::Ok);
+    fakes[0].kill();
+    let r = http.result(&gate.url, "eth_sendRawTransaction", json!(["0x03"])).await;
+    assert_ne!(r, Value::Null);
+}
+
+#[tokio::test]
+async fn node_errors_pass_through_verbatim() {
+    let mut cfg;
+    let fakes = fake::cluster(&[100]).await;
+    cfg = test_config(&fake::urls(&fakes));
+    cfg.methods.allow = vec!["klay_fail".into()];
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let r = Http::default()
+        .post(
+            &gate.url,
+            r#"{"jsonrpc":"2.0","id":"q","method":"klay_fail","params":[]}"#,
+        )
+        .await;
+    assert_eq!(
+        std::str::from_utf8(&r.body).unwrap(),
+        r#"{"error":{"code":-32000,"message":"nonce too low"},"id":"q","jsonrpc":"2.0"}"#
+    );
+}
+
+#[tokio::test]
+async fn batches_route_each_call_and_keep_order_and_ids() {
+    let (fakes, gate, http) = setup(&[100, 100, 90]).await;
+    gate.wait_served(100).await;
+    let body = json!([
+        {"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]},
+        {"jsonrpc":"2.0","id":"two","method":"klay_getBlockByNumber","params":["latest", false]},
+        {"jsonrpc":"2.0","id":3,"method":"admin_peers","params":[]},
+        {"jsonrpc":"2.0","method":"klay_gasPrice","params":[]},
+        {"jsonrpc":"2.0","id":null,"method":"klay_getBlockByNumber","params":["0x5a", false]},
+        7
+    ]);
+    let r = http.post(&gate.url, body.to_string()).await.json();
+    let r = r.as_array().unwrap();
+    assert_eq!(r.len(), 5, "the notification gets no reply: {r:?}");
+    assert_eq!((r[0]["id"].clone(), r[0]["result"].clone()), (json!(1), json!("0x64")));
+    assert_eq!(
+        (r[1]["id"].clone(), r[1]["result"]["number"].clone()),
+        (json!("two"), json!("0x64"))
+    );
+    assert_eq!(
+        (r[2]["id"].clone(), r[2]["error"]["code"].clone()),
+        (json!(3), json!(-32601))
+    );
+    assert_eq!(
+        (r[3]["id"].clone(), r[3]["result"]["number"].clone()),
+        (Value::Null, json!("0x5a"))
+    );
+    assert_eq!(r[4]["error"]["code"], -32600);
+    assert_eq!(
+        fakes[0].calls_of("klay_gasPrice").len() + fakes[1].calls_of("klay_gasPrice").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn no_node_in_sync_is_a_clear_error() {
+    let fakes = fake::cluster(&[100]).await;
+    fakes[0].kill();
+    let gate = Gate::start(test_config(&fake::urls(&fakes))).await;
+    let http = Http::default();
+    let r = http.rpc(&gate.url, "klay_blockNumber", json!([])).await;
+    assert_eq!(r["error"]["code"], -32010, "{r}");
+    let r = http.rpc(&gate.url, "klay_gasPrice", json!([])).await;
+    assert_eq!(r["error"]["code"], -32010, "{r}");
+    assert_eq!(http.get(&format!("{}/ready", gate.url)).await.status, 503);
+}

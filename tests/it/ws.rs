@@ -1,0 +1,36 @@
+//! JSON-RPC over WebSocket on the same port.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::fake;
+use crate::support::gate::{test_config, Gate};
+
+#[tokio::test]
+async fn websocket_requests_and_batches() {
+    let fakes = fake::cluster(&[100, 100]).await;
+    let gate = Gate::start(test_config(&fake::urls(&fakes))).await;
+    gate.wait_served(100).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
+        .await
+        .expect("ws connect");
+    let single = json!({"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]});
+    let batch = json!([{"jsonrpc":"2.0","id":2,"method":"klay_getBlockByNumber","params":["latest",false]},
+                       {"jsonrpc":"2.0","id":3,"method":"eth_chainId","params":[]}]);
+    ws.send(Message::text(single.to_string())).await.unwrap();
+    ws.send(Message::text(batch.to_string())).await.unwrap();
+    ws.send(Message::text("{bad")).await.unwrap();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        match ws.next().await.expect("reply").expect("ws ok") {
+            Message::Text(t) => replies.push(serde_json::from_str::<Value>(&t).unwrap()),
+            _ => continue,
+        }
+    }
+    let single = replies.iter().find(|r| r["id"] == 1).expect("reply to 1");
+    assert_eq!(single["result"], "0x64");
+    let batch = replies.iter().find(|r| r.is_array()).expect("batch reply");
+    assert_eq!(batch[0]["result"]["number"], "0x64");
+    assert!(replies.iter().any(|r| r["error"]["code"] == -32700));
+}

@@ -1,0 +1,94 @@
+//! A minimal JSON-RPC / HTTP client for tests (hyper-util, like the proxy itself).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+/// A pooled HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    inner: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+/// A response: status, selected headers and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Http {
+    pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Reply {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn get(&self, url: &str) -> Reply {
+        let req = http::Request::get(url).body(Full::new(Bytes::new())).expect("request");
+        self.send(req).await
+    }
+
+    async fn send(&self, req: http::Request<Full<Bytes>>) -> Reply {
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Reply {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    /// One call; returns the whole response object.
+    pub async fn rpc(&self, url: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+        self.post(url, body).await.json()
+    }
+
+    /// One call that must succeed; returns its result.
+    pub async fn result(&self, url: &str, method: &str, params: Value) -> Value {
+        let r = self.rpc(url, method, params.clone()).await;
+        match r.get("error") {
+            Some(e) => panic!("{method}({params}) failed: {e}"),
+            None => r["result"].clone(),
+        }
+    }
+}
+
+/// Parses a `0x` quantity from a JSON value.
+pub fn quantity(v: &Value) -> u64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a quantity: {v}"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not a quantity: {v}"))
+}

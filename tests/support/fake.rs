@@ -1,0 +1,244 @@
+//! Deterministic fake Klaytn nodes for exact routing rules: the test sets each node's head,
+//! failure mode and known transactions, and reads back which calls reached which node.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// How a fake answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    Ok = 0,
+    /// HTTP 500 to every request.
+    Http500 = 1,
+    /// Never answers (a paused node).
+    Hang = 2,
+}
+
+struct State {
+    id: usize,
+    head: AtomicU64,
+    mode: AtomicU8,
+    /// tx hash → block it is mined in.
+    txs: Mutex<HashMap<String, u64>>,
+    /// (method, params) of every call except blockNumber polls.
+    calls: Mutex<Vec<(String, Value)>>,
+    filters: AtomicU64,
+}
+
+/// One fake node.
+pub struct Fake {
+    pub id: usize,
+    pub addr: SocketAddr,
+    pub url: String,
+    st: Arc<State>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Fake {
+    pub async fn start(id: usize, head: u64) -> Fake {
+        let st = Arc::new(State {
+            id,
+            head: AtomicU64::new(head),
+            mode: AtomicU8::new(Mode::Ok as u8),
+            txs: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Vec::new()),
+            filters: AtomicU64::new(0),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve(listener, st.clone()));
+        Fake {
+            id,
+            addr,
+            url: format!("http://{addr}"),
+            st,
+            server: Mutex::new(Some(server)),
+        }
+    }
+
+    pub fn set_head(&self, h: u64) {
+        self.st.head.store(h, Ordering::SeqCst);
+    }
+
+    pub fn set_mode(&self, m: Mode) {
+        self.st.mode.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Knows `hash` as mined in `block` (visible once the head reaches it).
+    pub fn add_tx(&self, hash: &str, block: u64) {
+        self.st.txs.lock().unwrap().insert(hash.to_owned(), block);
+    }
+
+    /// Calls received (method, params), polls excluded.
+    pub fn calls(&self) -> Vec<(String, Value)> {
+        self.st.calls.lock().unwrap().clone()
+    }
+
+    pub fn calls_of(&self, method: &str) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.st.calls.lock().unwrap().clear();
+    }
+
+    /// Stops listening and drops open connections: the node is gone (connection refused).
+    pub fn kill(&self) {
+        if let Some(s) = self.server.lock().unwrap().take() {
+            s.abort();
+        }
+    }
+
+    /// Listens again on the same port (no-op while listening).
+    pub async fn revive(&self) {
+        if self.server.lock().unwrap().is_some() {
+            return;
+        }
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        *self.server.lock().unwrap() = Some(tokio::spawn(serve(listener, self.st.clone())));
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn serve(listener: TcpListener, st: Arc<State>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let st = st.clone();
+        conns.spawn(async move {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let st = st.clone();
+                async move {
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    Ok::<_, Infallible>(respond(&st, &body).await)
+                }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
+    match st.mode.load(Ordering::SeqCst) {
+        1 => {
+            return http::Response::builder()
+                .status(500)
+                .body(Full::new(Bytes::from_static(b"boom")))
+                .unwrap()
+        }
+        2 => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        _ => {}
+    }
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let reply = match &req {
+        Value::Array(calls) => Value::Array(calls.iter().map(|c| answer(st, c)).collect()),
+        c => answer(st, c),
+    };
+    http::Response::new(Full::new(Bytes::from(reply.to_string())))
+}
+
+fn answer(st: &State, req: &Value) -> Value {
+    let method = req["method"].as_str().unwrap_or("").to_owned();
+    let params = req["params"].clone();
+    let base = method.split_once('_').map_or(method.as_str(), |(_, b)| b).to_owned();
+    let head = st.head.load(Ordering::SeqCst);
+    if base != "blockNumber" {
+        st.calls.lock().unwrap().push((method.clone(), params.clone()));
+    }
+    let id = st.id;
+    let result: Result<Value, Value> = match base.as_str() {
+        "blockNumber" => Ok(json!(format!("{head:#x}"))),
+        "getBlockByNumber" => {
+            let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
+            Ok(if n <= head {
+                json!({"number": format!("{n:#x}"), "node": id})
+            } else {
+                Value::Null
+            })
+        }
+        "getTransactionReceipt" | "getTransactionByHash" => {
+            let h = params[0].as_str().unwrap_or("");
+            let block = st.txs.lock().unwrap().get(h).copied();
+            Ok(match block {
+                Some(b) if b <= head => json!({"transactionHash": h, "blockNumber": format!("{b:#x}"), "node": id}),
+                _ => Value::Null,
+            })
+        }
+        "newFilter" | "newBlockFilter" => {
+            let n = st.filters.fetch_add(1, Ordering::SeqCst);
+            Ok(json!(format!("0xf{id}{n}")))
+        }
+        "getFilterChanges" | "uninstallFilter" => {
+            let fid = params[0].as_str().unwrap_or("");
+            if fid.starts_with(&format!("0xf{id}")) {
+                Ok(json!([id]))
+            } else {
+                Err(json!({"code": -32000, "message": "filter not found"}))
+            }
+        }
+        "sendRawTransaction" => Ok(json!(format!("0x{id:064x}"))),
+        "fail" => Err(json!({"code": -32000, "message": "nonce too low"})),
+        _ => Ok(json!({"node": id})),
+    };
+    let mut out = json!({"jsonrpc": "2.0", "id": req["id"].clone()});
+    match result {
+        Ok(r) => out["result"] = r,
+        Err(e) => out["error"] = e,
+    }
+    out
+}
+
+fn parse(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(u64::MAX)
+}
+
+/// Starts `heads.len()` fakes.
+pub async fn cluster(heads: &[u64]) -> Vec<Fake> {
+    let mut v = Vec::new();
+    for (i, &h) in heads.iter().enumerate() {
+        v.push(Fake::start(i, h).await);
+    }
+    v
+}
+
+/// The (http, ws) pairs for a gate config.
+pub fn urls(fakes: &[Fake]) -> Vec<(String, Option<String>)> {
+    fakes.iter().map(|f| (f.url.clone(), None)).collect()
+}

@@ -1,0 +1,92 @@
+//! Runs kengate in-process on an ephemeral port for a test, and stops it when dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kengate::config::{Config, NodeConfig};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::client::Http;
+
+/// A running kengate.
+pub struct Gate {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A config for tests: the given nodes, fast polling.
+pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
+    let mut c = Config::default();
+    c.nodes = nodes
+        .iter()
+        .map(|(http, ws)| NodeConfig {
+            http: http.clone(),
+            ws: ws.clone(),
+        })
+        .collect();
+    c.cluster.poll_interval_ms = 50;
+    c.cluster.probe_timeout_ms = 500;
+    c.cluster.upstream_timeout_ms = 2000;
+    c
+}
+
+impl Gate {
+    pub async fn start(config: Config) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            kengate::run(config, listener, shutdown).await.expect("kengate run");
+        });
+        Gate {
+            addr,
+            url: format!("http://{addr}"),
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    pub async fn status(&self) -> Value {
+        Http::default().get(&format!("{}/status", self.url)).await.json()
+    }
+
+    /// Waits until `pred(status)` holds (bounded).
+    pub async fn wait_status(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.status().await;
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; status: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_served(&self, head: u64) -> Value {
+        self.wait_status(&format!("served head {head}"), |s| s["served_head"] == head)
+            .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

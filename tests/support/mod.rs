@@ -1,0 +1,10 @@
+//! Test harness shared by the integration (`it`) and end-to-end (`e2e`) test binaries:
+//! an in-process kengate, a small JSON-RPC client, fake upstream nodes, and the real local
+//! Klaytn cluster (`scripts/localnet`).
+#![allow(dead_code)]
+
+pub mod client;
+pub mod fake;
+pub mod gate;
+pub mod localnet;
+pub mod tx;
