@@ -7,4 +7,5 @@ pub mod client;
 pub mod fake;
 pub mod gate;
 pub mod localnet;
+pub mod nginx;
 pub mod tx;

@@ -1,0 +1,72 @@
+//! Fuzz target: arbitrary upstream reply bodies through `UpstreamReply::parse`, the null-result
+//! rule, and the batch/result builders that pass replies through. Owns the invariants "never
+//! panics" and "passing valid JSON through a batch keeps it valid JSON".
+#![no_main]
+
+use bytes::Bytes;
+use kengate::jsonrpc::{self, UpstreamReply};
+use libfuzzer_sys::fuzz_target;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A reply kengate itself would put next to an upstream one in a batch.
+const LOCAL: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":"0x64"}"#;
+
+/// Parses `bytes` as JSON without serde_json's nesting limit: a part that is valid at the
+/// limit is one level deeper inside a batch, which is still valid JSON.
+fn unbounded<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let v = T::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Joins `parts` and, when every part is valid JSON, checks the batch is a JSON array of as
+/// many elements.
+fn check_batch(parts: &[Bytes]) {
+    let batch = jsonrpc::batch_response(parts);
+    let all_valid = parts.iter().all(|p| unbounded::<IgnoredAny>(p).is_ok());
+    if all_valid {
+        match unbounded::<Vec<&RawValue>>(&batch) {
+            Ok(v) => assert_eq!(v.len(), parts.len(), "batch length"),
+            Err(e) => panic!(
+                "batch of valid parts is not valid JSON ({e}): {:?}",
+                String::from_utf8_lossy(&batch)
+            ),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(reply) = UpstreamReply::parse(data) {
+        let null = reply.is_null_result();
+        assert!(
+            reply.result.is_some() || reply.error.is_some(),
+            "accepted a reply with neither"
+        );
+        assert!(
+            reply.error.is_none_or(|e| e.get() != "null"),
+            "error: null kept as an error"
+        );
+        assert!(
+            !(null && reply.error.is_some()),
+            "an error reply counted as a null result"
+        );
+        if let Some(r) = reply.result {
+            let id = RawValue::from_string("1".to_owned()).ok();
+            let bytes = jsonrpc::result_response(id.as_deref(), r.get());
+            if let Err(e) = unbounded::<IgnoredAny>(&bytes) {
+                panic!(
+                    "result passthrough is not valid JSON ({e}): {:?}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+    }
+    let part = Bytes::copy_from_slice(data);
+    check_batch(&[]);
+    check_batch(std::slice::from_ref(&part));
+    check_batch(&[part.clone(), Bytes::from_static(LOCAL), part]);
+});

@@ -1,0 +1,142 @@
+//! The seed's read scenario: `blockNumber` → `getBlockByNumber(n)` → `getBlockReceipts(n)`
+//! → by-hash lookups of its txs, in a loop, under tx load, while EN2 is detached and
+//! re-attached. Through kengate: zero failures. Through nginx round-robin over the same
+//! ENs: failures (which proves the scenario really splits).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k256::ecdsa::SigningKey;
+use serde_json::{json, Value};
+
+use crate::support::client::{quantity, Http};
+use crate::support::gate::{test_config, Gate};
+use crate::support::localnet::{Localnet, Restore};
+use crate::support::nginx::Nginx;
+use crate::support::tx::{hex_bytes, sign_transfer};
+
+#[derive(Debug, Default)]
+struct Tally {
+    rounds: u64,
+    lookups: u64,
+    failures: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn fail(&mut self, why: &'static str) {
+        *self.failures.entry(why).or_default() += 1;
+    }
+    fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+}
+
+/// One client's loop through `url` until `stop`.
+async fn read_loop(url: String, stop: Arc<AtomicBool>) -> Tally {
+    let http = Http::default();
+    let mut t = Tally::default();
+    let mut last = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        t.rounds += 1;
+        let r = http.rpc(&url, "klay_blockNumber", json!([])).await;
+        let Some(n) = r["result"].as_str().map(|_| quantity(&r["result"])) else {
+            t.fail("blockNumber error");
+            continue;
+        };
+        if n < last {
+            t.fail("blockNumber went backwards");
+        }
+        last = last.max(n);
+        let hex = format!("{n:#x}");
+        let block = http.rpc(&url, "klay_getBlockByNumber", json!([hex, false])).await;
+        let txs = match block.get("result") {
+            Some(Value::Object(b)) => b["transactions"].as_array().cloned().unwrap_or_default(),
+            _ => {
+                t.fail("getBlockByNumber(blockNumber) null/error");
+                continue;
+            }
+        };
+        let receipts = http.rpc(&url, "klay_getBlockReceipts", json!([hex])).await;
+        match receipts.get("result") {
+            Some(Value::Array(rs)) if rs.len() == txs.len() => {}
+            _ => t.fail("getBlockReceipts(blockNumber) null/error/short"),
+        }
+        for tx in txs {
+            t.lookups += 1;
+            let r = http.rpc(&url, "klay_getTransactionReceipt", json!([tx])).await;
+            if !r["result"].is_object() {
+                t.fail("getTransactionReceipt null/error");
+            }
+            let r = http.rpc(&url, "klay_getTransactionByHash", json!([tx])).await;
+            if !r["result"].is_object() {
+                t.fail("getTransactionByHash null/error");
+            }
+        }
+    }
+    t
+}
+
+/// Value transfers from a few funded accounts, straight to EN1 and EN3 (never detached).
+async fn tx_load(net: Localnet, stop: Arc<AtomicBool>) -> u64 {
+    let http = Http::default();
+    let gas_price = u128::from(quantity(&http.result(&net.en_http[0], "klay_gasPrice", json!([])).await)) * 2;
+    let mut senders = Vec::new();
+    for a in &net.accounts[10..13] {
+        let key = SigningKey::from_slice(&hex_bytes(&a.private_key)).expect("key");
+        let nonce = quantity(&http.result(&net.en_http[0], "klay_getTransactionCount", json!([a.address, "pending"])).await);
+        senders.push((key, nonce));
+    }
+    let mut sent = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for (i, (key, nonce)) in senders.iter_mut().enumerate() {
+            let to: [u8; 20] = std::array::from_fn(|_| fastrand::u8(..));
+            let tx = sign_transfer(key, net.chain_id, *nonce, gas_price, to, 1);
+            let en = &net.en_http[if i % 2 == 0 { 0 } else { 2 }];
+            let r = http.rpc(en, "klay_sendRawTransaction", json!([tx.raw_hex()])).await;
+            assert!(r.get("error").is_none(), "load tx refused: {r}");
+            *nonce += 1;
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_never_see_the_split_brain_through_kengate() {
+    let net = Localnet::load();
+    let gate = Gate::start(test_config(&net.nodes())).await;
+    gate.wait_status("3 nodes in sync", |s| {
+        s["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
+    })
+    .await;
+    let nginx = Nginx::start(&net.en_http);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn(tx_load(net.clone(), stop.clone()));
+    let through_gate = tokio::spawn(read_loop(gate.url.clone(), stop.clone()));
+    let through_nginx = tokio::spawn(read_loop(nginx.url.clone(), stop.clone()));
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    net.ctl(&["detach", "2"]);
+    let restore = Restore { net: &net, args: vec!["attach", "2"] };
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    net.ctl(&["attach", "2"]);
+    drop(restore);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let sent = load.await.expect("load task");
+    let k = through_gate.await.expect("kengate loop");
+    let n = through_nginx.await.expect("nginx loop");
+    println!("tx load: {sent} transfers sent");
+    println!("kengate: {} rounds, {} tx lookups, {} failures {:?}", k.rounds, k.lookups, k.failed(), k.failures);
+    println!("nginx:   {} rounds, {} tx lookups, {} failures {:?}", n.rounds, n.lookups, n.failed(), n.failures);
+    assert!(sent > 50, "the tx load did not run");
+    assert!(k.rounds > 50 && k.lookups > 20, "kengate's loop barely ran: {k:?}");
+    assert_eq!(k.failed(), 0, "kengate showed the split brain: {:?}", k.failures);
+    assert!(n.failed() > 0, "the baseline saw no failures, so the scenario did not split the cluster: {n:?}");
+    gate.stop().await;
+}
