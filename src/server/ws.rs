@@ -41,9 +41,11 @@ pub(super) fn upgrade(gw: Arc<Gateway>, settings: &ServerSettings, mut req: Requ
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let mut cfg = WebSocketConfig::default();
-                cfg.max_message_size = Some(max);
-                cfg.max_frame_size = Some(max);
+                let cfg = WebSocketConfig {
+                    max_message_size: Some(max),
+                    max_frame_size: Some(max),
+                    ..Default::default()
+                };
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
                 session(gw, ws, in_flight).await;
             }

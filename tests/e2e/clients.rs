@@ -9,7 +9,8 @@ async fn real_clients_work_through_kengate() {
     let mut cfg = test_config(&net.nodes());
     cfg.cluster.poll_interval_ms = 250;
     let gate = Gate::start(cfg).await;
-    gate.wait_status("a node in sync", |s| s["served_head"].as_u64().unwrap_or(0) > 0).await;
+    gate.wait_status("a node in sync", |s| s["served_head"].as_u64().unwrap_or(0) > 0)
+        .await;
     let out = tokio::process::Command::new(net.repo.join("scripts/clients"))
         .arg("run")
         .env("RPC_URL", &gate.url)

@@ -23,14 +23,26 @@ async fn detach_freezes_one_en_and_attach_lets_it_catch_up() {
     let net = Localnet::load();
     let http = Http::default();
     net.ctl(&["detach", "2"]);
-    let _restore = Restore { net: &net, args: vec!["attach", "2"] };
+    let _restore = Restore {
+        net: &net,
+        args: vec!["attach", "2"],
+    };
     let before = heads(&http, &net).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = heads(&http, &net).await;
     println!("heads before {before:?}, after 6 s {after:?}");
-    assert!(after[1] <= before[1] + 1, "EN2 kept syncing while detached: {before:?} -> {after:?}");
-    assert!(after[0] >= before[0] + 3 && after[2] >= before[2] + 3, "EN1/EN3 stalled: {before:?} -> {after:?}");
-    assert!(after[0] - after[1] > before[0].saturating_sub(before[1]) + 2, "the gap did not grow");
+    assert!(
+        after[1] <= before[1] + 1,
+        "EN2 kept syncing while detached: {before:?} -> {after:?}"
+    );
+    assert!(
+        after[0] >= before[0] + 3 && after[2] >= before[2] + 3,
+        "EN1/EN3 stalled: {before:?} -> {after:?}"
+    );
+    assert!(
+        after[0] - after[1] > before[0].saturating_sub(before[1]) + 2,
+        "the gap did not grow"
+    );
 
     net.ctl(&["attach", "2"]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
@@ -51,36 +63,62 @@ async fn kengate_serves_the_real_cluster_in_every_namespace_and_transport() {
     let http = Http::default();
     let s = gate
         .wait_status("3 nodes in sync", |s| {
-            s["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
+            s["nodes"]
+                .as_array()
+                .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
         })
         .await;
     let served = s["served_head"].as_u64().unwrap();
     let en = heads(&http, &net).await;
-    assert!(en.iter().all(|&h| h + 2 >= served && h <= served + 3), "served {served} vs ENs {en:?}");
+    assert!(
+        en.iter().all(|&h| h + 2 >= served && h <= served + 3),
+        "served {served} vs ENs {en:?}"
+    );
 
     // klay_ / kaia_ / eth_: Klaytn v1.12 has no kaia_ namespace; kengate serves it as klay_.
     let acct = &net.accounts[0].address;
-    let direct = http.rpc(&net.en_http[0], "kaia_getBalance", json!([acct, "latest"])).await;
+    let direct = http
+        .rpc(&net.en_http[0], "kaia_getBalance", json!([acct, "latest"]))
+        .await;
     assert_eq!(direct["error"]["code"], -32601, "the node itself lacks kaia_: {direct}");
     for m in ["klay_getBalance", "kaia_getBalance", "eth_getBalance"] {
         let b = http.result(&gate.url, m, json!([acct, "latest"])).await;
-        assert!(b.as_str().is_some_and(|s| s.starts_with("0x") && s != "0x0"), "{m}: {b}");
+        assert!(
+            b.as_str().is_some_and(|s| s.starts_with("0x") && s != "0x0"),
+            "{m}: {b}"
+        );
     }
-    assert_eq!(quantity(&http.result(&gate.url, "klay_chainID", json!([])).await), net.chain_id);
-    assert_eq!(quantity(&http.result(&gate.url, "eth_chainId", json!([])).await), net.chain_id);
+    assert_eq!(
+        quantity(&http.result(&gate.url, "klay_chainID", json!([])).await),
+        net.chain_id
+    );
+    assert_eq!(
+        quantity(&http.result(&gate.url, "eth_chainId", json!([])).await),
+        net.chain_id
+    );
 
     // A block filter lives on one node; its changes come back through kengate.
     let f = http.result(&gate.url, "klay_newBlockFilter", json!([])).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let changes = http.result(&gate.url, "klay_getFilterChanges", json!([f])).await;
-    assert!(!changes.as_array().unwrap().is_empty(), "no new blocks in 2.5 s: {changes}");
-    assert_eq!(http.result(&gate.url, "klay_uninstallFilter", json!([f])).await, json!(true));
+    assert!(
+        !changes.as_array().unwrap().is_empty(),
+        "no new blocks in 2.5 s: {changes}"
+    );
+    assert_eq!(
+        http.result(&gate.url, "klay_uninstallFilter", json!([f])).await,
+        json!(true)
+    );
 
     // Over WebSocket on the same port.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr)).await.unwrap();
-    ws.send(Message::text(json!({"jsonrpc":"2.0","id":9,"method":"klay_getBlockByNumber","params":["latest",false]}).to_string()))
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
         .await
         .unwrap();
+    ws.send(Message::text(
+        json!({"jsonrpc":"2.0","id":9,"method":"klay_getBlockByNumber","params":["latest",false]}).to_string(),
+    ))
+    .await
+    .unwrap();
     let reply = loop {
         if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
             break serde_json::from_str::<Value>(&t).unwrap();
@@ -89,21 +127,31 @@ async fn kengate_serves_the_real_cluster_in_every_namespace_and_transport() {
     assert!(quantity(&reply["result"]["number"]) >= served, "{reply}");
 
     // Admin stays closed.
-    assert_eq!(http.rpc(&gate.url, "admin_peers", json!([])).await["error"]["code"], -32601);
+    assert_eq!(
+        http.rpc(&gate.url, "admin_peers", json!([])).await["error"]["code"],
+        -32601
+    );
 
     // A stopped EN is seen down and avoided; a hung (paused) one too; reads keep working.
     for (stop, start) in [(["stop", "3"], ["start", "3"]), (["pause", "1"], ["resume", "1"])] {
         net.ctl(&stop);
-        let restore = Restore { net: &net, args: start.to_vec() };
+        let restore = Restore {
+            net: &net,
+            args: start.to_vec(),
+        };
         let node = if stop[1] == "3" { 2 } else { 0 };
         for _ in 0..20 {
-            let b = http.result(&gate.url, "klay_getBlockByNumber", json!(["latest", false])).await;
+            let b = http
+                .result(&gate.url, "klay_getBlockByNumber", json!(["latest", false]))
+                .await;
             assert!(b.is_object(), "{b}");
         }
-        gate.wait_status("the node down", |s| s["nodes"][node]["state"] == "down").await;
+        gate.wait_status("the node down", |s| s["nodes"][node]["state"] == "down")
+            .await;
         net.ctl(&start);
         drop(restore);
-        gate.wait_status("the node back in sync", |s| s["nodes"][node]["state"] == "in_sync").await;
+        gate.wait_status("the node back in sync", |s| s["nodes"][node]["state"] == "in_sync")
+            .await;
     }
     gate.stop().await;
 }

@@ -81,11 +81,21 @@ async fn read_loop(url: String, stop: Arc<AtomicBool>) -> Tally {
 /// Value transfers from a few funded accounts, straight to EN1 and EN3 (never detached).
 async fn tx_load(net: Localnet, stop: Arc<AtomicBool>) -> u64 {
     let http = Http::default();
-    let gas_price = u128::from(quantity(&http.result(&net.en_http[0], "klay_gasPrice", json!([])).await)) * 2;
+    let gas_price = u128::from(quantity(
+        &http.result(&net.en_http[0], "klay_gasPrice", json!([])).await,
+    )) * 2;
     let mut senders = Vec::new();
     for a in &net.accounts[10..13] {
         let key = SigningKey::from_slice(&hex_bytes(&a.private_key)).expect("key");
-        let nonce = quantity(&http.result(&net.en_http[0], "klay_getTransactionCount", json!([a.address, "pending"])).await);
+        let nonce = quantity(
+            &http
+                .result(
+                    &net.en_http[0],
+                    "klay_getTransactionCount",
+                    json!([a.address, "pending"]),
+                )
+                .await,
+        );
         senders.push((key, nonce));
     }
     let mut sent = 0;
@@ -109,7 +119,9 @@ async fn reads_never_see_the_split_brain_through_kengate() {
     let net = Localnet::load();
     let gate = Gate::start(test_config(&net.nodes())).await;
     gate.wait_status("3 nodes in sync", |s| {
-        s["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
+        s["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
     })
     .await;
     let nginx = Nginx::start(&net.en_http);
@@ -121,7 +133,10 @@ async fn reads_never_see_the_split_brain_through_kengate() {
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     net.ctl(&["detach", "2"]);
-    let restore = Restore { net: &net, args: vec!["attach", "2"] };
+    let restore = Restore {
+        net: &net,
+        args: vec!["attach", "2"],
+    };
     tokio::time::sleep(Duration::from_secs(12)).await;
     net.ctl(&["attach", "2"]);
     drop(restore);
@@ -132,11 +147,26 @@ async fn reads_never_see_the_split_brain_through_kengate() {
     let k = through_gate.await.expect("kengate loop");
     let n = through_nginx.await.expect("nginx loop");
     println!("tx load: {sent} transfers sent");
-    println!("kengate: {} rounds, {} tx lookups, {} failures {:?}", k.rounds, k.lookups, k.failed(), k.failures);
-    println!("nginx:   {} rounds, {} tx lookups, {} failures {:?}", n.rounds, n.lookups, n.failed(), n.failures);
+    println!(
+        "kengate: {} rounds, {} tx lookups, {} failures {:?}",
+        k.rounds,
+        k.lookups,
+        k.failed(),
+        k.failures
+    );
+    println!(
+        "nginx:   {} rounds, {} tx lookups, {} failures {:?}",
+        n.rounds,
+        n.lookups,
+        n.failed(),
+        n.failures
+    );
     assert!(sent > 50, "the tx load did not run");
     assert!(k.rounds > 50 && k.lookups > 20, "kengate's loop barely ran: {k:?}");
     assert_eq!(k.failed(), 0, "kengate showed the split brain: {:?}", k.failures);
-    assert!(n.failed() > 0, "the baseline saw no failures, so the scenario did not split the cluster: {n:?}");
+    assert!(
+        n.failed() > 0,
+        "the baseline saw no failures, so the scenario did not split the cluster: {n:?}"
+    );
     gate.stop().await;
 }

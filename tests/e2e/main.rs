@@ -5,6 +5,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod cluster;
 mod clients;
+mod cluster;
 mod consistency;

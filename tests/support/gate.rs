@@ -19,14 +19,16 @@ pub struct Gate {
 
 /// A config for tests: the given nodes, fast polling.
 pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
-    let mut c = Config::default();
-    c.nodes = nodes
-        .iter()
-        .map(|(http, ws)| NodeConfig {
-            http: http.clone(),
-            ws: ws.clone(),
-        })
-        .collect();
+    let mut c = Config {
+        nodes: nodes
+            .iter()
+            .map(|(http, ws)| NodeConfig {
+                http: http.clone(),
+                ws: ws.clone(),
+            })
+            .collect(),
+        ..Config::default()
+    };
     c.cluster.poll_interval_ms = 50;
     c.cluster.probe_timeout_ms = 500;
     c.cluster.upstream_timeout_ms = 2000;

@@ -30,12 +30,21 @@ fn nginx_bin() -> String {
 impl Nginx {
     /// Round-robin over `upstreams` (http://host:port URLs), with upstream keep-alive.
     pub fn start(upstreams: &[String]) -> Nginx {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = std::env::temp_dir().join(format!("kengate-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let servers: String = upstreams
             .iter()
-            .map(|u| format!("    server {};\n", u.trim_start_matches("http://").trim_end_matches('/')))
+            .map(|u| {
+                format!(
+                    "    server {};\n",
+                    u.trim_start_matches("http://").trim_end_matches('/')
+                )
+            })
             .collect();
         let d = dir.display();
         let conf = format!(
