@@ -58,7 +58,9 @@ async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, time
 async fn ws_loop(cluster: Arc<Cluster>, node: Arc<Node>, url: String) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        match follow_new_heads(&cluster, &node, &url).await {
+        let res = follow_new_heads(&cluster, &node, &url).await;
+        node.set_ws_subscribed(false);
+        match res {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => {
                 tracing::debug!(node = node.id, %url, error = %e, "newHeads subscription ended");
@@ -86,6 +88,9 @@ async fn follow_new_heads(cluster: &Cluster, node: &Node, url: &str) -> Result<(
             cluster.tracker.observe_head(node.id, head, HeadSource::Subscription);
         } else if text.contains("\"error\"") {
             return Err(format!("subscribe refused: {text}"));
+        } else {
+            // The reply to klay_subscribe: the subscription id.
+            node.set_ws_subscribed(true);
         }
     }
     Ok(())

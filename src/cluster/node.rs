@@ -1,7 +1,7 @@
 //! One upstream node: its URLs, live load/latency figures, and JSON-RPC calls over the
 //! shared pooled hyper client. Errors are data (kind + retryability), never strings to match.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,8 @@ pub struct Node {
     in_flight: AtomicU32,
     /// Exponentially weighted latency of successful calls, in microseconds.
     ewma_us: AtomicU64,
+    /// Whether the `newHeads` subscription is live right now (for `/status`).
+    ws_subscribed: AtomicBool,
     /// Last transport error, for `/status`. A std Mutex: held for a clone, never across `.await`.
     last_error: Mutex<Option<String>>,
 }
@@ -124,6 +126,7 @@ impl Node {
             ws,
             in_flight: AtomicU32::new(0),
             ewma_us: AtomicU64::new(1_000),
+            ws_subscribed: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }
     }
@@ -142,6 +145,16 @@ impl Node {
     /// Smoothed latency in microseconds.
     pub fn latency_us(&self) -> u64 {
         self.ewma_us.load(Ordering::Relaxed)
+    }
+
+    /// Whether the `newHeads` subscription is live.
+    pub fn ws_subscribed(&self) -> bool {
+        self.ws_subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the `newHeads` subscription is live.
+    pub fn set_ws_subscribed(&self, live: bool) {
+        self.ws_subscribed.store(live, Ordering::Relaxed);
     }
 
     /// Last transport error seen, if any.

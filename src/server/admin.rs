@@ -36,6 +36,7 @@ pub(super) fn status(gw: &Gateway) -> Resp {
                 "id": node.id,
                 "url": node.http.to_string(),
                 "ws": node.ws,
+                "ws_subscribed": node.ws_subscribed(),
                 "head": v.head,
                 "lag": view.highest.saturating_sub(v.head),
                 "state": v.state.as_str(),
