@@ -25,6 +25,9 @@ pub struct Cluster {
     pub tracker: Tracker,
     /// The shared pooled HTTP client for all nodes.
     pub client: UpstreamClient,
+    /// Per node, a stable hash of its URL: the identity rendezvous hashing uses, so every
+    /// replica maps a sender to the same node whatever the order of its node list.
+    pub keys: Vec<u64>,
 }
 
 impl Cluster {

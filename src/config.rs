@@ -52,6 +52,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Method policy overrides.
     pub methods: MethodsConfig,
+    /// The write path.
+    pub writes: WritesConfig,
+}
+
+/// The write path.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WritesConfig {
+    /// How long a tx whose nonce is ahead of the sender's next expected nonce waits for the
+    /// gap to fill before it is forwarded anyway (the node then queues it), in ms.
+    pub gap_wait_ms: u64,
+}
+
+impl Default for WritesConfig {
+    fn default() -> Self {
+        Self { gap_wait_ms: 2000 }
+    }
 }
 
 /// One upstream node.
@@ -117,6 +134,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
             methods: MethodsConfig::default(),
+            writes: WritesConfig::default(),
         }
     }
 }
@@ -262,6 +280,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.cluster, ClusterConfig::default());
         assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.writes, WritesConfig::default());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`routing`]: pure rules — (call, class, view) → plan; node choice per attempt.
 //! - [`proxy`]: the per-call pipeline and retries; transport-agnostic.
 //! - [`server`]: HTTP/WS accept loop, limits, admin endpoints. Nothing depends on it.
+//! - [`txpath`]: the write path — tx decoding, sender home node, per-sender ordering.
 //! - [`metrics`]: Prometheus registry.
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
@@ -22,9 +23,11 @@ pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod txpath;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -35,6 +38,7 @@ use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::proxy::{FilterRegistry, Gateway, Settings};
 use crate::server::ServerSettings;
+use crate::txpath::senders::Senders;
 
 /// Why kengate could not start.
 #[derive(Debug, Error)]
@@ -58,6 +62,10 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
     let names = config.nodes.iter().map(|n| n.http.clone()).collect();
     let cluster = Arc::new(Cluster {
         tracker: Tracker::new(nodes.len(), config.cluster.max_lag),
+        keys: nodes
+            .iter()
+            .map(|n| txpath::home::node_key(&n.http.to_string()))
+            .collect(),
         nodes,
         client: UpstreamClient::new(),
     });
@@ -65,6 +73,7 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
         filters: FilterRegistry::default(),
+        senders: Senders::new(Duration::from_millis(config.writes.gap_wait_ms)),
         metrics: Arc::new(Metrics::new(names)),
         settings: Settings::from_config(config),
     }))
@@ -74,7 +83,8 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
 /// requests, then stops background tasks.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let gw = build_gateway(&config)?;
-    let tasks = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
+    let mut tasks = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
+    tasks.push(txpath::upkeep::spawn(gw.clone()));
     let settings = ServerSettings {
         max_body_bytes: config.limits.max_body_bytes,
         ws_max_in_flight: config.limits.ws_max_in_flight,

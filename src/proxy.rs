@@ -29,6 +29,7 @@ use crate::jsonrpc::{self, batch_response, error_response, result_response, Call
 use crate::methods::{Lookup, MethodTable};
 use crate::metrics::Metrics;
 use crate::routing::{self, Decision};
+use crate::txpath::senders::Senders;
 
 /// Settings the pipeline reads on every call.
 #[derive(Debug, Clone)]
@@ -65,6 +66,8 @@ pub struct Gateway {
     pub methods: MethodTable,
     /// Which node owns which filter id.
     pub filters: FilterRegistry,
+    /// Per-sender write ordering and read-your-writes state.
+    pub senders: Senders,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Per-call settings.

@@ -7,6 +7,6 @@ mod params;
 mod plan;
 mod select;
 
-pub use params::{BlockRef, RouteError};
-pub use plan::{plan, Decision, Plan, RetryClass, Target};
+pub use params::{parse_address, BlockRef, RouteError};
+pub use plan::{plan, Decision, Plan, RetryClass, Target, WriteTx};
 pub use select::{choose, higher_node, NodeSet};

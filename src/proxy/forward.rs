@@ -6,9 +6,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Gateway, ProxyError};
 use crate::cluster::{NodeId, UpstreamErrorKind};
-use crate::jsonrpc::{Call, UpstreamReply};
+use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::{Class, FilterOp, MethodSpec};
 use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target};
+use crate::txpath::home::{home_node, sender_key};
+use crate::txpath::senders::Kept;
 
 /// Forwards one call according to `plan`.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
@@ -16,6 +18,17 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     let mut target = match plan.target {
         Target::FilterOwner(ref id) => Target::Node(gw.filters.owner(id).ok_or(ProxyError::FilterNotFound)?),
         t => t,
+    };
+    if plan.retry_null {
+        // A tx kengate forwarded and has not seen mined: ask the node that accepted it first.
+        if let Some(node) = first_param_hash(call).and_then(|h| gw.senders.sent_via(&h)) {
+            target = Target::Node(node);
+        }
+    }
+    // One submission per sender at a time, in nonce order; held until the node answers.
+    let mut turn = match plan.write {
+        Some(w) => Some(gw.senders.turn(&w.sender, w.nonce).await),
+        None => None,
     };
     let mut tried = NodeSet::default();
     let (mut failures, mut nulls) = (0u32, 0u32);
@@ -25,8 +38,19 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     loop {
         let view = gw.cluster.view();
         let nodes = &gw.cluster.nodes;
-        let picked = choose(&view, &target, tried, |id| nodes[id].load_score(), &mut rng);
+        let picked = match &target {
+            Target::SenderHome(addr) => home_node(&view, &gw.cluster.keys, sender_key(addr), tried),
+            t => choose(&view, t, tried, |id| nodes[id].load_score(), &mut rng),
+        };
         let Some(id) = picked else {
+            if let (Target::Node(_), true) = (
+                &target,
+                plan.retry_null && null_answer.is_none() && tried == NodeSet::default(),
+            ) {
+                // The node that accepted the tx is gone: look it up like any other.
+                target = Target::InSync;
+                continue;
+            }
             return null_answer.ok_or(match target {
                 Target::Node(_) if matches!(spec.class, Class::Filter(_)) => ProxyError::FilterNotFound,
                 _ => ProxyError::NoUpstream,
@@ -55,6 +79,24 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 if let (Class::Filter(op), Ok(r)) = (spec.class, &parsed) {
                     track_filter(gw, op, call, id, r);
                 }
+                if let (Some(w), Some(t), Ok(r)) = (plan.write, turn.as_mut(), &parsed) {
+                    if r.error.is_none() {
+                        t.forwarded(
+                            w.nonce,
+                            Kept {
+                                hash: w.hash,
+                                body: body.clone(),
+                                node: id,
+                            },
+                        );
+                        gw.senders.remember(w.hash, id);
+                    }
+                }
+                if let (Some(addr), Ok(r)) = (plan.nonce_floor, &parsed) {
+                    if let Some(raised) = raise_nonce(gw, call, &addr, r) {
+                        return Ok(raised);
+                    }
+                }
                 return Ok(reply);
             }
             Err(e) => {
@@ -79,6 +121,32 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             }
         }
     }
+}
+
+/// The first param as a 32-byte hash, if it is one.
+fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
+    let ps = crate::jsonrpc::split_params(call.params).ok()?;
+    let s = serde_json::from_str::<&str>(ps.first()?.get()).ok()?;
+    let hex = s.strip_prefix("0x")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Read-your-writes for `getTransactionCount(sender, "pending")`: never below the next nonce
+/// implied by what kengate forwarded for the sender (its home node may not have pooled it yet).
+fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamReply<'_>) -> Option<Bytes> {
+    let floor = gw.senders.next_nonce(addr)?;
+    let answered = reply
+        .result
+        .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+        .and_then(parse_quantity)?;
+    (answered < floor).then(|| result_response(call.id, &format_quantity(floor)))
 }
 
 fn track_filter(gw: &Gateway, op: FilterOp, call: &Call<'_>, node: NodeId, reply: &UpstreamReply<'_>) {

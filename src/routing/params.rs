@@ -104,6 +104,20 @@ fn latest_to(block: BlockRef, served: u64) -> BlockParam {
     }
 }
 
+/// Reads a param that is an account address (`"0x"` + 40 hex digits, any case).
+pub fn parse_address(raw: &RawValue) -> Option<[u8; 20]> {
+    let s = raw.get().strip_prefix("\"0x")?.strip_suffix('"')?;
+    if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let hex = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// The range a `getLogs` filter object covers, and the object to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogsRange {
@@ -213,6 +227,16 @@ mod tests {
         let v: Value = serde_json::from_str(p.rewritten.as_deref().unwrap()).unwrap();
         assert_eq!(v["blockNumber"], "0x64");
         assert_eq!(v["requireCanonical"], false);
+    }
+
+    #[test]
+    fn addresses() {
+        let a = parse_address(&raw("\"0x00000000000000000000000000000000000000Ab\"")).unwrap();
+        assert_eq!(a[19], 0xab);
+        assert!(parse_address(&raw("\"0xab\"")).is_none());
+        assert!(parse_address(&raw("\"0x000000000000000000000000000000000000zzab\"")).is_none());
+        assert!(parse_address(&raw("\"0x0000000000000000000000000000000000000+ab\"")).is_none());
+        assert!(parse_address(&raw("5")).is_none());
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use serde_json::value::RawValue;
 
-use super::params::{block_param, logs_range, BlockRef, RouteError};
+use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError};
 use crate::cluster::{ClusterView, NodeId};
 use crate::jsonrpc::{format_quantity, split_params};
 use crate::methods::{Class, FilterOp, MethodSpec};
+use crate::txpath::decode::decode_hex;
 
 /// Which nodes may answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,10 @@ pub enum Target {
     AtLeast(u64),
     /// The up node with the highest head (pending state, blocks known only by hash).
     Highest,
-    /// The node writes go to, so `pending` reads see the writes sent through kengate.
+    /// The sender's home node (rendezvous over in-sync nodes): where its writes go, so its
+    /// `pending` state is read there too.
+    SenderHome([u8; 20]),
+    /// A stable in-sync node, for writes whose sender cannot be read.
     Primary,
     /// The node that owns this filter id.
     FilterOwner(String),
@@ -47,6 +51,21 @@ pub struct Plan {
     pub retry: RetryClass,
     /// A `null` result is not final while a node with a higher head exists.
     pub retry_null: bool,
+    /// `getTransactionCount(addr, "pending")`: never answer below what kengate forwarded.
+    pub nonce_floor: Option<[u8; 20]>,
+    /// A decoded raw transaction: submitted in its sender's nonce order.
+    pub write: Option<WriteTx>,
+}
+
+/// What the write path needs of a raw transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTx {
+    /// Its sender (explicit `from` for Klaytn native types, recovered otherwise).
+    pub sender: [u8; 20],
+    /// Its nonce.
+    pub nonce: u64,
+    /// Its hash, by Klaytn's rules.
+    pub hash: [u8; 32],
 }
 
 /// What to do with a call.
@@ -67,6 +86,8 @@ impl Plan {
             params: None,
             retry,
             retry_null: false,
+            nonce_floor: None,
+            write: None,
         }
     }
 }
@@ -89,7 +110,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             retry_null: true,
             ..read(Target::InSync)
         }),
-        Class::Write => Decision::Forward(Plan::new(Target::Primary, RetryClass::Write)),
+        Class::Write => Decision::Forward(write_plan(spec, params)),
         Class::Subscribe => Decision::Subscription,
         Class::Filter(FilterOp::Create) => Decision::Forward(read(Target::InSync)),
         Class::Filter(FilterOp::Use | FilterOp::Uninstall) => {
@@ -138,16 +159,52 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             }
             let target = match block {
                 BlockRef::Number(n) => Target::AtLeast(n),
-                BlockRef::Pending => Target::Primary,
+                BlockRef::Pending => match ps.first().and_then(|p| parse_address(p)) {
+                    Some(addr) => Target::SenderHome(addr),
+                    None => Target::Highest,
+                },
                 BlockRef::Earliest => Target::InSync,
                 BlockRef::Hash => Target::Highest,
                 BlockRef::Latest => Target::AtLeast(served),
             };
-            let mut p = read(target);
+            let mut p = read(target.clone());
             p.params = rewritten.map(|r| join_params(&ps, pos, &r));
+            if let (Target::SenderHome(addr), true) = (target, spec.upstream.ends_with("_getTransactionCount")) {
+                p.nonce_floor = Some(addr);
+            }
             Decision::Forward(p)
         }
     })
+}
+
+/// Raw transactions go to their sender's home node in nonce order; node-signed sends
+/// (`sendTransaction`) stick by `from`. What cannot be read goes to a stable node, which
+/// answers with the node's own error.
+fn write_plan(spec: &MethodSpec, params: Option<&RawValue>) -> Plan {
+    let ps = split_params(params).unwrap_or_default();
+    let mut plan = Plan::new(Target::Primary, RetryClass::Write);
+    let Some(first) = ps.first() else { return plan };
+    if spec.upstream.ends_with("_sendRawTransaction") {
+        let decoded = serde_json::from_str::<&str>(first.get())
+            .ok()
+            .and_then(|h| decode_hex(h).ok());
+        if let Some(tx) = decoded {
+            plan.target = Target::SenderHome(tx.sender.0);
+            plan.write = Some(WriteTx {
+                sender: tx.sender.0,
+                nonce: tx.nonce,
+                hash: tx.hash,
+            });
+        }
+    } else if let Some(from) = serde_json::from_str::<serde_json::Value>(first.get())
+        .ok()
+        .and_then(|v| v.get("from").map(|f| f.to_string()))
+        .and_then(|f| RawValue::from_string(f).ok())
+        .and_then(|f| parse_address(&f))
+    {
+        plan.target = Target::SenderHome(from);
+    }
+    plan
 }
 
 /// Rebuilds a params array with element `pos` replaced (or appended when `pos == len`).
@@ -241,10 +298,31 @@ mod tests {
             fwd("klay_getBlockByNumber", r#"["0x66",false]"#),
             (Target::AtLeast(102), None)
         );
+        let addr = "0x00000000000000000000000000000000000000aa";
+        let mut want = [0u8; 20];
+        want[19] = 0xaa;
+        assert_eq!(
+            fwd("klay_getTransactionCount", &format!(r#"["{addr}","pending"]"#)),
+            (Target::SenderHome(want), None)
+        );
+        assert_eq!(
+            fwd("eth_getBalance", &format!(r#"["{addr}","pending"]"#)),
+            (Target::SenderHome(want), None)
+        );
         assert_eq!(
             fwd("klay_getTransactionCount", r#"["0xaa","pending"]"#),
-            (Target::Primary, None)
+            (Target::Highest, None)
         );
+        let Decision::Forward(p) =
+            decide("kaia_getTransactionCount", &format!(r#"["{addr}","pending"]"#), &[1]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(p.nonce_floor, Some(want));
+        let Decision::Forward(p) = decide("eth_getBalance", &format!(r#"["{addr}","pending"]"#), &[1]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.nonce_floor, None);
         assert_eq!(fwd("klay_getBalance", r#"["0xaa","earliest"]"#), (Target::InSync, None));
         let h = r#"["0xaa","0x1111111111111111111111111111111111111111111111111111111111111111"]"#;
         assert_eq!(fwd("klay_getBalance", h), (Target::Highest, None));

@@ -27,7 +27,7 @@ impl NodeSet {
 
 /// Chooses a node for `target`, skipping `tried`. `score` gives a node's load (lower is
 /// better); `rng` breaks ties between candidates. `filter_owner` is already resolved by the
-/// caller into [`Target::Node`].
+/// caller into [`Target::Node`], and so is `SenderHome`.
 pub fn choose(
     view: &ClusterView,
     target: &Target,
@@ -52,7 +52,8 @@ pub fn choose(
             .get(id)
             .filter(|n| n.is_up() && !tried.contains(id))
             .map(|_| id),
-        Target::FilterOwner(_) => None,
+        // Resolved by the caller (filter registry, rendezvous hashing) into `Target::Node`.
+        Target::FilterOwner(_) | Target::SenderHome(_) => None,
     }
 }
 

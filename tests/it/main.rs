@@ -7,4 +7,5 @@ mod support;
 mod admin;
 mod bad_input;
 mod routing;
+mod writes;
 mod ws;

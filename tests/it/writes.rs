@@ -1,0 +1,172 @@
+//! The write path against fake nodes: sender-sticky, nonce-ordered submission,
+//! read-your-writes, and re-submission when a sender's home node fails.
+
+use std::time::Duration;
+
+use k256::ecdsa::SigningKey;
+use serde_json::json;
+
+use crate::support::client::{quantity, Http};
+use crate::support::fake::{self, Fake};
+use crate::support::gate::{test_config, Gate};
+use crate::support::tx::{address_of, sign_transfer};
+
+fn key(i: u8) -> SigningKey {
+    let mut b = [0u8; 32];
+    b[31] = i + 1;
+    b[0] = 0x42;
+    SigningKey::from_slice(&b).unwrap()
+}
+
+fn addr_hex(k: &SigningKey) -> String {
+    format!("0x{}", hex::encode(address_of(k)))
+}
+
+fn raw(k: &SigningKey, nonce: u64) -> String {
+    sign_transfer(k, 1337, nonce, 50_000_000_000, [7; 20], 1).raw_hex()
+}
+
+/// Which fake received each raw tx (by the raw hex param).
+fn receivers(fakes: &[Fake], raw: &str) -> Vec<usize> {
+    fakes
+        .iter()
+        .filter(|f| f.calls_of("klay_sendRawTransaction").iter().any(|p| p[0] == raw))
+        .map(|f| f.id)
+        .collect()
+}
+
+async fn setup() -> (Vec<Fake>, Gate, Http) {
+    let fakes = fake::cluster(&[100, 100, 100]).await;
+    let gate = Gate::start(test_config(&fake::urls(&fakes))).await;
+    gate.wait_served(100).await;
+    (fakes, gate, Http::default())
+}
+
+#[tokio::test]
+async fn each_sender_sticks_to_one_home_node_and_senders_spread() {
+    let (fakes, gate, http) = setup().await;
+    let mut homes = std::collections::BTreeSet::new();
+    for s in 0..12 {
+        let k = key(s);
+        let mut seen = Vec::new();
+        for n in 0..4 {
+            let tx = raw(&k, n);
+            http.result(&gate.url, "klay_sendRawTransaction", json!([tx])).await;
+            seen.extend(receivers(&fakes, &tx));
+        }
+        seen.dedup();
+        assert_eq!(seen.len(), 1, "sender {s} went to {seen:?}");
+        homes.insert(seen[0]);
+        // Its pending state is read where its writes went.
+        http.result(&gate.url, "klay_getTransactionCount", json!([addr_hex(&k), "pending"]))
+            .await;
+        let asked: Vec<usize> = fakes
+            .iter()
+            .filter(|f| {
+                f.calls_of("klay_getTransactionCount")
+                    .iter()
+                    .any(|p| p[0] == addr_hex(&k))
+            })
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(asked, seen);
+    }
+    assert!(homes.len() >= 2, "12 senders all on one node: {homes:?}");
+}
+
+#[tokio::test]
+async fn a_sender_txs_are_forwarded_in_nonce_order() {
+    let (fakes, gate, http) = setup().await;
+    let k = key(1);
+    let (tx0, tx1, tx2) = (raw(&k, 0), raw(&k, 1), raw(&k, 2));
+    http.result(&gate.url, "klay_sendRawTransaction", json!([tx0])).await;
+    // nonce 2 arrives before nonce 1: it waits for the gap to fill.
+    let (h, u) = (http.clone(), gate.url.clone());
+    let late = tokio::spawn(async move { h.result(&u, "eth_sendRawTransaction", json!([tx2])).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    http.result(&gate.url, "klay_sendRawTransaction", json!([tx1])).await;
+    late.await.unwrap();
+    let home = receivers(&fakes, &tx0)[0];
+    let order: Vec<String> = fakes[home]
+        .calls()
+        .into_iter()
+        .filter(|(m, _)| m.ends_with("_sendRawTransaction"))
+        .map(|(_, p)| p[0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, vec![raw(&k, 0), raw(&k, 1), raw(&k, 2)]);
+}
+
+#[tokio::test]
+async fn pending_nonce_never_goes_below_what_was_forwarded() {
+    let (_fakes, gate, http) = setup().await;
+    let k = key(2);
+    for n in 0..5 {
+        http.result(&gate.url, "klay_sendRawTransaction", json!([raw(&k, n)]))
+            .await;
+    }
+    // The fake node answers 0x0 (it "has not pooled them yet"); kengate answers 5.
+    for m in [
+        "klay_getTransactionCount",
+        "kaia_getTransactionCount",
+        "eth_getTransactionCount",
+    ] {
+        let n = http.result(&gate.url, m, json!([addr_hex(&k), "pending"])).await;
+        assert_eq!(quantity(&n), 5, "{m}");
+    }
+    // `latest` is the mined state: not raised.
+    let n = http
+        .result(&gate.url, "klay_getTransactionCount", json!([addr_hex(&k), "latest"]))
+        .await;
+    assert_eq!(quantity(&n), 0);
+}
+
+#[tokio::test]
+async fn lookups_of_a_sent_tx_go_to_the_node_that_accepted_it() {
+    let (fakes, gate, http) = setup().await;
+    let k = key(3);
+    let signed = sign_transfer(&k, 1337, 0, 50_000_000_000, [7; 20], 1);
+    http.result(&gate.url, "klay_sendRawTransaction", json!([signed.raw_hex()]))
+        .await;
+    let home = receivers(&fakes, &signed.raw_hex())[0];
+    fakes[home].add_tx(&signed.hash_hex(), 100); // only the home node has it so far
+    for _ in 0..10 {
+        let r = http
+            .result(&gate.url, "klay_getTransactionReceipt", json!([signed.hash_hex()]))
+            .await;
+        assert_eq!(r["node"], home);
+    }
+}
+
+#[tokio::test]
+async fn unmined_txs_move_to_the_new_home_when_the_home_node_fails() {
+    let (fakes, gate, http) = setup().await;
+    let k = key(4);
+    let txs: Vec<String> = (0..3).map(|n| raw(&k, n)).collect();
+    for tx in &txs {
+        http.result(&gate.url, "klay_sendRawTransaction", json!([tx])).await;
+    }
+    let home = receivers(&fakes, &txs[0])[0];
+    fakes[home].kill();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let moved: Vec<Vec<usize>> = txs.iter().map(|t| receivers(&fakes, t)).collect();
+        if moved.iter().all(|r| r.len() == 2) {
+            let new_home = moved[0].iter().copied().find(|&n| n != home).unwrap();
+            // Re-submitted in nonce order.
+            let order: Vec<String> = fakes[new_home]
+                .calls_of("klay_sendRawTransaction")
+                .into_iter()
+                .map(|p| p[0].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(order, txs);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not re-submitted: {moved:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // New txs of the sender go to the new home too, and the nonce floor holds.
+    let n = http
+        .result(&gate.url, "klay_getTransactionCount", json!([addr_hex(&k), "pending"]))
+        .await;
+    assert_eq!(quantity(&n), 3);
+}
