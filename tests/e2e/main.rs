@@ -8,3 +8,4 @@ mod support;
 mod clients;
 mod cluster;
 mod consistency;
+mod writes;
