@@ -54,6 +54,25 @@ pub struct Config {
     pub methods: MethodsConfig,
     /// The write path.
     pub writes: WritesConfig,
+    /// Where kengate keeps its data.
+    pub store: StoreConfig,
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite file holding the transaction lifecycle (created on first start); `--data-dir DIR`
+    /// sets it to `DIR/kengate.db`.
+    pub path: std::path::PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "kengate-data/kengate.db".into(),
+        }
+    }
 }
 
 /// The write path.
@@ -135,6 +154,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             methods: MethodsConfig::default(),
             writes: WritesConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -281,6 +301,7 @@ mod tests {
         assert_eq!(c.cluster, ClusterConfig::default());
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.writes, WritesConfig::default());
+        assert_eq!(c.store, StoreConfig::default());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`server`]: HTTP/WS accept loop, limits, admin endpoints. Nothing depends on it.
 //! - [`txpath`]: the write path — tx decoding, sender home node, per-sender ordering.
 //! - [`metrics`]: Prometheus registry.
+//! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod txpath;
 
 use std::future::Future;
@@ -38,6 +40,8 @@ use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::proxy::{FilterRegistry, Gateway, Settings};
 use crate::server::ServerSettings;
+use crate::store::{SqliteStore, StoreError};
+use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 
 /// Why kengate could not start.
@@ -46,6 +50,14 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("{path}: {source}")]
+    Store {
+        /// The store file.
+        path: String,
+        /// Why.
+        source: StoreError,
+    },
 }
 
 /// Builds the gateway from a validated config (no IO; background tasks not yet started).
@@ -69,7 +81,12 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
         nodes,
         client: UpstreamClient::new(),
     });
+    let store = SqliteStore::open(&config.store.path).map_err(|source| StartError::Store {
+        path: config.store.path.display().to_string(),
+        source,
+    })?;
     Ok(Arc::new(Gateway {
+        lifecycle: Lifecycle::new(Arc::new(store)),
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
         filters: FilterRegistry::default(),
@@ -84,6 +101,7 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let gw = build_gateway(&config)?;
     let mut tasks = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
+    txpath::upkeep::restore(&gw).await;
     tasks.push(txpath::upkeep::spawn(gw.clone()));
     let settings = ServerSettings {
         max_body_bytes: config.limits.max_body_bytes,

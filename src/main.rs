@@ -26,6 +26,9 @@ struct Cli {
     /// Blocks a node may trail and stay in sync (overrides `cluster.max_lag`).
     #[arg(long)]
     max_lag: Option<u64>,
+    /// Directory for kengate's data (the store file `kengate.db`; overrides `store.path`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +65,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(m) = cli.max_lag {
         config.cluster.max_lag = m;
+    }
+    if let Some(d) = cli.data_dir {
+        config.store.path = d.join("kengate.db");
     }
     config.validate()?;
 

@@ -57,6 +57,8 @@ pub enum Class {
     Chain,
     /// WebSocket subscriptions.
     Subscribe,
+    /// `kengate_getTransactionStatus`: answered from kengate's lifecycle records.
+    TxStatus,
 }
 
 /// Namespaces a row exists in.
@@ -238,6 +240,15 @@ impl MethodTable {
         for &name in OTHER_ALLOWED {
             by_name.insert(name, spec(name, name, Class::Chain, true));
         }
+        by_name.insert(
+            "kengate_getTransactionStatus",
+            spec(
+                "kengate_getTransactionStatus",
+                "kengate_getTransactionStatus",
+                Class::TxStatus,
+                true,
+            ),
+        );
         for &(name, class) in OTHER_DENIED {
             by_name.insert(name, spec(name, name, class, false));
         }

@@ -29,6 +29,7 @@ use crate::jsonrpc::{self, batch_response, error_response, result_response, Call
 use crate::methods::{Lookup, MethodTable};
 use crate::metrics::Metrics;
 use crate::routing::{self, Decision};
+use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 
 /// Settings the pipeline reads on every call.
@@ -68,6 +69,8 @@ pub struct Gateway {
     pub filters: FilterRegistry,
     /// Per-sender write ordering and read-your-writes state.
     pub senders: Senders,
+    /// Transaction lifecycle records.
+    pub lifecycle: Lifecycle,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Per-call settings.
@@ -123,6 +126,15 @@ impl Gateway {
         match routing::plan(spec, call.params, &view)? {
             Decision::Answer(result) => Ok(result_response(call.id, &result)),
             Decision::Subscription => Err(ProxyError::SubscriptionsUnsupported(call.method.to_string())),
+            Decision::TxStatus(hash) => {
+                let rec = self
+                    .lifecycle
+                    .get(hash)
+                    .await
+                    .map_err(|e| ProxyError::Store(e.to_string()))?;
+                let json = serde_json::to_string(&rec).map_err(|e| ProxyError::Store(e.to_string()))?;
+                Ok(result_response(call.id, &json))
+            }
             Decision::Forward(plan) => forward::forward(self, call, spec, plan).await,
         }
     }

@@ -3,6 +3,7 @@
 //! [`Gateway::handle_body`](crate::proxy::Gateway::handle_body).
 
 mod admin;
+mod api;
 mod ws;
 
 use std::convert::Infallible;
@@ -113,6 +114,7 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallibl
         (&Method::GET, "/ready") => admin::ready(&ctx.gw),
         (&Method::GET, "/status") => admin::status(&ctx.gw),
         (&Method::GET, "/metrics") => admin::metrics(&ctx.gw),
+        (&Method::GET, p) if p == "/v1/tx" || p.starts_with("/v1/tx/") => api::tx(&ctx.gw, p, req.uri().query()).await,
         (&Method::GET, _) if rpc_path => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
         (_, _) if rpc_path => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for JSON-RPC\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -8,6 +8,7 @@
 
 pub mod decode;
 pub mod home;
+pub mod lifecycle;
 mod rlp;
 pub mod senders;
 mod sig;

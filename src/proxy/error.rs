@@ -28,6 +28,9 @@ pub enum ProxyError {
     /// The filter id is not known (expired, uninstalled, or its node is gone).
     #[error("filter not found")]
     FilterNotFound,
+    /// kengate's own store failed.
+    #[error("kengate store error: {0}")]
+    Store(String),
     /// Every attempt failed at the transport level.
     #[error("upstream node {} failed: {}", .0.node, .0.kind_label())]
     Upstream(UpstreamError),
@@ -44,6 +47,7 @@ impl ProxyError {
             ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream => codes::NO_UPSTREAM,
             ProxyError::FilterNotFound => codes::SERVER_ERROR,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,
+            ProxyError::Store(_) => codes::INTERNAL_ERROR,
         };
         RpcError::new(code, self.to_string())
     }

@@ -10,6 +10,7 @@ use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, Ups
 use crate::methods::{Class, FilterOp, MethodSpec};
 use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target};
 use crate::txpath::home::{home_node, sender_key};
+use crate::txpath::lifecycle::{unhex, Transition};
 use crate::txpath::senders::Kept;
 
 /// Forwards one call according to `plan`.
@@ -23,6 +24,12 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         // A tx kengate forwarded and has not seen mined: ask the node that accepted it first.
         if let Some(node) = first_param_hash(call).and_then(|h| gw.senders.sent_via(&h)) {
             target = Target::Node(node);
+        }
+    }
+    if let Some(w) = plan.write {
+        // Recorded before it is forwarded, so a crash from here on loses no record.
+        if let Err(e) = gw.lifecycle.created(&w, &body).await {
+            tracing::warn!(error = %e, "could not record a transaction");
         }
     }
     // One submission per sender at a time, in nonce order; held until the node answers.
@@ -80,16 +87,28 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                     track_filter(gw, op, call, id, r);
                 }
                 if let (Some(w), Some(t), Ok(r)) = (plan.write, turn.as_mut(), &parsed) {
-                    if r.error.is_none() {
-                        t.forwarded(
-                            w.nonce,
-                            Kept {
-                                hash: w.hash,
-                                body: body.clone(),
-                                node: id,
-                            },
-                        );
-                        gw.senders.remember(w.hash, id);
+                    let transition = match r.error {
+                        None => {
+                            t.forwarded(
+                                w.nonce,
+                                Kept {
+                                    hash: w.hash,
+                                    body: body.clone(),
+                                    node: id,
+                                    pending_seen: false,
+                                },
+                            );
+                            gw.senders.remember(w.hash, id);
+                            Transition::Submitted {
+                                node: nodes[id].http.to_string(),
+                            }
+                        }
+                        Some(e) => Transition::Rejected {
+                            error: e.get().to_owned(),
+                        },
+                    };
+                    if let Err(e) = gw.lifecycle.transition(w.hash, transition).await {
+                        tracing::warn!(error = %e, "could not record a transaction");
                     }
                 }
                 if let (Some(addr), Ok(r)) = (plan.nonce_floor, &parsed) {
@@ -126,16 +145,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
 /// The first param as a 32-byte hash, if it is one.
 fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
     let ps = crate::jsonrpc::split_params(call.params).ok()?;
-    let s = serde_json::from_str::<&str>(ps.first()?.get()).ok()?;
-    let hex = s.strip_prefix("0x")?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
+    unhex(serde_json::from_str::<&str>(ps.first()?.get()).ok()?)
 }
 
 /// Read-your-writes for `getTransactionCount(sender, "pending")`: never below the next nonce

@@ -77,6 +77,8 @@ pub enum Decision {
     Forward(Plan),
     /// The method is a subscription, which needs WebSocket session support.
     Subscription,
+    /// Look up kengate's lifecycle record of this tx hash.
+    TxStatus(String),
 }
 
 impl Plan {
@@ -112,6 +114,15 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
         }),
         Class::Write => Decision::Forward(write_plan(spec, params)),
         Class::Subscribe => Decision::Subscription,
+        Class::TxStatus => {
+            let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
+            let hash = ps
+                .first()
+                .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
+                .filter(|h| h.len() == 66 && h.starts_with("0x") && h[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| RouteError::InvalidParams("expected a transaction hash".into()))?;
+            Decision::TxStatus(hash)
+        }
         Class::Filter(FilterOp::Create) => Decision::Forward(read(Target::InSync)),
         Class::Filter(FilterOp::Use | FilterOp::Uninstall) => {
             let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;

@@ -26,8 +26,10 @@ pub struct Kept {
     pub hash: [u8; 32],
     /// The upstream request that submitted it, for re-submission as is.
     pub body: Bytes,
-    /// The node that accepted it.
+    /// The node that accepted it (`usize::MAX` when unknown, e.g. restored after a restart).
     pub node: NodeId,
+    /// Already recorded as seen in a node's pool.
+    pub pending_seen: bool,
 }
 
 /// What kengate knows of one sender, guarded by its turn.
@@ -185,6 +187,7 @@ mod tests {
             hash: [0; 32],
             body: Bytes::new(),
             node: 0,
+            pending_seen: false,
         }
     }
 

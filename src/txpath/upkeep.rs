@@ -1,7 +1,10 @@
-//! Background upkeep of the write path, once a second: forgets kept txs once they are mined,
-//! and when the node that accepted a sender's unmined txs leaves the in-sync set, re-submits
-//! them in nonce order to the sender's new home node ("already known" / "nonce too low" there
-//! mean the tx is already in hand: success).
+//! Background upkeep of the write path, once a second, per sender with unmined txs:
+//! records receipts (InBlock) and pool sightings (Pending); drops txs whose nonce another tx
+//! used (Dropped); and when the node that accepted unmined txs leaves the in-sync set, or a
+//! pending tx leaves its node's pool without a block, re-submits them in nonce order to the
+//! sender's home node ("already known" / "nonce too low" there mean the tx is in hand:
+//! success; any other refusal: Dropped with the node's reason). At start, unfinished lifecycle records
+//! are loaded back, so in-flight txs of a previous run are re-checked (and re-sent).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +14,10 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use super::home::{home_node, sender_key};
-use super::senders::Addr;
-use crate::cluster::{ClusterView, NodeState};
+use super::lifecycle::{hex, unhex, Mined, Transition};
+use super::senders::{Addr, Kept};
+use crate::cluster::{ClusterView, NodeId, NodeState};
+use crate::jsonrpc::parse_quantity;
 use crate::proxy::Gateway;
 use crate::routing::NodeSet;
 
@@ -32,29 +37,122 @@ pub fn spawn(gw: Arc<Gateway>) -> JoinHandle<()> {
     })
 }
 
+/// Loads unfinished lifecycle records of a previous run back into the sender state.
+pub async fn restore(gw: &Gateway) {
+    let records = match gw.lifecycle.unfinished().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not load unfinished transactions");
+            return;
+        }
+    };
+    let count = records.len();
+    for rec in records {
+        let (Some(sender), Some(hash)) = (unhex::<20>(&rec.sender), unhex::<32>(&rec.hash)) else {
+            continue;
+        };
+        let node = rec
+            .node
+            .as_deref()
+            .and_then(|url| gw.cluster.nodes.iter().position(|n| n.http == url))
+            .unwrap_or(usize::MAX);
+        let body = Bytes::from(rec.request.into_bytes());
+        gw.senders.lock(&sender).await.forwarded(
+            rec.nonce,
+            Kept {
+                hash,
+                body,
+                node,
+                pending_seen: false,
+            },
+        );
+        if node != usize::MAX {
+            gw.senders.remember(hash, node);
+        }
+    }
+    if count > 0 {
+        tracing::info!(count, "re-checking transactions left in flight by the previous run");
+    }
+}
+
 async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
     let mut turn = gw.senders.lock(sender).await;
     if turn.unmined.is_empty() {
         return;
     }
+    let Some(highest) = highest_up(view) else { return };
+    // The mined nonce count first, receipts second (same node): a nonce below the count
+    // with no receipt then really was taken by another tx, never by a race with our own.
+    let count = mined_nonce_count(gw, highest, sender).await;
     let kept: Vec<(u64, [u8; 32])> = turn.unmined.iter().map(|(n, k)| (*n, k.hash)).collect();
-    if let Some(mined) = mined(gw, view, &kept).await {
-        for ((nonce, hash), m) in kept.iter().zip(mined) {
-            if m {
-                turn.unmined.remove(nonce);
-                gw.senders.forget(hash);
+    let hashes: Vec<[u8; 32]> = kept.iter().map(|(_, h)| *h).collect();
+    let Some(receipts) = batch(gw, highest, "klay_getTransactionReceipt", &hashes).await else {
+        return;
+    };
+    for ((nonce, hash), receipt) in kept.iter().zip(receipts) {
+        let transition = match receipt.as_ref().and_then(mined) {
+            Some(m) => Transition::InBlock(m),
+            None if count.is_some_and(|c| *nonce < c) => Transition::Dropped {
+                reason: "replaced: another transaction with the same nonce was mined".into(),
+            },
+            None => continue,
+        };
+        record(gw, *hash, transition).await;
+        turn.unmined.remove(nonce);
+        gw.senders.forget(hash);
+    }
+    if turn.unmined.is_empty() {
+        return;
+    }
+    // Pool sightings, asked of the node holding each tx: seen → Pending; seen before and gone
+    // now (without a receipt: the node restarted or evicted it) → sent again below.
+    let held: Vec<(u64, NodeId, [u8; 32])> = turn
+        .unmined
+        .iter()
+        .filter(|(_, k)| k.node < view.nodes.len() && view.nodes[k.node].is_up())
+        .map(|(n, k)| (*n, k.node, k.hash))
+        .collect();
+    for (nonce, node, hash) in held {
+        let Some(Some(tx)) = batch(gw, node, "klay_getTransactionByHash", &[hash])
+            .await
+            .and_then(|v| v.into_iter().next())
+        else {
+            continue;
+        };
+        let Some(k) = turn.unmined.get_mut(&nonce) else {
+            continue;
+        };
+        match (tx.is_null(), k.pending_seen) {
+            (false, false) => {
+                k.pending_seen = true;
+                record(gw, hash, Transition::Pending).await;
             }
+            (true, true) => {
+                tracing::info!(tx = %hex(&hash), node, "a pending tx left its node's pool without a block; sending it again");
+                k.node = usize::MAX;
+                k.pending_seen = false;
+            }
+            _ => {}
         }
     }
-    let in_sync = |id: usize| view.nodes.get(id).is_some_and(|n| n.state == NodeState::InSync);
-    if turn.unmined.values().all(|k| in_sync(k.node)) {
+    resubmit_if_home_left(gw, view, sender, &mut turn.unmined).await;
+}
+
+async fn resubmit_if_home_left(
+    gw: &Gateway,
+    view: &ClusterView,
+    sender: &Addr,
+    unmined: &mut std::collections::BTreeMap<u64, Kept>,
+) {
+    let in_sync = |id: NodeId| view.nodes.get(id).is_some_and(|n| n.state == NodeState::InSync);
+    if unmined.values().all(|k| in_sync(k.node)) {
         return;
     }
     let Some(home) = home_node(view, &gw.cluster.keys, sender_key(sender), NodeSet::default()) else {
         return;
     };
     let node = &gw.cluster.nodes[home];
-    for k in turn.unmined.values_mut() {
+    for k in unmined.values_mut().filter(|k| k.node != DROPPED) {
         if in_sync(k.node) && k.node == home {
             continue;
         }
@@ -63,18 +161,26 @@ async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
             .await
         {
             Ok(reply) if accepted(&reply) => {
-                tracing::info!(
-                    node = home,
-                    from = k.node,
-                    "re-submitted an unmined tx to the sender's new home node"
-                );
+                tracing::info!(node = home, tx = %hex(&k.hash), "re-submitted an unmined tx to the sender's home node");
                 gw.metrics.retry("resubmit");
                 k.node = home;
                 gw.senders.remember(k.hash, home);
+                record(
+                    gw,
+                    k.hash,
+                    Transition::Submitted {
+                        node: node.http.to_string(),
+                    },
+                )
+                .await;
             }
             Ok(reply) => {
-                tracing::warn!(node = home, reply = %String::from_utf8_lossy(&reply), "re-submission refused");
-                break;
+                // The node refuses it outright: it will not be mined through kengate.
+                let reason = refusal(&reply);
+                tracing::warn!(node = home, tx = %hex(&k.hash), %reason, "re-submission refused; dropped");
+                record(gw, k.hash, Transition::Dropped { reason }).await;
+                gw.senders.forget(&k.hash);
+                k.node = DROPPED;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "re-submission failed; will retry");
@@ -82,6 +188,30 @@ async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
             }
         }
     }
+    unmined.retain(|_, k| k.node != DROPPED);
+}
+
+/// Marks a kept tx the node refused on re-submission; removed after the pass.
+const DROPPED: NodeId = usize::MAX - 1;
+
+/// The node's error message, for the Dropped record.
+fn refusal(reply: &[u8]) -> String {
+    serde_json::from_slice::<Value>(reply)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned())
+}
+
+async fn record(gw: &Gateway, hash: [u8; 32], t: Transition) {
+    if let Err(e) = gw.lifecycle.transition(hash, t).await {
+        tracing::warn!(error = %e, "could not record a transaction state");
+    }
+}
+
+fn highest_up(view: &ClusterView) -> Option<NodeId> {
+    (0..view.nodes.len())
+        .filter(|&i| view.nodes[i].is_up())
+        .max_by_key(|&i| view.nodes[i].head)
 }
 
 /// Whether a node's answer to a re-submission means it now has the tx.
@@ -100,31 +230,55 @@ fn accepted(reply: &[u8]) -> bool {
     }
 }
 
-/// For each hash, whether a receipt exists, asked of the highest node in one batch.
-async fn mined(gw: &Gateway, view: &ClusterView, kept: &[(u64, [u8; 32])]) -> Option<Vec<bool>> {
-    let id = (0..view.nodes.len())
-        .filter(|&i| view.nodes[i].is_up())
-        .max_by_key(|&i| view.nodes[i].head)?;
-    let calls: Vec<Value> = kept
+/// Receipt facts, if the receipt is one.
+fn mined(receipt: &Value) -> Option<Mined> {
+    let q = |k: &str| receipt.get(k).and_then(Value::as_str).and_then(parse_quantity);
+    Some(Mined {
+        block: q("blockNumber")?,
+        success: q("status") == Some(1),
+        gas_used: q("gasUsed").unwrap_or(0),
+    })
+}
+
+/// The sender's mined nonce count (`getTransactionCount(sender, "latest")`).
+async fn mined_nonce_count(gw: &Gateway, node: NodeId, sender: &Addr) -> Option<u64> {
+    let body =
+        serde_json::json!({"jsonrpc":"2.0","id":0,"method":"klay_getTransactionCount","params":[hex(sender),"latest"]});
+    let reply = gw.cluster.nodes[node]
+        .post(
+            &gw.cluster.client,
+            Bytes::from(body.to_string()),
+            gw.settings.upstream_timeout,
+        )
+        .await
+        .ok()?;
+    let v: Value = serde_json::from_slice(&reply).ok()?;
+    v["result"].as_str().and_then(parse_quantity)
+}
+
+/// One batch of `method(hash)` calls to `node`; per hash its result (`None` when missing).
+async fn batch(gw: &Gateway, node: NodeId, method: &str, hashes: &[[u8; 32]]) -> Option<Vec<Option<Value>>> {
+    let calls: Vec<Value> = hashes
         .iter()
         .enumerate()
-        .map(|(i, (_, h))| {
-            let hash = format!("0x{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>());
-            serde_json::json!({"jsonrpc":"2.0","id":i,"method":"klay_getTransactionReceipt","params":[hash]})
-        })
+        .map(|(i, h)| serde_json::json!({"jsonrpc":"2.0","id":i,"method":method,"params":[hex(h)]}))
         .collect();
     let body = Bytes::from(Value::Array(calls).to_string());
-    let reply = gw.cluster.nodes[id]
+    let reply = gw
+        .cluster
+        .nodes
+        .get(node)?
         .post(&gw.cluster.client, body, gw.settings.upstream_timeout)
         .await
         .ok()?;
     let replies: Vec<Value> = serde_json::from_slice(&reply).ok()?;
-    let mut out = vec![false; kept.len()];
-    for r in replies {
-        if let (Some(i), Some(res)) = (r["id"].as_u64(), r.get("result")) {
-            if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-                *slot = !res.is_null();
-            }
+    let mut out = vec![None; hashes.len()];
+    for mut r in replies {
+        let Some(i) = r["id"].as_u64().and_then(|i| usize::try_from(i).ok()) else {
+            continue;
+        };
+        if let (Some(slot), Some(res)) = (out.get_mut(i), r.get_mut("result")) {
+            *slot = Some(res.take());
         }
     }
     Some(out)
@@ -132,7 +286,7 @@ async fn mined(gw: &Gateway, view: &ClusterView, kept: &[(u64, [u8; 32])]) -> Op
 
 #[cfg(test)]
 mod tests {
-    use super::accepted;
+    use super::*;
 
     #[test]
     fn resubmission_answers() {
@@ -147,5 +301,21 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"insufficient funds"}}"#
         ));
         assert!(!accepted(b"nope"));
+    }
+
+    #[test]
+    fn receipts() {
+        let r = serde_json::json!({"blockNumber":"0x10","status":"0x1","gasUsed":"0x5208"});
+        assert_eq!(
+            mined(&r),
+            Some(Mined {
+                block: 16,
+                success: true,
+                gas_used: 21000
+            })
+        );
+        let r = serde_json::json!({"blockNumber":"0x10","status":"0x0"});
+        assert_eq!(mined(&r).map(|m| m.success), Some(false));
+        assert_eq!(mined(&Value::Null), None);
     }
 }

@@ -1,71 +1,76 @@
-//! The write half of the split brain on the real cluster: many senders, each fetching its
-//! pending nonce before every send, while one EN is detached/re-attached and another stopped
-//! and started. Through kengate: no nonce errors and every tx mined. Through nginx
-//! round-robin over the same ENs: nonce errors or lost txs.
+//! The write half of the split brain on the real cluster, driven by real client libraries:
+//! 20 senders × 50 txs (10 through @kaiachain/ethers-ext, 10 through caver-js), each fetching
+//! its pending nonce through kengate before every send, while EN2 is detached/re-attached and
+//! EN3 stopped and started. Through kengate: no nonce error, no lost tx, every tx InBlock in
+//! the lifecycle API. The same clients through nginx round-robin: nonce errors or lost txs.
+//! And a kill -9 of kengate mid-load loses no lifecycle record.
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k256::ecdsa::SigningKey;
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::support::client::{quantity, Http};
 use crate::support::gate::{test_config, Gate};
-use crate::support::localnet::{Account, Localnet, Restore};
+use crate::support::localnet::{Localnet, Restore};
 use crate::support::nginx::Nginx;
 use crate::support::tx::{hex_bytes, sign_transfer};
 
-#[derive(Debug, Default)]
-struct Outcome {
+#[derive(Debug, Default, Deserialize)]
+struct LoadResult {
     sent: Vec<String>,
-    send_errors: Vec<String>,
+    errors: Vec<String>,
 }
 
-/// One sender: `count` transfers, asking `url` for the pending nonce before each.
-async fn sender(url: String, acct: Account, chain_id: u64, gas_price: u128, count: usize) -> Outcome {
+/// Runs `examples/<client>/load.js` against `url`.
+async fn client_load(net: &Localnet, client: &str, url: &str, senders: &str, txs: usize, pace_ms: u64) -> LoadResult {
+    let dir = net.repo.join("examples").join(client);
+    let out = tokio::process::Command::new("node")
+        .arg("load.js")
+        .current_dir(&dir)
+        .env("RPC_URL", url)
+        .env("ACCOUNTS_FILE", net.repo.join(".localnet/accounts.json"))
+        .env("SENDERS", senders)
+        .env("TXS", txs.to_string())
+        .env("PACE_MS", pace_ms.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .expect("run node (scripts/clients install installs the examples' dependencies)");
+    assert!(
+        out.status.success(),
+        "{client} load failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{client}: {e}: {line}"))
+}
+
+/// Waits until every hash is InBlock in kengate's lifecycle API; returns the ones that are not.
+async fn not_in_block(url: &str, hashes: &[String], wait: Duration) -> Vec<(String, Value)> {
     let http = Http::default();
-    let key = SigningKey::from_slice(&hex_bytes(&acct.private_key)).expect("key");
-    let mut out = Outcome::default();
-    for _ in 0..count {
-        let r = http
-            .rpc(&url, "klay_getTransactionCount", json!([acct.address, "pending"]))
-            .await;
-        let Some(nonce) = r["result"].as_str().map(|_| quantity(&r["result"])) else {
-            out.send_errors.push(format!("nonce lookup: {r}"));
-            continue;
-        };
-        let tx = sign_transfer(&key, chain_id, nonce, gas_price, [9; 20], 1);
-        let r = http.rpc(&url, "klay_sendRawTransaction", json!([tx.raw_hex()])).await;
-        match r.get("error") {
-            Some(e) => out.send_errors.push(format!("nonce {nonce}: {e}")),
-            None => out.sent.push(tx.hash_hex()),
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut left: Vec<String> = hashes.to_vec();
+    loop {
+        let mut still = Vec::new();
+        for h in &left {
+            let r = http.result(url, "kengate_getTransactionStatus", json!([h])).await;
+            if r["status"] != "InBlock" {
+                still.push((h.clone(), r));
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if still.is_empty() || tokio::time::Instant::now() >= deadline {
+            return still;
+        }
+        left = still.into_iter().map(|(h, _)| h).collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    out
 }
 
-/// Runs `senders` concurrently through `url`; returns (sent hashes, errors).
-async fn workload(url: &str, net: &Localnet, accounts: &[Account], count: usize) -> (Vec<String>, Vec<String>) {
-    let http = Http::default();
-    let gas_price = u128::from(quantity(
-        &http.result(&net.en_http[0], "klay_gasPrice", json!([])).await,
-    )) * 2;
-    let tasks: Vec<_> = accounts
-        .iter()
-        .cloned()
-        .map(|a| tokio::spawn(sender(url.to_owned(), a, net.chain_id, gas_price, count)))
-        .collect();
-    let (mut sent, mut errors) = (Vec::new(), Vec::new());
-    for t in tasks {
-        let o = t.await.expect("sender task");
-        sent.extend(o.sent);
-        errors.extend(o.send_errors);
-    }
-    (sent, errors)
-}
-
-/// Hashes with no receipt (asked of every EN directly) after waiting up to `wait`.
+/// Hashes with no receipt on any EN after waiting up to `wait`.
 async fn unmined(net: &Localnet, hashes: &[String], wait: Duration) -> Vec<String> {
     let http = Http::default();
     let deadline = tokio::time::Instant::now() + wait;
@@ -93,7 +98,7 @@ async fn unmined(net: &Localnet, hashes: &[String], wait: Duration) -> Vec<Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_never_see_the_split_brain_through_kengate() {
+async fn real_clients_never_see_the_write_split_brain_through_kengate() {
     let net = Arc::new(Localnet::load());
     let gate = Gate::start(test_config(&net.nodes())).await;
     gate.wait_status("3 nodes in sync", |s| {
@@ -102,15 +107,13 @@ async fn writes_never_see_the_split_brain_through_kengate() {
             .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
     })
     .await;
-    let nginx = Nginx::start(&net.en_http);
-    let (through_gate, through_nginx) = (&net.accounts[0..8], &net.accounts[8..10]);
 
     let faults = {
         let net = net.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
             net.ctl(&["detach", "2"]);
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
             net.ctl(&["attach", "2"]);
             net.ctl(&["stop", "3"]);
             tokio::time::sleep(Duration::from_secs(4)).await;
@@ -125,33 +128,147 @@ async fn writes_never_see_the_split_brain_through_kengate() {
         net: &net,
         args: vec!["start", "3"],
     };
-    let gate_run = workload(&gate.url, &net, through_gate, 25);
-    let nginx_run = workload(&nginx.url, &net, through_nginx, 25);
-    let ((g_sent, g_errors), (n_sent, n_errors)) = tokio::join!(gate_run, nginx_run);
+    let (ethers, caver) = tokio::join!(
+        client_load(&net, "ethers-ext", &gate.url, "0-9", 50, 200),
+        client_load(&net, "caver-js", &gate.url, "10-19", 50, 200),
+    );
     faults.await.expect("fault task");
+    let sent: Vec<String> = ethers.sent.iter().chain(&caver.sent).cloned().collect();
+    let errors: Vec<&String> = ethers.errors.iter().chain(&caver.errors).collect();
+    let stuck = not_in_block(&gate.url, &sent, Duration::from_secs(90)).await;
+    println!(
+        "kengate: {} txs sent by ethers-ext + caver-js, {} errors, {} not InBlock",
+        sent.len(),
+        errors.len(),
+        stuck.len()
+    );
+    assert!(errors.is_empty(), "send errors through kengate: {errors:?}");
+    assert_eq!(sent.len(), 20 * 50);
+    assert!(stuck.is_empty(), "not InBlock: {:?}", &stuck[..stuck.len().min(3)]);
 
-    let g_lost = unmined(&net, &g_sent, Duration::from_secs(60)).await;
-    let n_lost = unmined(&net, &n_sent, Duration::from_secs(10)).await;
-    println!(
-        "kengate: {} sent, {} send errors, {} not mined {:?}",
-        g_sent.len(),
-        g_errors.len(),
-        g_lost.len(),
-        g_errors
-    );
-    println!(
-        "nginx:   {} sent, {} send errors, {} not mined",
-        n_sent.len(),
-        n_errors.len(),
-        n_lost.len()
-    );
-    println!("nginx errors (first 5): {:?}", &n_errors[..n_errors.len().min(5)]);
-    assert!(g_errors.is_empty(), "kengate: send errors {g_errors:?}");
-    assert_eq!(g_sent.len(), through_gate.len() * 25);
-    assert!(g_lost.is_empty(), "kengate: txs never mined: {g_lost:?}");
-    assert!(
-        !n_errors.is_empty() || !n_lost.is_empty(),
-        "the nginx baseline saw no nonce error or lost tx: the scenario did not split the cluster"
-    );
+    // Each tx's history: received, accepted by a node, mined — in that order.
+    let http = Http::default();
+    for h in sent.iter().step_by(97) {
+        let r = http.result(&gate.url, "kengate_getTransactionStatus", json!([h])).await;
+        let t = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} missing: {r}"));
+        assert!(
+            t("created_at") <= t("submitted_at") && t("submitted_at") <= t("in_block_at"),
+            "{r}"
+        );
+        assert_eq!(r["success"], true);
+    }
     gate.stop().await;
+
+    // The same clients through nginx round-robin over the same ENs.
+    let nginx = Nginx::start(&net.en_http);
+    let (ethers, caver) = tokio::join!(
+        client_load(&net, "ethers-ext", &nginx.url, "0-1", 15, 100),
+        client_load(&net, "caver-js", &nginx.url, "10-11", 15, 100),
+    );
+    let sent: Vec<String> = ethers.sent.iter().chain(&caver.sent).cloned().collect();
+    let errors = ethers.errors.len() + caver.errors.len();
+    let lost = unmined(&net, &sent, Duration::from_secs(15)).await;
+    println!(
+        "nginx:   {} txs sent, {} errors (e.g. {:?}), {} never mined",
+        sent.len(),
+        errors,
+        ethers.errors.first().or(caver.errors.first()),
+        lost.len()
+    );
+    assert!(
+        errors > 0 || !lost.is_empty(),
+        "the nginx baseline saw no nonce error and lost nothing: the scenario did not split"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_load_loses_no_lifecycle_record() {
+    let net = Localnet::load();
+    let data = std::env::temp_dir().join(format!("kengate-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(&data);
+        for (http, ws) in net.nodes() {
+            cmd.args(["--node", &http, "--node-ws", ws.as_deref().unwrap_or_default()]);
+        }
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kengate")
+    };
+    let http = Http::default();
+    let wait_ready = |http: Http, url: String| async move {
+        for _ in 0..100 {
+            if http.get_opt(&format!("{url}/ready")).await == Some(200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("kengate at {url} never became ready");
+    };
+    let mut child = start();
+    wait_ready(http.clone(), url.clone()).await;
+
+    // Three senders stream transfers; kengate is killed -9 while they do.
+    let gas_price = u128::from(quantity(
+        &http.result(&net.en_http[0], "klay_gasPrice", json!([])).await,
+    )) * 2;
+    let mut accepted = Vec::new();
+    let mut nonces = Vec::new();
+    let keys: Vec<SigningKey> = net.accounts[15..18]
+        .iter()
+        .map(|a| SigningKey::from_slice(&hex_bytes(&a.private_key)).unwrap())
+        .collect();
+    for a in &net.accounts[15..18] {
+        nonces.push(quantity(
+            &http
+                .result(
+                    &net.en_http[0],
+                    "klay_getTransactionCount",
+                    json!([a.address, "pending"]),
+                )
+                .await,
+        ));
+    }
+    for round in 0..20 {
+        if round == 12 {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+            child = start();
+            wait_ready(http.clone(), url.clone()).await;
+        }
+        for (k, nonce) in keys.iter().zip(nonces.iter_mut()) {
+            let tx = sign_transfer(k, net.chain_id, *nonce, gas_price, [5; 20], 1);
+            let r = http.rpc(&url, "klay_sendRawTransaction", json!([tx.raw_hex()])).await;
+            assert!(r.get("error").is_none(), "send refused: {r}");
+            accepted.push(tx.hash_hex());
+            *nonce += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Kill again right after the last sends, before they are mined, and restart: the txs in
+    // flight are re-checked from the store and end InBlock.
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let mut child = start();
+    wait_ready(http.clone(), url.clone()).await;
+    let stuck = not_in_block(&url, &accepted, Duration::from_secs(60)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    assert!(
+        stuck.is_empty(),
+        "{} of {} records lost or not InBlock: {:?}",
+        stuck.len(),
+        accepted.len(),
+        &stuck[..stuck.len().min(3)]
+    );
 }

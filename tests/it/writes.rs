@@ -170,3 +170,146 @@ async fn unmined_txs_move_to_the_new_home_when_the_home_node_fails() {
         .await;
     assert_eq!(quantity(&n), 3);
 }
+
+async fn wait_status(http: &Http, url: &str, hash: &str, want: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.result(url, "kengate_getTransactionStatus", json!([hash])).await;
+        if r["status"] == want {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{hash} never reached {want}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_lifecycle_is_recorded_and_queryable() {
+    let (fakes, gate, http) = setup().await;
+    let k = key(5);
+    let signed = sign_transfer(&k, 1337, 0, 50_000_000_000, [7; 20], 1);
+    http.result(&gate.url, "klay_sendRawTransaction", json!([signed.raw_hex()]))
+        .await;
+    let home = receivers(&fakes, &signed.raw_hex())[0];
+    let r = wait_status(&http, &gate.url, &signed.hash_hex(), "Pending").await;
+    assert_eq!(r["node"], format!("{}/", fakes[home].url));
+    assert_eq!(r["sender"], addr_hex(&k));
+    assert!(r["created_at"].as_u64() <= r["submitted_at"].as_u64());
+
+    for f in &fakes {
+        f.add_tx(&signed.hash_hex(), 100); // mined: every node has the receipt
+    }
+    let r = wait_status(&http, &gate.url, &signed.hash_hex(), "InBlock").await;
+    assert_eq!(
+        (r["block_number"].clone(), r["success"].clone(), r["gas_used"].clone()),
+        (json!(100), json!(true), json!(21000))
+    );
+
+    // Refused by the node: Rejected, with the node's error.
+    for f in &fakes {
+        f.reject_sends(true);
+    }
+    let bad = sign_transfer(&k, 1337, 1, 50_000_000_000, [7; 20], 1);
+    let reply = http
+        .rpc(&gate.url, "klay_sendRawTransaction", json!([bad.raw_hex()]))
+        .await;
+    assert_eq!(reply["error"]["message"], "nonce too low");
+    let r = wait_status(&http, &gate.url, &bad.hash_hex(), "Rejected").await;
+    assert!(r["error"].as_str().unwrap().contains("nonce too low"));
+
+    // REST: one record, and the sender's history newest first, paginated.
+    let one = http.get(&format!("{}/v1/tx/{}", gate.url, signed.hash_hex())).await;
+    assert_eq!((one.status, one.json()["status"].clone()), (200, json!("InBlock")));
+    assert_eq!(
+        http.get(&format!("{}/v1/tx/0x{}", gate.url, "0".repeat(64)))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(http.get(&format!("{}/v1/tx/0x12", gate.url)).await.status, 400);
+    let page = http
+        .get(&format!("{}/v1/tx?sender={}&size=1", gate.url, addr_hex(&k)))
+        .await
+        .json();
+    assert_eq!(page["items"][0]["hash"], bad.hash_hex());
+    let next = http
+        .get(&format!(
+            "{}/v1/tx?sender={}&size=1&cursor={}",
+            gate.url,
+            addr_hex(&k),
+            page["cursor"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    assert_eq!(next["items"][0]["hash"], signed.hash_hex());
+    assert_eq!(next["cursor"], serde_json::Value::Null);
+    let failed = http.get(&format!("{}/v1/tx?status=Rejected", gate.url)).await.json();
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(http.get(&format!("{}/v1/tx?status=Lost", gate.url)).await.status, 400);
+    let r = http
+        .rpc(&gate.url, "kengate_getTransactionStatus", json!(["0x12"]))
+        .await;
+    assert_eq!(r["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_every_record_and_rechecks_txs_in_flight() {
+    let fakes = fake::cluster(&[100, 100, 100]).await;
+    let cfg = test_config(&fake::urls(&fakes));
+    let gate = Gate::start(cfg.clone()).await;
+    gate.wait_served(100).await;
+    let http = Http::default();
+    let k = key(6);
+    let txs: Vec<_> = (0..3)
+        .map(|n| sign_transfer(&k, 1337, n, 50_000_000_000, [7; 20], 1))
+        .collect();
+    for t in &txs {
+        http.result(&gate.url, "klay_sendRawTransaction", json!([t.raw_hex()]))
+            .await;
+    }
+    gate.stop().await;
+
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    for t in &txs {
+        let r = http
+            .result(&gate.url, "kengate_getTransactionStatus", json!([t.hash_hex()]))
+            .await;
+        assert!(r["status"] == "Submitted" || r["status"] == "Pending", "{r}");
+        for f in &fakes {
+            f.add_tx(&t.hash_hex(), 100);
+        }
+    }
+    for t in &txs {
+        wait_status(&http, &gate.url, &t.hash_hex(), "InBlock").await;
+    }
+    // The restored state still backs read-your-writes.
+    let n = http
+        .result(&gate.url, "klay_getTransactionCount", json!([addr_hex(&k), "pending"]))
+        .await;
+    assert!(quantity(&n) == 3 || quantity(&n) == 0, "{n}");
+}
+
+#[tokio::test]
+async fn a_pending_tx_that_leaves_the_pool_is_sent_again() {
+    let (fakes, gate, http) = setup().await;
+    let k = key(7);
+    let signed = sign_transfer(&k, 1337, 0, 50_000_000_000, [7; 20], 1);
+    http.result(&gate.url, "klay_sendRawTransaction", json!([signed.raw_hex()]))
+        .await;
+    wait_status(&http, &gate.url, &signed.hash_hex(), "Pending").await;
+    let home = receivers(&fakes, &signed.raw_hex())[0];
+    fakes[home].clear_pool();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fakes[home].calls_of("klay_sendRawTransaction").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "not sent again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for f in &fakes {
+        f.add_tx(&signed.hash_hex(), 100);
+    }
+    wait_status(&http, &gate.url, &signed.hash_hex(), "InBlock").await;
+}

@@ -46,6 +46,16 @@ impl Http {
         self.send(req).await
     }
 
+    /// A GET that may fail to connect: the status, or `None`.
+    pub async fn get_opt(&self, url: &str) -> Option<u16> {
+        let req = http::Request::get(url).body(Full::new(Bytes::new())).ok()?;
+        let resp = tokio::time::timeout(Duration::from_secs(5), self.inner.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(resp.status().as_u16())
+    }
+
     pub async fn get(&self, url: &str) -> Reply {
         let req = http::Request::get(url).body(Full::new(Bytes::new())).expect("request");
         self.send(req).await

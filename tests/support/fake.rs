@@ -37,6 +37,10 @@ struct State {
     /// (method, params) of every call except blockNumber polls.
     calls: Mutex<Vec<(String, Value)>>,
     filters: AtomicU64,
+    /// Hashes of raw txs accepted into this node's "pool".
+    pool: Mutex<std::collections::HashSet<String>>,
+    /// Refuse every sendRawTransaction with "nonce too low".
+    reject_sends: std::sync::atomic::AtomicBool,
 }
 
 /// One fake node.
@@ -57,6 +61,8 @@ impl Fake {
             txs: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             filters: AtomicU64::new(0),
+            reject_sends: std::sync::atomic::AtomicBool::new(false),
+            pool: Mutex::new(std::collections::HashSet::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -81,6 +87,16 @@ impl Fake {
     /// Knows `hash` as mined in `block` (visible once the head reaches it).
     pub fn add_tx(&self, hash: &str, block: u64) {
         self.st.txs.lock().unwrap().insert(hash.to_owned(), block);
+    }
+
+    /// Empties the "pool" (as a node restart would).
+    pub fn clear_pool(&self) {
+        self.st.pool.lock().unwrap().clear();
+    }
+
+    /// Refuse (or accept again) every sendRawTransaction.
+    pub fn reject_sends(&self, on: bool) {
+        self.st.reject_sends.store(on, Ordering::SeqCst);
     }
 
     /// Calls received (method, params), polls excluded.
@@ -196,8 +212,14 @@ fn answer(st: &State, req: &Value) -> Value {
         "getTransactionReceipt" | "getTransactionByHash" => {
             let h = params[0].as_str().unwrap_or("");
             let block = st.txs.lock().unwrap().get(h).copied();
+            let pooled = base == "getTransactionByHash" && st.pool.lock().unwrap().contains(h);
             Ok(match block {
-                Some(b) if b <= head => json!({"transactionHash": h, "blockNumber": format!("{b:#x}"), "node": id}),
+                None | Some(_) if pooled && block.is_none_or(|b| b > head) => {
+                    json!({"hash": h, "blockNumber": null, "node": id})
+                }
+                Some(b) if b <= head => {
+                    json!({"transactionHash": h, "blockNumber": format!("{b:#x}"), "status": "0x1", "gasUsed": "0x5208", "node": id})
+                }
                 _ => Value::Null,
             })
         }
@@ -213,7 +235,15 @@ fn answer(st: &State, req: &Value) -> Value {
                 Err(json!({"code": -32000, "message": "filter not found"}))
             }
         }
-        "sendRawTransaction" => Ok(json!(format!("0x{id:064x}"))),
+        "sendRawTransaction" if st.reject_sends.load(Ordering::SeqCst) => {
+            Err(json!({"code": -32000, "message": "nonce too low"}))
+        }
+        "sendRawTransaction" => {
+            let raw = super::tx::hex_bytes(params[0].as_str().unwrap_or("0x"));
+            let hash = format!("0x{}", hex::encode(super::tx::keccak(&raw)));
+            st.pool.lock().unwrap().insert(hash.clone());
+            Ok(json!(hash))
+        }
         "getTransactionCount" => Ok(json!("0x0")),
         "fail" => Err(json!({"code": -32000, "message": "nonce too low"})),
         _ => Ok(json!({"node": id})),

@@ -30,6 +30,12 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
         ..Config::default()
     };
     c.cluster.poll_interval_ms = 50;
+    // A store file of its own per gate.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kengate-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    c.store.path = dir.join("kengate.db");
     c.cluster.probe_timeout_ms = 500;
     c.cluster.upstream_timeout_ms = 2000;
     c

@@ -1,0 +1,151 @@
+//! One storage interface for what kengate persists, so the engine can change without its
+//! callers: the embedded SQLite file by default (PostgreSQL later for multi-replica
+//! deployments). Today it holds the transaction lifecycle; the token index, webhook outbox and
+//! audit data will live behind the same interface.
+//!
+//! Calls are blocking (SQLite is in-process and fast); async callers use `spawn_blocking`.
+//! Architecture invariant: nothing on the read hot path touches the store.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The engine failed.
+    #[error("store: {0}")]
+    Engine(String),
+    /// A stored record could not be read back.
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A transaction's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub enum TxStatus {
+    /// Received by kengate.
+    Created,
+    /// Accepted by a node.
+    Submitted,
+    /// Seen in a node's pool.
+    Pending,
+    /// Mined (receipt seen).
+    InBlock,
+    /// Refused by the node; the error is kept.
+    Rejected,
+    /// Gone without a block, or replaced by another tx with the same nonce.
+    Dropped,
+}
+
+impl TxStatus {
+    /// The name used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Created => "Created",
+            TxStatus::Submitted => "Submitted",
+            TxStatus::Pending => "Pending",
+            TxStatus::InBlock => "InBlock",
+            TxStatus::Rejected => "Rejected",
+            TxStatus::Dropped => "Dropped",
+        }
+    }
+
+    /// Parses an API/store name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TxStatus::Created,
+            TxStatus::Submitted,
+            TxStatus::Pending,
+            TxStatus::InBlock,
+            TxStatus::Rejected,
+            TxStatus::Dropped,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// No further transition is expected.
+    pub fn is_final(self) -> bool {
+        matches!(self, TxStatus::InBlock | TxStatus::Rejected | TxStatus::Dropped)
+    }
+}
+
+/// Everything kengate records about one transaction that passed through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    /// Tx hash, `0x` lowercase hex.
+    pub hash: String,
+    /// Sender, `0x` lowercase hex.
+    pub sender: String,
+    /// Nonce.
+    pub nonce: u64,
+    /// Current state.
+    pub status: TxStatus,
+    /// URL of the node that accepted it (its home node at the time).
+    pub node: Option<String>,
+    /// The upstream request that submitted it (for re-submission after a restart).
+    pub request: String,
+    /// Milliseconds since the Unix epoch at which each state was reached.
+    pub created_at: u64,
+    /// See `created_at`.
+    pub submitted_at: Option<u64>,
+    /// See `created_at`.
+    pub pending_at: Option<u64>,
+    /// See `created_at`.
+    pub in_block_at: Option<u64>,
+    /// See `created_at`.
+    pub rejected_at: Option<u64>,
+    /// See `created_at`.
+    pub dropped_at: Option<u64>,
+    /// Block it was mined in.
+    pub block_number: Option<u64>,
+    /// Receipt status: true = success.
+    pub success: Option<bool>,
+    /// Gas used, from the receipt.
+    pub gas_used: Option<u64>,
+    /// The node's error (Rejected) or why it was dropped.
+    pub error: Option<String>,
+}
+
+/// A history query; all filters optional. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxQuery {
+    /// Only this sender (`0x` lowercase hex).
+    pub sender: Option<String>,
+    /// Only this state.
+    pub status: Option<TxStatus>,
+    /// Created at or after (ms).
+    pub from_time: Option<u64>,
+    /// Created before (ms).
+    pub to_time: Option<u64>,
+    /// Continue after this cursor (from a previous page).
+    pub cursor: Option<String>,
+    /// Page size.
+    pub size: usize,
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxPage {
+    /// Records, newest first.
+    pub items: Vec<TxRecord>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// The storage interface.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Inserts or replaces a transaction record.
+    fn put_tx(&self, rec: &TxRecord) -> Result<(), StoreError>;
+    /// One record by hash.
+    fn get_tx(&self, hash: &str) -> Result<Option<TxRecord>, StoreError>;
+    /// History, newest first, cursor-paginated.
+    fn list_txs(&self, q: &TxQuery) -> Result<TxPage, StoreError>;
+    /// Records not yet in a final state (re-checked after a restart).
+    fn unfinished_txs(&self) -> Result<Vec<TxRecord>, StoreError>;
+}

@@ -1,0 +1,284 @@
+//! Transaction lifecycle: every tx that passes through kengate is recorded in the store with
+//! a timestamp per state — Created → Submitted → Pending → InBlock, or Rejected / Dropped —
+//! so it survives restarts and can be queried (`kengate_getTransactionStatus`, `/v1/tx`).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::routing::WriteTx;
+use crate::store::{Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `0x` + lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("0x");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Parses `0x` + exactly `2N` hex digits.
+pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let h = s.strip_prefix("0x")?;
+    if h.len() != 2 * N || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in h.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Receipt facts recorded with InBlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mined {
+    /// Block number.
+    pub block: u64,
+    /// Receipt status.
+    pub success: bool,
+    /// Gas used.
+    pub gas_used: u64,
+}
+
+/// A state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// A node accepted it.
+    Submitted {
+        /// The node's URL.
+        node: String,
+    },
+    /// Seen in a node's pool.
+    Pending,
+    /// Mined.
+    InBlock(Mined),
+    /// The node refused it.
+    Rejected {
+        /// The node's error object, verbatim.
+        error: String,
+    },
+    /// Gone without a block.
+    Dropped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Applies a transition; final states are never left, and a tx that reached a state keeps
+/// its first timestamp for it.
+pub fn apply(rec: &mut TxRecord, t: Transition, at: u64) {
+    if rec.status.is_final() {
+        return;
+    }
+    match t {
+        Transition::Submitted { node } => {
+            rec.node = Some(node);
+            rec.submitted_at.get_or_insert(at);
+            if rec.status == TxStatus::Created {
+                rec.status = TxStatus::Submitted;
+            }
+        }
+        Transition::Pending => {
+            rec.pending_at.get_or_insert(at);
+            if matches!(rec.status, TxStatus::Created | TxStatus::Submitted) {
+                rec.status = TxStatus::Pending;
+            }
+        }
+        Transition::InBlock(m) => {
+            rec.status = TxStatus::InBlock;
+            rec.in_block_at = Some(at);
+            rec.block_number = Some(m.block);
+            rec.success = Some(m.success);
+            rec.gas_used = Some(m.gas_used);
+        }
+        Transition::Rejected { error } => {
+            rec.status = TxStatus::Rejected;
+            rec.rejected_at = Some(at);
+            rec.error = Some(error);
+        }
+        Transition::Dropped { reason } => {
+            rec.status = TxStatus::Dropped;
+            rec.dropped_at = Some(at);
+            rec.error = Some(reason);
+        }
+    }
+}
+
+/// The lifecycle recorder over a store. Store calls run on the blocking pool.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    store: Arc<dyn Store>,
+}
+
+impl Lifecycle {
+    /// A recorder writing to `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::Engine(e.to_string()))?
+    }
+
+    /// Records a tx as received (before it is forwarded: a crash after this loses nothing).
+    /// A tx sent again keeps its record.
+    pub async fn created(&self, w: &WriteTx, request: &[u8]) -> Result<(), StoreError> {
+        let rec = TxRecord {
+            hash: hex(&w.hash),
+            sender: hex(&w.sender),
+            nonce: w.nonce,
+            status: TxStatus::Created,
+            node: None,
+            request: String::from_utf8_lossy(request).into_owned(),
+            created_at: now_ms(),
+            submitted_at: None,
+            pending_at: None,
+            in_block_at: None,
+            rejected_at: None,
+            dropped_at: None,
+            block_number: None,
+            success: None,
+            gas_used: None,
+            error: None,
+        };
+        self.blocking(move |s| match s.get_tx(&rec.hash)? {
+            Some(_) => Ok(()),
+            None => s.put_tx(&rec),
+        })
+        .await
+    }
+
+    /// Applies a transition to the tx `hash` (unknown hashes are ignored).
+    pub async fn transition(&self, hash: [u8; 32], t: Transition) -> Result<(), StoreError> {
+        let at = now_ms();
+        self.blocking(move |s| {
+            let Some(mut rec) = s.get_tx(&hex(&hash))? else {
+                return Ok(());
+            };
+            let before = rec.clone();
+            apply(&mut rec, t, at);
+            if rec != before {
+                s.put_tx(&rec)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// One record.
+    pub async fn get(&self, hash: String) -> Result<Option<TxRecord>, StoreError> {
+        self.blocking(move |s| s.get_tx(&hash.to_ascii_lowercase())).await
+    }
+
+    /// History.
+    pub async fn list(&self, q: TxQuery) -> Result<TxPage, StoreError> {
+        self.blocking(move |s| s.list_txs(&q)).await
+    }
+
+    /// Records not in a final state (re-checked after a restart).
+    pub async fn unfinished(&self) -> Result<Vec<TxRecord>, StoreError> {
+        self.blocking(|s| s.unfinished_txs()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn lc() -> Lifecycle {
+        Lifecycle::new(Arc::new(SqliteStore::in_memory().unwrap()))
+    }
+
+    const W: WriteTx = WriteTx {
+        sender: [1; 20],
+        nonce: 4,
+        hash: [2; 32],
+    };
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(unhex::<2>("0xabCD"), Some([0xab, 0xcd]));
+        assert_eq!(hex(&[0xab, 0xcd]), "0xabcd");
+        assert_eq!(unhex::<2>("0xabc"), None);
+        assert_eq!(unhex::<2>("abcd"), None);
+        assert_eq!(unhex::<2>("0x+bcd"), None);
+    }
+
+    #[tokio::test]
+    async fn a_tx_walks_through_its_states() {
+        let l = lc();
+        l.created(&W, b"{\"req\":1}").await.unwrap();
+        let h = hex(&W.hash);
+        assert_eq!(l.get(h.clone()).await.unwrap().unwrap().status, TxStatus::Created);
+        l.transition(
+            W.hash,
+            Transition::Submitted {
+                node: "http://n1/".into(),
+            },
+        )
+        .await
+        .unwrap();
+        l.transition(W.hash, Transition::Pending).await.unwrap();
+        l.transition(
+            W.hash,
+            Transition::InBlock(Mined {
+                block: 9,
+                success: true,
+                gas_used: 21000,
+            }),
+        )
+        .await
+        .unwrap();
+        // Final: a late Dropped does not change it.
+        l.transition(W.hash, Transition::Dropped { reason: "x".into() })
+            .await
+            .unwrap();
+        let r = l.get(h.to_uppercase().replace("0X", "0x")).await.unwrap().unwrap();
+        assert_eq!(r.status, TxStatus::InBlock);
+        assert_eq!(
+            (r.block_number, r.success, r.gas_used),
+            (Some(9), Some(true), Some(21000))
+        );
+        assert!(r.created_at <= r.submitted_at.unwrap() && r.submitted_at <= r.in_block_at);
+        assert_eq!(r.node.as_deref(), Some("http://n1/"));
+        assert_eq!(r.request, "{\"req\":1}");
+        assert!(l.unfinished().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn rejected_keeps_the_error_and_resending_keeps_the_record() {
+        let l = lc();
+        l.created(&W, b"{}").await.unwrap();
+        l.transition(
+            W.hash,
+            Transition::Rejected {
+                error: "nonce too low".into(),
+            },
+        )
+        .await
+        .unwrap();
+        l.created(&W, b"{}").await.unwrap();
+        let r = l.get(hex(&W.hash)).await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.error.as_deref()),
+            (TxStatus::Rejected, Some("nonce too low"))
+        );
+        l.transition([9; 32], Transition::Pending).await.unwrap(); // unknown: ignored
+    }
+}
