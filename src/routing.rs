@@ -9,4 +9,4 @@ mod select;
 
 pub use params::{parse_address, BlockRef, RouteError};
 pub use plan::{plan, Decision, Plan, RetryClass, Target, WriteTx};
-pub use select::{choose, higher_node, NodeSet};
+pub use select::{choose, higher_node, highest, NodeSet};

@@ -112,6 +112,30 @@ pub struct TxRecord {
     pub error: Option<String>,
 }
 
+impl TxRecord {
+    /// A record in the `Created` state.
+    pub fn created(hash: String, sender: String, nonce: u64, request: String, at: u64) -> Self {
+        Self {
+            hash,
+            sender,
+            nonce,
+            status: TxStatus::Created,
+            node: None,
+            request,
+            created_at: at,
+            submitted_at: None,
+            pending_at: None,
+            in_block_at: None,
+            rejected_at: None,
+            dropped_at: None,
+            block_number: None,
+            success: None,
+            gas_used: None,
+            error: None,
+        }
+    }
+}
+
 /// A history query; all filters optional. Newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxQuery {

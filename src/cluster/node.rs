@@ -55,7 +55,7 @@ pub enum UpstreamErrorKind {
     Status(u16),
     /// The connection broke mid-request or the body could not be read.
     Io,
-    /// 200, but not a JSON-RPC response.
+    /// 200, but not a JSON-RPC response (empty, truncated, not JSON).
     BadReply,
 }
 
@@ -76,8 +76,10 @@ impl UpstreamError {
     pub fn retryable_read(&self) -> bool {
         match self.kind {
             UpstreamErrorKind::Status(s) => s >= 500 || s == 429,
-            UpstreamErrorKind::BadReply => false,
-            _ => true,
+            UpstreamErrorKind::Connect
+            | UpstreamErrorKind::Timeout
+            | UpstreamErrorKind::Io
+            | UpstreamErrorKind::BadReply => true,
         }
     }
 

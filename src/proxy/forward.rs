@@ -5,13 +5,13 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Gateway, ProxyError};
-use crate::cluster::{NodeId, UpstreamErrorKind};
+use crate::cluster::{NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::{Class, FilterOp, MethodSpec};
-use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target};
+use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
 use crate::txpath::lifecycle::{unhex, Transition};
-use crate::txpath::senders::Kept;
+use crate::txpath::senders::{Kept, Turn};
 
 /// Forwards one call according to `plan`.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
@@ -65,10 +65,19 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         };
         tried.insert(id);
         let answered_head = view.nodes[id].head;
-        match nodes[id]
+        let outcome = nodes[id]
             .post(&gw.cluster.client, body.clone(), gw.settings.upstream_timeout)
-            .await
-        {
+            .await;
+        // A 200 that is not a JSON-RPC reply (empty, truncated, HTML) is a failure of that node.
+        let outcome = outcome.and_then(|reply| match UpstreamReply::parse(&reply) {
+            Ok(_) => Ok(reply),
+            Err(e) => Err(UpstreamError {
+                node: id,
+                kind: UpstreamErrorKind::BadReply,
+                detail: e.to_string(),
+            }),
+        });
+        match outcome {
             Ok(reply) => {
                 let parsed = UpstreamReply::parse(&reply);
                 if plan.retry_null
@@ -87,29 +96,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                     track_filter(gw, op, call, id, r);
                 }
                 if let (Some(w), Some(t), Ok(r)) = (plan.write, turn.as_mut(), &parsed) {
-                    let transition = match r.error {
-                        None => {
-                            t.forwarded(
-                                w.nonce,
-                                Kept {
-                                    hash: w.hash,
-                                    body: body.clone(),
-                                    node: id,
-                                    pending_seen: false,
-                                },
-                            );
-                            gw.senders.remember(w.hash, id);
-                            Transition::Submitted {
-                                node: nodes[id].http.to_string(),
-                            }
-                        }
-                        Some(e) => Transition::Rejected {
-                            error: e.get().to_owned(),
-                        },
-                    };
-                    if let Err(e) = gw.lifecycle.transition(w.hash, transition).await {
-                        tracing::warn!(error = %e, "could not record a transaction");
-                    }
+                    record_write(gw, w, t, id, &body, r).await;
                 }
                 if let (Some(addr), Ok(r)) = (plan.nonce_floor, &parsed) {
                     if let Some(raised) = raise_nonce(gw, call, &addr, r) {
@@ -139,6 +126,41 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 tracing::debug!(method = spec.name, node = id, error = %e, "retrying on another node");
             }
         }
+    }
+}
+
+/// After a node answered a submission: an accepted tx is kept (for read-your-writes and
+/// re-sending) and recorded Submitted; a refused one is recorded Rejected with the node's error.
+async fn record_write(
+    gw: &Gateway,
+    w: WriteTx,
+    turn: &mut Turn,
+    node: NodeId,
+    body: &Bytes,
+    reply: &UpstreamReply<'_>,
+) {
+    let transition = match reply.error {
+        None => {
+            turn.forwarded(
+                w.nonce,
+                Kept {
+                    hash: w.hash,
+                    body: body.clone(),
+                    node,
+                    pending_seen: false,
+                },
+            );
+            gw.senders.remember(w.hash, node);
+            Transition::Submitted {
+                node: gw.cluster.nodes[node].http.to_string(),
+            }
+        }
+        Some(e) => Transition::Rejected {
+            error: e.get().to_owned(),
+        },
+    };
+    if let Err(e) = gw.lifecycle.transition(w.hash, transition).await {
+        tracing::warn!(error = %e, "could not record a transaction");
     }
 }
 

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::jsonrpc::{format_quantity, parse_quantity};
 use crate::methods::BlockKind;
+use crate::txpath::lifecycle::unhex;
 
 /// Errors routing reports to the client.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -106,16 +107,7 @@ fn latest_to(block: BlockRef, served: u64) -> BlockParam {
 
 /// Reads a param that is an account address (`"0x"` + 40 hex digits, any case).
 pub fn parse_address(raw: &RawValue) -> Option<[u8; 20]> {
-    let s = raw.get().strip_prefix("\"0x")?.strip_suffix('"')?;
-    if s.len() != 40 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Some(out)
+    unhex(serde_json::from_str::<&str>(raw.get()).ok()?)
 }
 
 /// The range a `getLogs` filter object covers, and the object to send.

@@ -62,7 +62,8 @@ pub fn higher_node(view: &ClusterView, answered_head: u64, tried: NodeSet) -> Op
     highest(view, tried).filter(|&id| view.nodes[id].head > answered_head)
 }
 
-fn highest(view: &ClusterView, tried: NodeSet) -> Option<NodeId> {
+/// The up node with the highest head, skipping `tried` (ties: the lowest id).
+pub fn highest(view: &ClusterView, tried: NodeSet) -> Option<NodeId> {
     view.nodes
         .iter()
         .enumerate()

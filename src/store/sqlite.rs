@@ -159,24 +159,10 @@ mod tests {
     use super::*;
 
     fn rec(i: u64, sender: &str, status: TxStatus) -> TxRecord {
-        TxRecord {
-            hash: format!("0x{i:064x}"),
-            sender: sender.into(),
-            nonce: i,
-            status,
-            node: None,
-            request: "{}".into(),
-            created_at: 1000 + i / 2, // pairs share a millisecond: the cursor must break ties
-            submitted_at: None,
-            pending_at: None,
-            in_block_at: None,
-            rejected_at: None,
-            dropped_at: None,
-            block_number: None,
-            success: None,
-            gas_used: None,
-            error: None,
-        }
+        // Pairs share a millisecond: the cursor must break ties.
+        let mut r = TxRecord::created(format!("0x{i:064x}"), sender.into(), i, "{}".into(), 1000 + i / 2);
+        r.status = status;
+        r
     }
 
     #[test]

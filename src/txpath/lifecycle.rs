@@ -138,24 +138,8 @@ impl Lifecycle {
     /// Records a tx as received (before it is forwarded: a crash after this loses nothing).
     /// A tx sent again keeps its record.
     pub async fn created(&self, w: &WriteTx, request: &[u8]) -> Result<(), StoreError> {
-        let rec = TxRecord {
-            hash: hex(&w.hash),
-            sender: hex(&w.sender),
-            nonce: w.nonce,
-            status: TxStatus::Created,
-            node: None,
-            request: String::from_utf8_lossy(request).into_owned(),
-            created_at: now_ms(),
-            submitted_at: None,
-            pending_at: None,
-            in_block_at: None,
-            rejected_at: None,
-            dropped_at: None,
-            block_number: None,
-            success: None,
-            gas_used: None,
-            error: None,
-        };
+        let request = String::from_utf8_lossy(request).into_owned();
+        let rec = TxRecord::created(hex(&w.hash), hex(&w.sender), w.nonce, request, now_ms());
         self.blocking(move |s| match s.get_tx(&rec.hash)? {
             Some(_) => Ok(()),
             None => s.put_tx(&rec),

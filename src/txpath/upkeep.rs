@@ -19,7 +19,7 @@ use super::senders::{Addr, Kept};
 use crate::cluster::{ClusterView, NodeId, NodeState};
 use crate::jsonrpc::parse_quantity;
 use crate::proxy::Gateway;
-use crate::routing::NodeSet;
+use crate::routing::{highest, NodeSet};
 
 const EVERY: Duration = Duration::from_secs(1);
 
@@ -80,7 +80,9 @@ async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
     if turn.unmined.is_empty() {
         return;
     }
-    let Some(highest) = highest_up(view) else { return };
+    let Some(highest) = highest(view, NodeSet::default()) else {
+        return;
+    };
     // The mined nonce count first, receipts second (same node): a nonce below the count
     // with no receipt then really was taken by another tx, never by a race with our own.
     let count = mined_nonce_count(gw, highest, sender).await;
@@ -206,12 +208,6 @@ async fn record(gw: &Gateway, hash: [u8; 32], t: Transition) {
     if let Err(e) = gw.lifecycle.transition(hash, t).await {
         tracing::warn!(error = %e, "could not record a transaction state");
     }
-}
-
-fn highest_up(view: &ClusterView) -> Option<NodeId> {
-    (0..view.nodes.len())
-        .filter(|&i| view.nodes[i].is_up())
-        .max_by_key(|&i| view.nodes[i].head)
 }
 
 /// Whether a node's answer to a re-submission means it now has the tx.

@@ -188,6 +188,11 @@ async fn reads_are_retried_on_another_node_and_failed_nodes_are_avoided() {
         let r = http.result(&gate.url, "klay_gasPrice", json!([])).await;
         assert_ne!(r["node"], 0);
     }
+    fakes[0].set_mode(Mode::Empty200);
+    for _ in 0..20 {
+        let r = http.result(&gate.url, "klay_gasPrice", json!([])).await;
+        assert_ne!(r["node"], 0, "an empty 200 was passed on");
+    }
     fakes[0].set_mode(Mode::Ok);
     fakes[1].kill();
     for _ in 0..20 {

@@ -87,6 +87,15 @@ impl Http {
         self.post(url, body).await.json()
     }
 
+    /// One call; a reply that is not JSON comes back as `{"non_json": <status and body>}`
+    /// instead of a panic (load loops count it as a failure).
+    pub async fn rpc_lenient(&self, url: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+        let r = self.post(url, body).await;
+        serde_json::from_slice(&r.body)
+            .unwrap_or_else(|_| json!({"non_json": format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body))}))
+    }
+
     /// One call that must succeed; returns its result.
     pub async fn result(&self, url: &str, method: &str, params: Value) -> Value {
         let r = self.rpc(url, method, params.clone()).await;

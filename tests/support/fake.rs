@@ -26,6 +26,8 @@ pub enum Mode {
     Http500 = 1,
     /// Never answers (a paused node).
     Hang = 2,
+    /// HTTP 200 with an empty body.
+    Empty200 = 3,
 }
 
 struct State {
@@ -180,6 +182,7 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         2 => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
+        3 => return http::Response::new(Full::new(Bytes::new())),
         _ => {}
     }
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
