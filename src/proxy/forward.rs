@@ -68,65 +68,82 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         let outcome = nodes[id]
             .post(&gw.cluster.client, body.clone(), gw.settings.upstream_timeout)
             .await;
-        // A 200 that is not a JSON-RPC reply (empty, truncated, HTML) is a failure of that node.
-        let outcome = outcome.and_then(|reply| match UpstreamReply::parse(&reply) {
-            Ok(_) => Ok(reply),
-            Err(e) => Err(UpstreamError {
-                node: id,
-                kind: UpstreamErrorKind::BadReply,
-                detail: e.to_string(),
-            }),
-        });
-        match outcome {
-            Ok(reply) => {
-                let parsed = UpstreamReply::parse(&reply);
-                if plan.retry_null
-                    && nulls < gw.settings.null_retries
-                    && parsed.as_ref().is_ok_and(|r| r.is_null_result())
-                {
-                    if let Some(higher) = higher_node(&gw.cluster.view(), answered_head, tried) {
-                        nulls += 1;
-                        gw.metrics.retry("null");
-                        null_answer = Some(reply);
-                        target = Target::Node(higher);
-                        continue;
-                    }
-                }
-                if let (Class::Filter(op), Ok(r)) = (spec.class, &parsed) {
-                    track_filter(gw, op, call, id, r);
-                }
-                if let (Some(w), Some(t), Ok(r)) = (plan.write, turn.as_mut(), &parsed) {
-                    record_write(gw, w, t, id, &body, r).await;
-                }
-                if let (Some(addr), Ok(r)) = (plan.nonce_floor, &parsed) {
-                    if let Some(raised) = raise_nonce(gw, call, &addr, r) {
-                        return Ok(raised);
-                    }
-                }
-                return Ok(reply);
-            }
-            Err(e) => {
-                gw.metrics.upstream_error(id, e.kind_label());
-                if e.kind == UpstreamErrorKind::Connect {
-                    gw.cluster.tracker.observe_down(id);
-                }
-                let retry = match plan.retry {
-                    RetryClass::Read => e.retryable_read(),
-                    RetryClass::Write => e.retryable_write(),
-                    RetryClass::Never => false,
+        let reply = match outcome {
+            Ok(reply) => reply,
+            Err(e) => match give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer) {
+                Some(done) => return done,
+                None => continue,
+            },
+        };
+        let parsed = match UpstreamReply::parse(&reply) {
+            Ok(parsed) => parsed,
+            // A 200 that is not a JSON-RPC reply (empty, truncated, HTML) is a failure of that node.
+            Err(bad) => {
+                let e = UpstreamError {
+                    node: id,
+                    kind: UpstreamErrorKind::BadReply,
+                    detail: bad.to_string(),
                 };
-                if let Some(null) = null_answer {
-                    return Ok(null);
+                match give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer) {
+                    Some(done) => return done,
+                    None => continue,
                 }
-                if !retry || failures >= gw.settings.max_retries {
-                    return Err(ProxyError::Upstream(e));
-                }
-                failures += 1;
-                gw.metrics.retry("transport");
-                tracing::debug!(method = spec.name, node = id, error = %e, "retrying on another node");
+            }
+        };
+        if plan.retry_null && nulls < gw.settings.null_retries && parsed.is_null_result() {
+            if let Some(higher) = higher_node(&gw.cluster.view(), answered_head, tried) {
+                nulls += 1;
+                gw.metrics.retry("null");
+                null_answer = Some(reply.clone());
+                target = Target::Node(higher);
+                continue;
             }
         }
+        if let Class::Filter(op) = spec.class {
+            track_filter(gw, op, call, id, &parsed);
+        }
+        if let (Some(w), Some(t)) = (plan.write, turn.as_mut()) {
+            record_write(gw, w, t, id, &body, &parsed).await;
+        }
+        if let Some(addr) = plan.nonce_floor {
+            if let Some(raised) = raise_nonce(gw, call, &addr, &parsed) {
+                return Ok(raised);
+            }
+        }
+        return Ok(reply);
     }
+}
+
+/// After a transport failure (or a reply that is not JSON-RPC): `Some(answer)` to stop —
+/// the `null` already received, or the error — or `None` to try another node, as the plan's
+/// retry class allows. A node that could not be connected to is marked down at once.
+fn give_up(
+    gw: &Gateway,
+    spec: &MethodSpec,
+    retry: RetryClass,
+    e: UpstreamError,
+    failures: &mut u32,
+    null_answer: &mut Option<Bytes>,
+) -> Option<Result<Bytes, ProxyError>> {
+    gw.metrics.upstream_error(e.node, e.kind_label());
+    if e.kind == UpstreamErrorKind::Connect {
+        gw.cluster.tracker.observe_down(e.node);
+    }
+    if let Some(null) = null_answer.take() {
+        return Some(Ok(null));
+    }
+    let retry = match retry {
+        RetryClass::Read => e.retryable_read(),
+        RetryClass::Write => e.retryable_write(),
+        RetryClass::Never => false,
+    };
+    if !retry || *failures >= gw.settings.max_retries {
+        return Some(Err(ProxyError::Upstream(e)));
+    }
+    *failures += 1;
+    gw.metrics.retry("transport");
+    tracing::debug!(method = spec.name, node = e.node, error = %e, "retrying on another node");
+    None
 }
 
 /// After a node answered a submission: an accepted tx is kept (for read-your-writes and
