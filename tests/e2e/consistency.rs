@@ -90,27 +90,27 @@ async fn tx_load(net: Localnet, stop: Arc<AtomicBool>) -> u64 {
     let gas_price = u128::from(quantity(
         &http.result(&net.en_http[0], "klay_gasPrice", json!([])).await,
     )) * 2;
+    // Each sender talks to one EN (EN1 or EN3, never the detached EN2) for its nonce and its
+    // sends, so the load itself never trips over the split brain.
     let mut senders = Vec::new();
-    for a in &net.accounts[10..13] {
+    for (i, a) in net.accounts[10..13].iter().enumerate() {
+        let en = net.en_http[if i % 2 == 0 { 0 } else { 2 }].clone();
         let key = SigningKey::from_slice(&hex_bytes(&a.private_key)).expect("key");
         let nonce = quantity(
             &http
-                .result(
-                    &net.en_http[0],
-                    "klay_getTransactionCount",
-                    json!([a.address, "pending"]),
-                )
+                .result(&en, "klay_getTransactionCount", json!([a.address, "pending"]))
                 .await,
         );
-        senders.push((key, nonce));
+        senders.push((key, nonce, en));
     }
     let mut sent = 0;
     while !stop.load(Ordering::Relaxed) {
-        for (i, (key, nonce)) in senders.iter_mut().enumerate() {
+        for (key, nonce, en) in senders.iter_mut() {
             let to: [u8; 20] = std::array::from_fn(|_| fastrand::u8(..));
             let tx = sign_transfer(key, net.chain_id, *nonce, gas_price, to, 1);
-            let en = &net.en_http[if i % 2 == 0 { 0 } else { 2 }];
-            let r = http.rpc(en, "klay_sendRawTransaction", json!([tx.raw_hex()])).await;
+            let r = http
+                .rpc(en.as_str(), "klay_sendRawTransaction", json!([tx.raw_hex()]))
+                .await;
             assert!(r.get("error").is_none(), "load tx refused: {r}");
             *nonce += 1;
             sent += 1;
@@ -118,6 +118,25 @@ async fn tx_load(net: Localnet, stop: Arc<AtomicBool>) -> u64 {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     sent
+}
+
+/// Waits until EN1's head is at least `want` blocks ahead of EN2's; returns the gap.
+async fn wait_for_gap(net: &Localnet, want: u64, within: Duration) -> u64 {
+    let http = Http::default();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let en1 = quantity(&http.result(&net.en_http[0], "klay_blockNumber", json!([])).await);
+        let en2 = quantity(&http.result(&net.en_http[1], "klay_blockNumber", json!([])).await);
+        let gap = en1.saturating_sub(en2);
+        if gap >= want {
+            return gap;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "EN2 did not fall behind after `scripts/localnet detach 2` (EN1 {en1}, EN2 {en2}): the cluster did not split"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +162,10 @@ async fn reads_never_see_the_split_brain_through_kengate() {
         net: &net,
         args: vec!["attach", "2"],
     };
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The scenario only means something if EN2 really falls behind: past max_lag (3 blocks).
+    let gap = wait_for_gap(&net, 4, Duration::from_secs(15)).await;
+    println!("EN2 fell {gap} blocks behind EN1 while detached");
+    tokio::time::sleep(Duration::from_secs(8)).await;
     net.ctl(&["attach", "2"]);
     drop(restore);
     tokio::time::sleep(Duration::from_secs(8)).await;
