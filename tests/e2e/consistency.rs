@@ -143,12 +143,7 @@ async fn wait_for_gap(net: &Localnet, want: u64, within: Duration) -> u64 {
 async fn reads_never_see_the_split_brain_through_kengate() {
     let net = Localnet::load();
     let gate = Gate::start(test_config(&net.nodes())).await;
-    gate.wait_status("3 nodes in sync", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
-    })
-    .await;
+    gate.wait_all_in_sync().await;
     let nginx = Nginx::start(&net.en_http);
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -101,12 +101,7 @@ async fn unmined(net: &Localnet, hashes: &[String], wait: Duration) -> Vec<Strin
 async fn real_clients_never_see_the_write_split_brain_through_kengate() {
     let net = Arc::new(Localnet::load());
     let gate = Gate::start(test_config(&net.nodes())).await;
-    gate.wait_status("3 nodes in sync", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
-    })
-    .await;
+    gate.wait_all_in_sync().await;
 
     let faults = {
         let net = net.clone();

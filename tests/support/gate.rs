@@ -80,6 +80,16 @@ impl Gate {
         }
     }
 
+    /// Waits until every node is in sync.
+    pub async fn wait_all_in_sync(&self) -> Value {
+        self.wait_status("every node in sync", |s| {
+            s["nodes"]
+                .as_array()
+                .is_some_and(|n| n.iter().all(|n| n["state"] == "in_sync"))
+        })
+        .await
+    }
+
     pub async fn wait_served(&self, head: u64) -> Value {
         self.wait_status(&format!("served head {head}"), |s| s["served_head"] == head)
             .await
