@@ -44,8 +44,14 @@ pub enum ConfigError {
 pub struct Config {
     /// Address to listen on for JSON-RPC (HTTP and WebSocket) and the admin endpoints.
     pub listen: SocketAddr,
-    /// The upstream nodes (replaced by `--node` flags when given).
+    /// The upstream nodes (replaced by `--node` flags when given): the cluster of the
+    /// network named in [`Config::network`]. Leave empty when `networks` lists the clusters.
     pub nodes: Vec<NodeConfig>,
+    /// Name and chain id of the cluster in `nodes`.
+    pub network: NetworkInfo,
+    /// Several clusters behind one kengate (e.g. cypress and baobab), each picked by path
+    /// `/v1/{name}` or by the `x-chain-id` header. Alternative to `nodes`.
+    pub networks: Vec<NetworkConfig>,
     /// Head tracking, health and retry settings.
     pub cluster: ClusterConfig,
     /// Request size limits.
@@ -56,6 +62,155 @@ pub struct Config {
     pub writes: WritesConfig,
     /// Where kengate keeps its data.
     pub store: StoreConfig,
+    /// The final-data cache and request coalescing.
+    pub cache: CacheConfig,
+    /// Access tokens, admin token, trusted proxies.
+    pub auth: AuthConfig,
+    /// Token-bucket throttling per credential and per client IP.
+    pub throttle: ThrottleConfig,
+}
+
+/// Name and chain id of the single cluster given by `nodes`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkInfo {
+    /// Path segment `/v1/{name}` and the label in metrics and credentials.
+    pub name: String,
+    /// Chain id matched against `x-chain-id`; learned from the nodes (`klay_chainID`) when absent.
+    pub chain_id: Option<u64>,
+}
+
+impl Default for NetworkInfo {
+    fn default() -> Self {
+        Self {
+            name: "klaytn".into(),
+            chain_id: None,
+        }
+    }
+}
+
+/// One cluster of several behind kengate.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Path segment `/v1/{name}`: lowercase letters, digits and `-`.
+    pub name: String,
+    /// Chain id matched against `x-chain-id`; learned from the nodes when absent.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    /// The cluster's nodes.
+    pub nodes: Vec<NodeConfig>,
+}
+
+/// The final-data cache (Klaytn has immediate finality: everything at or below the served
+/// head is final) and coalescing of identical in-flight reads.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Upper bound of cached answers, in bytes (keys and values); 0 turns the cache off.
+    pub max_bytes: u64,
+    /// Send identical in-flight reads upstream once and share the answer.
+    pub coalesce: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            coalesce: true,
+        }
+    }
+}
+
+/// Access control: who may call, from where.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require a credential on every JSON-RPC and API request.
+    pub enabled: bool,
+    /// Bearer token that guards the admin REST API (`/admin/keys`); unset: the admin API is
+    /// off. The env var `KENGATE_ADMIN_TOKEN` overrides it.
+    pub admin_token: Option<String>,
+    /// Peers (CIDRs) whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Credentials declared here (in addition to those in the store, managed by
+    /// `kengate keys` and the admin API).
+    pub keys: Vec<KeyConfig>,
+}
+
+/// A credential declared in `proxy.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Access key id (Basic user name; the part before `.` in a token).
+    pub id: String,
+    /// The secret in clear text, or
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// its SHA-256 in hex.
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub label: String,
+    /// Networks it may use; empty: all.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Method groups (`read`, `write`) or method names; empty: `read` and `write`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Client IPs (CIDRs, IPv4 or IPv6) it may be used from; empty: any.
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    /// Requests per second (a batch counts its elements); absent: `throttle.per_key`.
+    #[serde(default)]
+    pub rps: Option<u32>,
+    /// Bucket size; absent: `throttle.per_key`.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// A disabled key is refused.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Unix time (seconds) after which the key is refused.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Token buckets. A rate of 0 means unlimited.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Per client IP.
+    pub per_ip: RateConfig,
+    /// Per credential without limits of its own.
+    pub per_key: RateConfig,
+    /// Cost of one call of a method (default 1), e.g. `{ eth_getLogs = 10 }`.
+    pub method_weights: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let heavy = ["klay_getLogs", "kaia_getLogs", "eth_getLogs"];
+        Self {
+            per_ip: RateConfig::default(),
+            per_key: RateConfig::default(),
+            method_weights: heavy.iter().map(|m| (m.to_string(), 10)).collect(),
+        }
+    }
+}
+
+/// One token bucket: `rps` tokens per second, at most `burst` saved up.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateConfig {
+    /// Sustained calls per second; 0: unlimited.
+    pub rps: u32,
+    /// Bucket size; 0: equal to `rps`.
+    pub burst: u32,
 }
 
 /// The embedded store.
@@ -132,6 +287,10 @@ pub struct LimitsConfig {
     pub max_batch: usize,
     /// Most calls in flight on one WebSocket connection.
     pub ws_max_in_flight: usize,
+    /// A client must send its request headers within this many ms (slowloris guard).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line + headers), in bytes; larger → HTTP 431.
+    pub max_header_bytes: usize,
 }
 
 /// Method policy: which methods clients may call beyond the defaults.
@@ -155,6 +314,11 @@ impl Default for Config {
             methods: MethodsConfig::default(),
             writes: WritesConfig::default(),
             store: StoreConfig::default(),
+            network: NetworkInfo::default(),
+            networks: Vec::new(),
+            cache: CacheConfig::default(),
+            auth: AuthConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -179,6 +343,8 @@ impl Default for LimitsConfig {
             max_body_bytes: 5 * 1024 * 1024,
             max_batch: 100,
             ws_max_in_flight: 64,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -207,6 +373,70 @@ impl Config {
         })
     }
 
+    /// Every cluster kengate fronts: the one in `nodes` (named by `network`), then `networks`.
+    pub fn networks(&self) -> Vec<NetworkConfig> {
+        let mut all = Vec::with_capacity(self.networks.len() + 1);
+        if !self.nodes.is_empty() {
+            all.push(NetworkConfig {
+                name: self.network.name.clone(),
+                chain_id: self.network.chain_id,
+                nodes: self.nodes.clone(),
+            });
+        }
+        all.extend(self.networks.iter().cloned());
+        all
+    }
+
+    fn validate_access(&self, networks: &[NetworkConfig]) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
+        for (i, cidr) in self.auth.trusted_proxies.iter().enumerate() {
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                return invalid(format!("auth.trusted_proxies[{i}]"), format!("{cidr:?} is not a CIDR"));
+            }
+        }
+        if self.auth.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return invalid("auth.admin_token".into(), "at least 16 characters".into());
+        }
+        for (i, k) in self.auth.keys.iter().enumerate() {
+            let key = |f: &str| format!("auth.keys[{i}].{f}");
+            if !valid_key_id(&k.id) {
+                return invalid(key("id"), "letters, digits, '_' and '-', 1-64 characters".into());
+            }
+            if self.auth.keys[..i].iter().any(|o| o.id == k.id) {
+                return invalid(key("id"), format!("{:?} is declared twice", k.id));
+            }
+            match (&k.secret, &k.secret_sha256) {
+                (Some(s), None) if s.len() >= 16 && !s.contains(char::is_whitespace) => {}
+                (Some(_), None) => return invalid(key("secret"), "at least 16 characters, no spaces".into()),
+                (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => return invalid(key("secret_sha256"), "64 hex digits".into()),
+                _ => return invalid(key("secret"), "give exactly one of secret and secret_sha256".into()),
+            }
+            if let Some(n) = k.networks.iter().find(|n| !networks.iter().any(|net| &net.name == *n)) {
+                return invalid(key("networks"), format!("no network named {n:?}"));
+            }
+            if let Some(m) = k.methods.iter().find(|m| !valid_method_name(m)) {
+                return invalid(key("methods"), format!("{m:?} is neither a group nor a method name"));
+            }
+            if let Some(c) = k
+                .ip_allow
+                .iter()
+                .find(|c| c.parse::<ipnet::IpNet>().is_err() && c.parse::<std::net::IpAddr>().is_err())
+            {
+                return invalid(key("ip_allow"), format!("{c:?} is not a CIDR"));
+            }
+        }
+        for (m, w) in &self.throttle.method_weights {
+            if !valid_method_name(m) {
+                return invalid("throttle.method_weights".into(), format!("{m:?} is not a method name"));
+            }
+            if *w == 0 {
+                return invalid(format!("throttle.method_weights.{m}"), "must be ≥ 1".into());
+            }
+        }
+        Ok(())
+    }
+
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: &str| {
@@ -215,29 +445,61 @@ impl Config {
                 reason: reason.into(),
             })
         };
-        if self.nodes.is_empty() {
+        let networks = self.networks();
+        if networks.is_empty() {
             return invalid(
                 "nodes",
-                "at least one node is required (--node URL or [[nodes]] in proxy.toml)",
+                "at least one node is required (--node URL, [[nodes]] or [[networks]] in proxy.toml)",
             );
         }
-        if self.nodes.len() > NodeSet::CAPACITY {
-            return invalid("nodes", "at most 64 nodes");
-        }
-        for (i, n) in self.nodes.iter().enumerate() {
-            let uri: http::Uri = match n.http.parse() {
-                Ok(u) => u,
-                Err(_) => return invalid(&format!("nodes[{i}].http"), &format!("not a URL: {:?}", n.http)),
+        for (k, net) in networks.iter().enumerate() {
+            let prefix = if self.nodes.is_empty() || k > 0 {
+                format!("networks[{}].", k - usize::from(!self.nodes.is_empty()))
+            } else {
+                String::new()
             };
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                return invalid(&format!("nodes[{i}].http"), "must be an http:// URL with a host");
+            let name_key = if prefix.is_empty() { "network.name".to_owned() } else { format!("{prefix}name") };
+            if !valid_network_name(&net.name) {
+                return invalid(&name_key, "lowercase letters, digits and '-', 1-32 characters");
             }
-            if let Some(ws) = &n.ws {
-                if !(ws.starts_with("ws://") || ws.starts_with("wss://")) {
-                    return invalid(&format!("nodes[{i}].ws"), "must be a ws:// or wss:// URL");
+            if RESERVED_NETWORK_NAMES.contains(&net.name.as_str()) {
+                return invalid(&name_key, &format!("{:?} is reserved", net.name));
+            }
+            if networks[..k].iter().any(|o| o.name == net.name) {
+                return invalid(&name_key, &format!("network {:?} is declared twice", net.name));
+            }
+            if let Some(id) = net.chain_id {
+                if networks[..k].iter().any(|o| o.chain_id == Some(id)) {
+                    return invalid(&format!("{prefix}chain_id"), &format!("chain id {id} is used twice"));
+                }
+            }
+            if net.nodes.is_empty() {
+                return invalid(&format!("{prefix}nodes"), "at least one node is required");
+            }
+            if net.nodes.len() > NodeSet::CAPACITY {
+                return invalid(&format!("{prefix}nodes"), "at most 64 nodes");
+            }
+            for (i, n) in net.nodes.iter().enumerate() {
+                let uri: http::Uri = match n.http.parse() {
+                    Ok(u) => u,
+                    Err(_) => {
+                        return invalid(
+                            &format!("{prefix}nodes[{i}].http"),
+                            &format!("not a URL: {:?}", n.http),
+                        )
+                    }
+                };
+                if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                    return invalid(&format!("{prefix}nodes[{i}].http"), "must be an http:// URL with a host");
+                }
+                if let Some(ws) = &n.ws {
+                    if !(ws.starts_with("ws://") || ws.starts_with("wss://")) {
+                        return invalid(&format!("{prefix}nodes[{i}].ws"), "must be a ws:// or wss:// URL");
+                    }
                 }
             }
         }
+        self.validate_access(&networks)?;
         let c = &self.cluster;
         if c.poll_interval_ms == 0 {
             return invalid("cluster.poll_interval_ms", "must be > 0");
@@ -260,19 +522,44 @@ impl Config {
         if self.limits.ws_max_in_flight == 0 {
             return invalid("limits.ws_max_in_flight", "must be > 0");
         }
+        if self.limits.header_read_timeout_ms == 0 {
+            return invalid("limits.header_read_timeout_ms", "must be > 0");
+        }
+        if self.limits.max_header_bytes < 8192 {
+            return invalid("limits.max_header_bytes", "must be at least 8192");
+        }
         for (key, list) in [
             ("methods.allow", &self.methods.allow),
             ("methods.deny", &self.methods.deny),
         ] {
             if let Some(bad) = list
                 .iter()
-                .find(|m| m.is_empty() || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .find(|m| !valid_method_name(m))
             {
                 return invalid(key, &format!("{bad:?} is not a method name"));
             }
         }
         Ok(())
     }
+}
+
+/// Path segments that are not network names.
+pub const RESERVED_NETWORK_NAMES: &[&str] = &["tx", "admin", "health", "ready", "status", "metrics"];
+
+fn valid_network_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// An access key id: letters, digits, `_` and `-` (never `.` or `:`, which separate it from
+/// the secret in tokens and Basic credentials).
+pub fn valid_key_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_method_name(m: &str) -> bool {
+    !m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// " at line N: `the line`" — so the one-line error shows the key even when toml's message
