@@ -9,7 +9,9 @@ mod response;
 pub use error::{codes, RpcError};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};
-pub use response::{batch_response, error_response, result_response, UpstreamReply, UpstreamReplyError};
+pub use response::{
+    batch_response, error_response, member_response, result_response, UpstreamReply, UpstreamReplyError,
+};
 
 /// Deserializes a member that may be absent into `None`, and a present one, even `null`,
 /// into `Some(raw)`: serde would otherwise fold `null` into `None`, and `"id": null` is a

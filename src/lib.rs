@@ -38,7 +38,7 @@ use crate::cluster::{Cluster, Node, Tracker, UpstreamClient};
 use crate::config::{Config, ConfigError};
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
-use crate::proxy::{FilterRegistry, Gateway, Settings};
+use crate::proxy::{Coalescer, FilterRegistry, FinalCache, Gateway, Settings};
 use crate::server::ServerSettings;
 use crate::store::{SqliteStore, StoreError};
 use crate::txpath::lifecycle::Lifecycle;
@@ -90,6 +90,8 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
         filters: FilterRegistry::default(),
+        cache: FinalCache::new(config.cache.max_bytes),
+        coalescer: Coalescer::default(),
         senders: Senders::new(Duration::from_millis(config.writes.gap_wait_ms)),
         metrics: Arc::new(Metrics::new(names)),
         settings: Settings::from_config(config),

@@ -57,6 +57,10 @@ pub struct Metrics {
     node_in_sync: Family<NodeLabels, Gauge>,
     node_up: Family<NodeLabels, Gauge>,
     served_head: Gauge,
+    cache_lookups: Family<ReasonLabels, Counter>,
+    coalesced: Counter,
+    cache_bytes: Gauge,
+    cache_entries: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -106,7 +110,31 @@ impl Metrics {
             "Highest block every in-sync node has",
             served_head.clone(),
         );
+        let cache_lookups = Family::default();
+        registry.register(
+            "cache_lookups",
+            "Final-data cache lookups by outcome (hit, miss)",
+            cache_lookups.clone(),
+        );
+        let coalesced = Counter::default();
+        registry.register(
+            "coalesced_calls",
+            "Calls answered from an identical call already in flight",
+            coalesced.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register("cache_bytes", "Bytes held by the final-data cache", cache_bytes.clone());
+        let cache_entries = Gauge::default();
+        registry.register(
+            "cache_entries",
+            "Entries in the final-data cache",
+            cache_entries.clone(),
+        );
         Self {
+            cache_lookups,
+            coalesced,
+            cache_bytes,
+            cache_entries,
             registry,
             node_names,
             requests,
@@ -139,6 +167,22 @@ impl Metrics {
     /// Counts a retry.
     pub fn retry(&self, reason: &'static str) {
         self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a cache lookup (`hit` / `miss`).
+    pub fn cache(&self, reason: &'static str) {
+        self.cache_lookups.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a call answered by an identical call's flight.
+    pub fn coalesced(&self) {
+        self.coalesced.inc();
+    }
+
+    /// Samples the cache's size (at scrape time).
+    pub fn sample_cache(&self, bytes: u64, entries: u64) {
+        self.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// Renders the text exposition, sampling node state from `view`.

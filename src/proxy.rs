@@ -10,10 +10,14 @@
 //!                                                                    │ failure / null    │
 //! ```
 
+pub mod cache;
+pub mod coalesce;
 mod error;
 mod filters;
 mod forward;
 
+pub use cache::FinalCache;
+pub use coalesce::Coalescer;
 pub use error::ProxyError;
 pub use filters::FilterRegistry;
 
@@ -25,12 +29,14 @@ use futures_util::future::join_all;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::jsonrpc::{self, batch_response, error_response, result_response, Call, Incoming};
-use crate::methods::{Lookup, MethodTable};
+use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
+use crate::methods::{Lookup, MethodSpec, MethodTable};
 use crate::metrics::Metrics;
-use crate::routing::{self, Decision};
+use crate::routing::{self, CachePolicy, Decision, Plan};
 use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
+use cache::{read_key, ReadKey};
+use coalesce::{Answer, Role};
 
 /// Settings the pipeline reads on every call.
 #[derive(Debug, Clone)]
@@ -43,6 +49,8 @@ pub struct Settings {
     pub null_retries: u32,
     /// Most calls per batch.
     pub max_batch: usize,
+    /// Identical in-flight reads share one upstream request.
+    pub coalesce: bool,
 }
 
 impl Settings {
@@ -53,6 +61,7 @@ impl Settings {
             max_retries: c.cluster.max_retries,
             null_retries: c.cluster.null_retries,
             max_batch: c.limits.max_batch,
+            coalesce: c.cache.coalesce,
         }
     }
 }
@@ -71,6 +80,10 @@ pub struct Gateway {
     pub senders: Senders,
     /// Transaction lifecycle records.
     pub lifecycle: Lifecycle,
+    /// Final answers (blocks, receipts, mined txs, logs at or below the served head).
+    pub cache: FinalCache,
+    /// Identical reads in flight.
+    pub coalescer: Coalescer,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Per-call settings.
@@ -121,7 +134,7 @@ impl Gateway {
         result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))
     }
 
-    async fn route(&self, call: &Call<'_>, spec: &crate::methods::MethodSpec) -> Result<Bytes, ProxyError> {
+    async fn route(&self, call: &Call<'_>, spec: &MethodSpec) -> Result<Bytes, ProxyError> {
         let view = self.cluster.view();
         match routing::plan(spec, call.params, &view)? {
             Decision::Answer(result) => Ok(result_response(call.id, &result)),
@@ -135,7 +148,64 @@ impl Gateway {
                 let json = serde_json::to_string(&rec).map_err(|e| ProxyError::Store(e.to_string()))?;
                 Ok(result_response(call.id, &json))
             }
-            Decision::Forward(plan) => forward::forward(self, call, spec, plan).await,
+            Decision::Forward(plan) if plan.shared => self.shared_read(call, spec, plan).await,
+            Decision::Forward(plan) => forward::forward(self, call, spec, plan).await.map(|r| r.bytes),
+        }
+    }
+
+    /// A read whose answer does not depend on who asks: from the cache when final, else
+    /// forwarded once for every identical call in flight, and kept when final.
+    async fn shared_read(&self, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
+        let params = plan.params.as_deref().or(call.params.map(|p| p.get())).unwrap_or("[]");
+        let key = read_key(spec.upstream, params);
+        let policy = plan.cache;
+        if policy != CachePolicy::No && self.cache.enabled() {
+            if let Some(hit) = self.cache.get(&key) {
+                self.metrics.cache("hit");
+                return Ok(member_response(call.id, "result", &hit));
+            }
+            self.metrics.cache("miss");
+        }
+        if !self.settings.coalesce {
+            let reply = forward::forward(self, call, spec, plan).await?;
+            self.keep(key, policy, &reply);
+            return Ok(reply.bytes);
+        }
+        match self.coalescer.join(key.clone()) {
+            Role::Leader(leader) => {
+                let out = forward::forward(self, call, spec, plan).await;
+                if let Ok(reply) = &out {
+                    // Kept before the flight ends, so a caller arriving next finds it cached.
+                    self.keep(key, policy, reply);
+                }
+                leader.finish(match &out {
+                    Ok(reply) => Ok(reply.answer()),
+                    Err(e) => Err(e.to_rpc()),
+                });
+                out.map(|r| r.bytes)
+            }
+            Role::Waiter(waiter) => match waiter.wait().await {
+                Some(shared) => {
+                    self.metrics.coalesced();
+                    match shared {
+                        Ok(Answer::Result(r)) => Ok(member_response(call.id, "result", &r)),
+                        Ok(Answer::Error(e)) => Ok(member_response(call.id, "error", &e)),
+                        Err(e) => Err(ProxyError::Shared(e)),
+                    }
+                }
+                // The leader's client went away mid-flight: ask on our own.
+                None => forward::forward(self, call, spec, plan).await.map(|r| r.bytes),
+            },
+        }
+    }
+
+    fn keep(&self, key: ReadKey, policy: CachePolicy, reply: &forward::Reply) {
+        if policy == CachePolicy::No || reply.error.is_some() {
+            return;
+        }
+        if let Some(result) = &reply.result {
+            self.cache
+                .offer(key, result.clone(), policy, self.cluster.view().served_head);
         }
     }
 }

@@ -8,5 +8,5 @@ mod plan;
 mod select;
 
 pub use params::{parse_address, BlockRef, RouteError};
-pub use plan::{plan, Decision, Plan, RetryClass, Target, WriteTx};
+pub use plan::{plan, CachePolicy, Decision, Plan, RetryClass, Target, WriteTx};
 pub use select::{choose, higher_node, highest, NodeSet};

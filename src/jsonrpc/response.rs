@@ -43,6 +43,21 @@ pub fn result_response(id: Option<&RawValue>, result_json: &str) -> Bytes {
     out.freeze()
 }
 
+/// `{"jsonrpc":"2.0","id":<id>,"<member>":<json>}` where `json` is a result or an error
+/// object, already JSON (a cached or shared answer, given the caller's id).
+pub fn member_response(id: Option<&RawValue>, member: &str, json: &[u8]) -> Bytes {
+    let id = id.map_or("null", |v| v.get());
+    let mut out = BytesMut::with_capacity(30 + id.len() + member.len() + json.len());
+    out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.put_slice(id.as_bytes());
+    out.put_slice(b",\"");
+    out.put_slice(member.as_bytes());
+    out.put_slice(b"\":");
+    out.put_slice(json);
+    out.put_u8(b'}');
+    out.freeze()
+}
+
 /// Joins per-call replies into a batch array, each passed through unchanged.
 pub fn batch_response(parts: &[Bytes]) -> Bytes {
     let len: usize = parts.iter().map(|p| p.len() + 1).sum();

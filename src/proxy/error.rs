@@ -34,6 +34,15 @@ pub enum ProxyError {
     /// Every attempt failed at the transport level.
     #[error("upstream node {} failed: {}", .0.node, .0.kind_label())]
     Upstream(UpstreamError),
+    /// The error of an identical call this one was coalesced with.
+    #[error("{}", .0.message)]
+    Shared(RpcError),
+    /// Over a rate limit (WebSocket calls; HTTP answers 429).
+    #[error("{0}")]
+    RateLimited(String),
+    /// The caller's credential does not allow this method.
+    #[error("the method {0} is not allowed for this access key")]
+    NotPermitted(String),
 }
 
 impl ProxyError {
@@ -48,6 +57,9 @@ impl ProxyError {
             ProxyError::FilterNotFound => codes::SERVER_ERROR,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,
             ProxyError::Store(_) => codes::INTERNAL_ERROR,
+            ProxyError::Shared(e) => return e.clone(),
+            ProxyError::RateLimited(_) => codes::LIMIT_EXCEEDED,
+            ProxyError::NotPermitted(_) => codes::METHOD_NOT_FOUND,
         };
         RpcError::new(code, self.to_string())
     }

@@ -4,6 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::cache::raw_bytes;
 use super::{Gateway, ProxyError};
 use crate::cluster::{NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
@@ -13,8 +14,40 @@ use crate::txpath::home::{home_node, sender_key};
 use crate::txpath::lifecycle::{unhex, Transition};
 use crate::txpath::senders::{Kept, Turn};
 
+/// A node's answer: the reply as received (carrying the caller's id), and its `result` or
+/// `error` JSON sliced out of it without copying.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The whole reply, passed to the caller unchanged.
+    pub bytes: Bytes,
+    /// The `result` JSON (`null` included).
+    pub result: Option<Bytes>,
+    /// The node's `error` object.
+    pub error: Option<Bytes>,
+}
+
+impl Reply {
+    /// The answer to share with identical calls.
+    pub fn answer(&self) -> super::coalesce::Answer {
+        use super::coalesce::Answer;
+        match (&self.error, &self.result) {
+            (Some(e), _) => Answer::Error(e.clone()),
+            (None, Some(r)) => Answer::Result(r.clone()),
+            (None, None) => Answer::Result(Bytes::from_static(b"null")),
+        }
+    }
+
+    fn new(bytes: Bytes, parsed: &UpstreamReply<'_>) -> Self {
+        Self {
+            result: parsed.result.map(|r| raw_bytes(&bytes, r)),
+            error: parsed.error.map(|e| raw_bytes(&bytes, e)),
+            bytes,
+        }
+    }
+}
+
 /// Forwards one call according to `plan`.
-pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
+pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
     let mut target = match plan.target {
         Target::FilterOwner(ref id) => Target::Node(gw.filters.owner(id).ok_or(ProxyError::FilterNotFound)?),
@@ -40,7 +73,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     let mut tried = NodeSet::default();
     let (mut failures, mut nulls) = (0u32, 0u32);
     // A `null` already received: the answer if every higher node fails.
-    let mut null_answer: Option<Bytes> = None;
+    let mut null_answer: Option<Reply> = None;
     let mut rng = fastrand::Rng::new();
     loop {
         let view = gw.cluster.view();
@@ -94,7 +127,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             if let Some(higher) = higher_node(&gw.cluster.view(), answered_head, tried) {
                 nulls += 1;
                 gw.metrics.retry("null");
-                null_answer = Some(reply.clone());
+                null_answer = Some(Reply::new(reply.clone(), &parsed));
                 target = Target::Node(higher);
                 continue;
             }
@@ -110,7 +143,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 return Ok(raised);
             }
         }
-        return Ok(reply);
+        return Ok(Reply::new(reply.clone(), &parsed));
     }
 }
 
@@ -123,8 +156,8 @@ fn give_up(
     retry: RetryClass,
     e: UpstreamError,
     failures: &mut u32,
-    null_answer: &mut Option<Bytes>,
-) -> Option<Result<Bytes, ProxyError>> {
+    null_answer: &mut Option<Reply>,
+) -> Option<Result<Reply, ProxyError>> {
     gw.metrics.upstream_error(e.node, e.kind_label());
     if e.kind == UpstreamErrorKind::Connect {
         gw.cluster.tracker.observe_down(e.node);
@@ -189,13 +222,20 @@ fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
 
 /// Read-your-writes for `getTransactionCount(sender, "pending")`: never below the next nonce
 /// implied by what kengate forwarded for the sender (its home node may not have pooled it yet).
-fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamReply<'_>) -> Option<Bytes> {
+fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamReply<'_>) -> Option<Reply> {
     let floor = gw.senders.next_nonce(addr)?;
     let answered = reply
         .result
         .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
         .and_then(parse_quantity)?;
-    (answered < floor).then(|| result_response(call.id, &format_quantity(floor)))
+    (answered < floor).then(|| {
+        let result = format_quantity(floor);
+        Reply {
+            bytes: result_response(call.id, &result),
+            result: Some(Bytes::from(result)),
+            error: None,
+        }
+    })
 }
 
 fn track_filter(gw: &Gateway, op: FilterOp, call: &Call<'_>, node: NodeId, reply: &UpstreamReply<'_>) {

@@ -55,6 +55,24 @@ pub struct Plan {
     pub nonce_floor: Option<[u8; 20]>,
     /// A decoded raw transaction: submitted in its sender's nonce order.
     pub write: Option<WriteTx>,
+    /// Whether the answer may be cached.
+    pub cache: CachePolicy,
+    /// Identical in-flight calls may share one upstream request (a read whose answer does
+    /// not depend on who asks).
+    pub shared: bool,
+}
+
+/// Whether an answer is final and may be cached. Klaytn has immediate finality (BFT, no
+/// reorgs): whatever is at or below the served head never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Never cached (pending state, head-dependent reads, node-local state, writes).
+    No,
+    /// Data of a block at or below the served head: any non-null, non-error answer is final.
+    Final,
+    /// A by-hash lookup: final once the answer is mined in a block at or below the served
+    /// head (its `blockNumber` / `number` says so).
+    IfMined,
 }
 
 /// What the write path needs of a raw transaction.
@@ -90,6 +108,17 @@ impl Plan {
             retry_null: false,
             nonce_floor: None,
             write: None,
+            cache: CachePolicy::No,
+            shared: false,
+        }
+    }
+
+    /// A read any client may share.
+    fn shared(target: Target, cache: CachePolicy) -> Self {
+        Self {
+            cache,
+            shared: true,
+            ..Self::new(target, RetryClass::Read)
         }
     }
 }
@@ -107,10 +136,10 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
     let read = |t| Plan::new(t, RetryClass::Read);
     Ok(match spec.class {
         Class::BlockNumber => Decision::Answer(format_quantity(need_served()?)),
-        Class::Chain => Decision::Forward(read(Target::InSync)),
+        Class::Chain => Decision::Forward(Plan::shared(Target::InSync, CachePolicy::No)),
         Class::ByHash => Decision::Forward(Plan {
             retry_null: true,
-            ..read(Target::InSync)
+            ..Plan::shared(Target::InSync, CachePolicy::IfMined)
         }),
         Class::Write => Decision::Forward(write_plan(spec, params)),
         Class::Subscribe => Decision::Subscription,
@@ -138,11 +167,12 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
                 .first()
                 .ok_or_else(|| RouteError::InvalidParams("getLogs expects a filter object".into()))?;
             let range = logs_range(filter, need_served()?)?;
-            let target = match (range.by_hash, range.needs) {
-                (true, _) | (false, None) => Target::Highest,
-                (false, Some(n)) => Target::AtLeast(n),
+            let (target, cache) = match (range.by_hash, range.needs) {
+                (true, _) | (false, None) => (Target::Highest, CachePolicy::No),
+                (false, Some(n)) if n <= served => (Target::AtLeast(n), CachePolicy::Final),
+                (false, Some(n)) => (Target::AtLeast(n), CachePolicy::No),
             };
-            let mut p = read(target);
+            let mut p = Plan::shared(target, cache);
             p.params = range.rewritten.map(|f| join_params(&ps, 0, &f));
             Decision::Forward(p)
         }
@@ -178,7 +208,11 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
                 BlockRef::Hash => Target::Highest,
                 BlockRef::Latest => Target::AtLeast(served),
             };
-            let mut p = read(target.clone());
+            let mut p = match (&target, block) {
+                (Target::SenderHome(_), _) => read(target.clone()),
+                (_, BlockRef::Number(n)) if n <= served => Plan::shared(target.clone(), CachePolicy::Final),
+                _ => Plan::shared(target.clone(), CachePolicy::No),
+            };
             p.params = rewritten.map(|r| join_params(&ps, pos, &r));
             if let (Target::SenderHome(addr), true) = (target, spec.upstream.ends_with("_getTransactionCount")) {
                 p.nonce_floor = Some(addr);

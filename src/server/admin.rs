@@ -55,6 +55,8 @@ pub(super) fn status(gw: &Gateway) -> Resp {
 }
 
 pub(super) fn metrics(gw: &Gateway) -> Resp {
+    gw.metrics
+        .sample_cache(gw.cache.weighted_size(), gw.cache.entry_count());
     let text = gw.metrics.render(&gw.cluster.view());
     let mut r = json(StatusCode::OK, Bytes::from(text));
     r.headers_mut().insert(

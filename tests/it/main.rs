@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod cache;
 mod bad_input;
 mod routing;
 mod writes;

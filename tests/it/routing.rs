@@ -8,9 +8,13 @@ use crate::support::client::{quantity, Http};
 use crate::support::fake::{self, Mode};
 use crate::support::gate::{test_config, Gate};
 
+/// Routing rules are observed call by call, so nothing is answered from the cache here
+/// (`cache.rs` tests the cache).
 async fn setup(heads: &[u64]) -> (Vec<fake::Fake>, Gate, Http) {
     let fakes = fake::cluster(heads).await;
-    let gate = Gate::start(test_config(&fake::urls(&fakes))).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cache.max_bytes = 0;
+    let gate = Gate::start(cfg).await;
     (fakes, gate, Http::default())
 }
 

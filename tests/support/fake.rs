@@ -43,6 +43,8 @@ struct State {
     pool: Mutex<std::collections::HashSet<String>>,
     /// Refuse every sendRawTransaction with "nonce too low".
     reject_sends: std::sync::atomic::AtomicBool,
+    /// Delay before answering anything but blockNumber, in ms.
+    delay_ms: AtomicU64,
 }
 
 /// One fake node.
@@ -64,6 +66,7 @@ impl Fake {
             calls: Mutex::new(Vec::new()),
             filters: AtomicU64::new(0),
             reject_sends: std::sync::atomic::AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
             pool: Mutex::new(std::collections::HashSet::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -97,6 +100,11 @@ impl Fake {
     }
 
     /// Refuse (or accept again) every sendRawTransaction.
+    /// Answers every call but blockNumber after `ms`.
+    pub fn set_delay(&self, ms: u64) {
+        self.st.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     pub fn reject_sends(&self, on: bool) {
         self.st.reject_sends.store(on, Ordering::SeqCst);
     }
@@ -186,6 +194,10 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         _ => {}
     }
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let delay = st.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 && !req["method"].as_str().unwrap_or("").ends_with("_blockNumber") {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let reply = match &req {
         Value::Array(calls) => Value::Array(calls.iter().map(|c| answer(st, c)).collect()),
         c => answer(st, c),
@@ -248,6 +260,7 @@ fn answer(st: &State, req: &Value) -> Value {
             Ok(json!(hash))
         }
         "getTransactionCount" => Ok(json!("0x0")),
+        "call" if params[0]["data"] == "0xbad" => Err(json!({"code": -32000, "message": "execution reverted"})),
         "fail" => Err(json!({"code": -32000, "message": "nonce too low"})),
         _ => Ok(json!({"node": id})),
     };
