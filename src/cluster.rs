@@ -11,7 +11,7 @@ mod view;
 
 pub use heads::spawn_head_watchers;
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
-pub use tracker::Tracker;
+pub use tracker::{HeadSource, HeadTimings, Tracker};
 pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};
 
 use std::sync::Arc;

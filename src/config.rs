@@ -458,7 +458,11 @@ impl Config {
             } else {
                 String::new()
             };
-            let name_key = if prefix.is_empty() { "network.name".to_owned() } else { format!("{prefix}name") };
+            let name_key = if prefix.is_empty() {
+                "network.name".to_owned()
+            } else {
+                format!("{prefix}name")
+            };
             if !valid_network_name(&net.name) {
                 return invalid(&name_key, "lowercase letters, digits and '-', 1-32 characters");
             }
@@ -482,15 +486,13 @@ impl Config {
             for (i, n) in net.nodes.iter().enumerate() {
                 let uri: http::Uri = match n.http.parse() {
                     Ok(u) => u,
-                    Err(_) => {
-                        return invalid(
-                            &format!("{prefix}nodes[{i}].http"),
-                            &format!("not a URL: {:?}", n.http),
-                        )
-                    }
+                    Err(_) => return invalid(&format!("{prefix}nodes[{i}].http"), &format!("not a URL: {:?}", n.http)),
                 };
                 if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                    return invalid(&format!("{prefix}nodes[{i}].http"), "must be an http:// URL with a host");
+                    return invalid(
+                        &format!("{prefix}nodes[{i}].http"),
+                        "must be an http:// URL with a host",
+                    );
                 }
                 if let Some(ws) = &n.ws {
                     if !(ws.starts_with("ws://") || ws.starts_with("wss://")) {
@@ -532,10 +534,7 @@ impl Config {
             ("methods.allow", &self.methods.allow),
             ("methods.deny", &self.methods.deny),
         ] {
-            if let Some(bad) = list
-                .iter()
-                .find(|m| !valid_method_name(m))
-            {
+            if let Some(bad) = list.iter().find(|m| !valid_method_name(m)) {
                 return invalid(key, &format!("{bad:?} is not a method name"));
             }
         }
@@ -549,7 +548,8 @@ pub const RESERVED_NETWORK_NAMES: &[&str] = &["tx", "admin", "health", "ready", 
 fn valid_network_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 32
-        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// An access key id: letters, digits, `_` and `-` (never `.` or `:`, which separate it from

@@ -12,15 +12,18 @@
 //! - [`txpath`]: the write path — tx decoding, sender home node, per-sender ordering.
 //! - [`metrics`]: Prometheus registry.
 //! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
+//! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
 
+pub mod access;
 pub mod cluster;
 pub mod config;
 pub mod jsonrpc;
 pub mod methods;
 pub mod metrics;
+pub mod networks;
 pub mod proxy;
 pub mod routing;
 pub mod server;
@@ -34,13 +37,15 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::access::{Access, AccessError};
 use crate::cluster::{Cluster, Node, Tracker, UpstreamClient};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NetworkConfig};
 use crate::methods::MethodTable;
-use crate::metrics::Metrics;
+use crate::metrics::{Audit, Metrics};
+use crate::networks::{Network, Networks};
 use crate::proxy::{Coalescer, FilterRegistry, FinalCache, Gateway, Settings};
 use crate::server::ServerSettings;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 
@@ -50,6 +55,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Access control could not be set up (admin token, keys).
+    #[error("access control: {0}")]
+    Access(AccessError),
     /// The store could not be opened.
     #[error("{path}: {source}")]
     Store {
@@ -60,18 +68,70 @@ pub enum StartError {
     },
 }
 
-/// Builds the gateway from a validated config (no IO; background tasks not yet started).
-pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
+/// kengate assembled: every network's pipeline, the shared store and the metrics registry.
+#[derive(Debug)]
+pub struct App {
+    /// The clusters and their gateways.
+    pub networks: Arc<Networks>,
+    /// Every metric (networks' under a `network` label).
+    pub registry: prometheus_client::registry::Registry,
+    /// The embedded store shared by all networks.
+    pub store: Arc<dyn Store>,
+    /// Access keys, client IPs, throttling.
+    pub access: Arc<Access>,
+    /// The per-key request audit.
+    pub audit: Arc<Audit>,
+}
+
+/// Builds kengate from a config (validated here; no IO beyond opening the store; background
+/// tasks not yet started).
+pub fn build(config: &Config) -> Result<App, StartError> {
     config.validate()?;
-    let mut nodes = Vec::with_capacity(config.nodes.len());
-    for (id, n) in config.nodes.iter().enumerate() {
+    let store: Arc<dyn Store> =
+        Arc::new(
+            SqliteStore::open(&config.store.path).map_err(|source| StartError::Store {
+                path: config.store.path.display().to_string(),
+                source,
+            })?,
+        );
+    let mut registry = metrics::root_registry();
+    let audit = Arc::new(Audit::new(&mut registry));
+    let networks = config.networks();
+    let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
+    let access = Access::new(&config.auth, &config.throttle, &names, store.clone()).map_err(StartError::Access)?;
+    let mut list = Vec::new();
+    for (i, net) in networks.into_iter().enumerate() {
+        let reg = metrics::network_registry(&mut registry, &net.name);
+        let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
+        let gw = build_gateway(config, &net, lifecycle, reg, audit.clone())?;
+        list.push(Network::new(net.name, net.chain_id, gw));
+    }
+    Ok(App {
+        networks: Arc::new(Networks::new(list)),
+        registry,
+        store,
+        access: Arc::new(access),
+        audit,
+    })
+}
+
+/// One network's gateway.
+fn build_gateway(
+    config: &Config,
+    net: &NetworkConfig,
+    lifecycle: Lifecycle,
+    registry: &mut prometheus_client::registry::Registry,
+    audit: Arc<Audit>,
+) -> Result<Arc<Gateway>, StartError> {
+    let mut nodes = Vec::with_capacity(net.nodes.len());
+    for (id, n) in net.nodes.iter().enumerate() {
         let http = n.http.parse().map_err(|_| ConfigError::Invalid {
             key: format!("nodes[{id}].http"),
             reason: "not a URL".into(),
         })?;
         nodes.push(Arc::new(Node::new(id, http, n.ws.clone())));
     }
-    let names = config.nodes.iter().map(|n| n.http.clone()).collect();
+    let names = net.nodes.iter().map(|n| n.http.clone()).collect();
     let cluster = Arc::new(Cluster {
         tracker: Tracker::new(nodes.len(), config.cluster.max_lag),
         keys: nodes
@@ -81,19 +141,17 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
         nodes,
         client: UpstreamClient::new(),
     });
-    let store = SqliteStore::open(&config.store.path).map_err(|source| StartError::Store {
-        path: config.store.path.display().to_string(),
-        source,
-    })?;
+    let metrics = Arc::new(Metrics::new(registry, names, &cluster.tracker.timings));
     Ok(Arc::new(Gateway {
-        lifecycle: Lifecycle::new(Arc::new(store)),
+        lifecycle,
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
         filters: FilterRegistry::default(),
         cache: FinalCache::new(config.cache.max_bytes),
         coalescer: Coalescer::default(),
         senders: Senders::new(Duration::from_millis(config.writes.gap_wait_ms)),
-        metrics: Arc::new(Metrics::new(names)),
+        metrics,
+        audit,
         settings: Settings::from_config(config),
     }))
 }
@@ -101,15 +159,25 @@ pub fn build_gateway(config: &Config) -> Result<Arc<Gateway>, StartError> {
 /// Runs kengate on `listener` until `shutdown` resolves: starts head tracking, serves
 /// requests, then stops background tasks.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let gw = build_gateway(&config)?;
-    let mut tasks = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
-    txpath::upkeep::restore(&gw).await;
-    tasks.push(txpath::upkeep::spawn(gw.clone()));
+    let app = Arc::new(build(&config)?);
+    let mut tasks = Vec::new();
+    for net in app.networks.iter() {
+        tasks.extend(cluster::spawn_head_watchers(&net.gw.cluster, &config.cluster));
+        txpath::upkeep::restore(&net.gw).await;
+        tasks.push(txpath::upkeep::spawn(net.gw.clone()));
+    }
+    tasks.push(app.access.spawn_upkeep());
+    tasks.extend(
+        app.networks
+            .spawn_chain_id_probes(Duration::from_millis(config.cluster.probe_timeout_ms)),
+    );
     let settings = ServerSettings {
         max_body_bytes: config.limits.max_body_bytes,
         ws_max_in_flight: config.limits.ws_max_in_flight,
+        header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
+        max_header_bytes: config.limits.max_header_bytes,
     };
-    server::serve(listener, gw, settings, shutdown).await;
+    server::serve(listener, app, settings, shutdown).await;
     for t in tasks {
         t.abort();
     }

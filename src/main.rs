@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use kengate::access::cli::KeysCommand;
 use kengate::config::{Config, NodeConfig};
 
 /// One consistent JSON-RPC endpoint in front of a cluster of Klaytn/Kaia endpoint nodes.
@@ -12,7 +13,7 @@ use kengate::config::{Config, NodeConfig};
 #[command(version, about)]
 struct Cli {
     /// proxy.toml with every other setting (see the commented example at the repo root).
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// Upstream node JSON-RPC HTTP URL; repeat for each node. Replaces [[nodes]] in the config.
     #[arg(long = "node", value_name = "URL")]
@@ -27,17 +28,35 @@ struct Cli {
     #[arg(long)]
     max_lag: Option<u64>,
     /// Directory for kengate's data (the store file `kengate.db`; overrides `store.path`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Without a command: run the proxy.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage access keys in the store (a running kengate picks changes up within a second).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "kengate=info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter =
+        |default: &str| tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    if cli.command.is_some() {
+        // A command's output (a secret, `keys list --json`) stays clean: only warnings, on stderr.
+        tracing_subscriber::fmt()
+            .with_env_filter(filter("kengate=warn"))
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter("kengate=info")).init();
+    }
     let mut config = match &cli.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -68,6 +87,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(d) = cli.data_dir {
         config.store.path = d.join("kengate.db");
+    }
+    if let Some(Command::Keys { command }) = &cli.command {
+        return Ok(kengate::access::cli::run(command, &config)?);
     }
     config.validate()?;
 

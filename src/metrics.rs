@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::cluster::{ClusterView, NodeId, NodeState};
+use crate::cluster::{ClusterView, HeadTimings, NodeId, NodeState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -42,10 +42,10 @@ struct ReasonLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// All metrics, registered once.
+/// One network's metrics, registered once in that network's sub-registry (label
+/// `network`) of the root registry [`render`] encodes.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
     /// Node URLs, the `node` label, indexed by node id.
     node_names: Vec<String>,
     requests: Family<MethodLabels, Counter>,
@@ -69,9 +69,18 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    /// Registers every metric; `node_names` label the per-node series.
-    pub fn new(node_names: Vec<String>) -> Self {
-        let mut registry = Registry::with_prefix("kengate");
+    /// Registers every metric in `registry`; `node_names` label the per-node series.
+    pub fn new(registry: &mut Registry, node_names: Vec<String>, timings: &HeadTimings) -> Self {
+        registry.register(
+            "served_head_update_seconds",
+            "From receiving the node report that completes a block to the served head moving",
+            timings.update.clone(),
+        );
+        registry.register(
+            "served_head_trail_seconds",
+            "From the first node reporting a block to the served head reaching it",
+            timings.trail.clone(),
+        );
         let requests = Family::default();
         registry.register("requests", "JSON-RPC calls by method and outcome", requests.clone());
         let latency: HistogramFamily<LatencyLabels> = Family::new_with_constructor(latency_histogram);
@@ -135,7 +144,6 @@ impl Metrics {
             coalesced,
             cache_bytes,
             cache_entries,
-            registry,
             node_names,
             requests,
             latency,
@@ -185,8 +193,8 @@ impl Metrics {
         self.cache_entries.set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
-    /// Renders the text exposition, sampling node state from `view`.
-    pub fn render(&self, view: &ClusterView) -> String {
+    /// Samples node state from `view` into the gauges (at scrape time).
+    pub fn sample(&self, view: &ClusterView) {
         for (name, n) in self.node_names.iter().zip(&view.nodes) {
             let l = NodeLabels { node: name.clone() };
             self.node_head
@@ -205,9 +213,100 @@ impl Metrics {
         }
         self.served_head
             .set(i64::try_from(view.served_head).unwrap_or(i64::MAX));
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+    }
+}
+
+/// The root registry, prefix `kengate`.
+pub fn root_registry() -> Registry {
+    Registry::with_prefix("kengate")
+}
+
+/// The sub-registry of one network's metrics.
+pub fn network_registry<'a>(root: &'a mut Registry, network: &str) -> &'a mut Registry {
+    root.sub_registry_with_label((
+        std::borrow::Cow::Borrowed("network"),
+        std::borrow::Cow::Owned(network.to_owned()),
+    ))
+}
+
+/// The text exposition of everything registered (gauges sampled beforehand).
+pub fn render(root: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, root);
+    out
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyMethodLabels {
+    key: String,
+    method: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLatencyLabels {
+    key: String,
+    method: &'static str,
+}
+
+/// The request audit: per access key and method, calls, errors and latency; refused
+/// requests by reason. Shared by every network.
+#[derive(Debug)]
+pub struct Audit {
+    requests: Family<KeyMethodLabels, Counter>,
+    latency: HistogramFamily<KeyLatencyLabels>,
+    denied: Family<ReasonLabels, Counter>,
+}
+
+impl Audit {
+    /// Registers the audit metrics in the root registry.
+    pub fn new(root: &mut Registry) -> Self {
+        let requests = Family::default();
+        root.register(
+            "key_requests",
+            "JSON-RPC calls by access key, method and outcome",
+            requests.clone(),
+        );
+        let latency: HistogramFamily<KeyLatencyLabels> = Family::new_with_constructor(latency_histogram);
+        root.register(
+            "key_request_duration_seconds",
+            "Time to answer one call, by access key and method",
+            latency.clone(),
+        );
+        let denied = Family::default();
+        root.register(
+            "denied_requests",
+            "Requests refused before any call ran, by reason (credential, network, ip, rate, ...)",
+            denied.clone(),
+        );
+        Self {
+            requests,
+            latency,
+            denied,
+        }
+    }
+
+    /// One call made with access key `key`.
+    pub fn call(&self, key: &str, method: &'static str, took: Duration, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.requests
+            .get_or_create(&KeyMethodLabels {
+                key: key.to_owned(),
+                method,
+                outcome,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&KeyLatencyLabels {
+                key: key.to_owned(),
+                method,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// One refused request.
+    pub fn denied(&self, reason: &'static str) {
+        self.denied.get_or_create(&ReasonLabels { reason }).inc();
     }
 }

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::join_all;
 
+use crate::access::{Access, Caller};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
-use crate::methods::{Lookup, MethodSpec, MethodTable};
-use crate::metrics::Metrics;
+use crate::methods::{Class, Lookup, MethodSpec, MethodTable};
+use crate::metrics::{Audit, Metrics};
 use crate::routing::{self, CachePolicy, Decision, Plan};
 use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
@@ -66,6 +67,54 @@ impl Settings {
     }
 }
 
+/// Who is calling, and the access rules their calls are admitted by.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// Weights, buckets.
+    pub access: &'a Access,
+    /// The authenticated caller.
+    pub caller: &'a Caller,
+}
+
+impl Who<'_> {
+    /// Takes `weight` tokens, or the 429 to answer with (`reply` builds its JSON-RPC body).
+    fn admit(&self, weight: u32, reply: impl FnOnce() -> Bytes) -> Result<(), Throttled> {
+        self.access.admit(self.caller, weight).map_err(|denied| Throttled {
+            retry_after_secs: denied.retry_after_secs().unwrap_or(1),
+            reason: denied.reason(),
+            reply: reply(),
+        })
+    }
+}
+
+/// A request refused by a rate limit: HTTP answers 429 with `Retry-After` and `reply`; a
+/// WebSocket sends `reply` (the JSON-RPC error -32005 for each call).
+#[derive(Debug, Clone)]
+pub struct Throttled {
+    /// Seconds until a retry can be admitted.
+    pub retry_after_secs: u64,
+    /// Which bucket (metric label).
+    pub reason: &'static str,
+    /// The JSON-RPC error response(s).
+    pub reply: Bytes,
+}
+
+/// -32005 for each call of a throttled request, with its id.
+fn throttled_reply(calls: &[Result<Call<'_>, jsonrpc::RpcError>], batch: bool) -> Bytes {
+    let err = jsonrpc::RpcError::new(
+        jsonrpc::codes::LIMIT_EXCEEDED,
+        "rate limit exceeded; retry later (see Retry-After)",
+    );
+    let parts: Vec<Bytes> = calls
+        .iter()
+        .map(|c| error_response(c.as_ref().ok().and_then(|c| c.id), &err))
+        .collect();
+    match (batch, parts.first()) {
+        (false, Some(one)) => one.clone(),
+        _ => batch_response(&parts),
+    }
+}
+
 /// What a request handler needs: the cluster, the method table, node-local filter state,
 /// metrics and settings. Built once by `run`; shared by reference.
 #[derive(Debug)]
@@ -84,31 +133,44 @@ pub struct Gateway {
     pub cache: FinalCache,
     /// Identical reads in flight.
     pub coalescer: Coalescer,
-    /// Prometheus metrics.
+    /// Prometheus metrics of this network.
     pub metrics: Arc<Metrics>,
+    /// Per-credential request audit (shared by all networks).
+    pub audit: Arc<Audit>,
     /// Per-call settings.
     pub settings: Settings,
 }
 
 impl Gateway {
-    /// Handles one request body (single call or batch). `None`: nothing to send back (only
-    /// notifications).
-    pub async fn handle_body(&self, body: &[u8]) -> Option<Bytes> {
+    /// Handles one request body (single call or batch) for `who`. `Ok(None)`: nothing to
+    /// send back (only notifications). `Err`: over a rate limit; nothing was forwarded.
+    pub async fn handle_body(&self, body: &[u8], who: &Who<'_>) -> Result<Option<Bytes>, Throttled> {
         match jsonrpc::parse_body(body, self.settings.max_batch) {
             Err(e) => {
                 self.metrics.call("invalid", Duration::ZERO, false);
-                Some(error_response(None, &e.to_rpc()))
+                who.admit(1, || error_response(None, &e.to_rpc()))?;
+                Ok(Some(error_response(None, &e.to_rpc())))
             }
-            Ok(Incoming::Single(call)) => self.handle_parsed(call).await,
+            Ok(Incoming::Single(call)) => {
+                let weight = call.as_ref().map_or(1, |c| who.access.weight(&c.method));
+                who.admit(weight, || throttled_reply(std::slice::from_ref(&call), false))?;
+                Ok(self.handle_parsed(call, who).await)
+            }
             Ok(Incoming::Batch(calls)) => {
-                let replies = join_all(calls.into_iter().map(|c| self.handle_parsed(c))).await;
+                // A batch counts each of its calls.
+                let weight = calls
+                    .iter()
+                    .map(|c| c.as_ref().map_or(1, |c| who.access.weight(&c.method)))
+                    .fold(0u32, u32::saturating_add);
+                who.admit(weight, || throttled_reply(&calls, true))?;
+                let replies = join_all(calls.into_iter().map(|c| self.handle_parsed(c, who))).await;
                 let parts: Vec<Bytes> = replies.into_iter().flatten().collect();
-                (!parts.is_empty()).then(|| batch_response(&parts))
+                Ok((!parts.is_empty()).then(|| batch_response(&parts)))
             }
         }
     }
 
-    async fn handle_parsed(&self, call: Result<Call<'_>, jsonrpc::RpcError>) -> Option<Bytes> {
+    async fn handle_parsed(&self, call: Result<Call<'_>, jsonrpc::RpcError>, who: &Who<'_>) -> Option<Bytes> {
         match call {
             Err(e) => {
                 self.metrics.call("invalid", Duration::ZERO, false);
@@ -116,21 +178,28 @@ impl Gateway {
             }
             Ok(call) => {
                 let notification = call.id.is_none();
-                let reply = self.handle_call(&call).await;
+                let reply = self.handle_call(&call, who).await;
                 (!notification).then_some(reply)
             }
         }
     }
 
     /// One call, start to finish. Always produces a response object.
-    async fn handle_call(&self, call: &Call<'_>) -> Bytes {
+    async fn handle_call(&self, call: &Call<'_>, who: &Who<'_>) -> Bytes {
         let started = Instant::now();
         let (label, result) = match self.methods.lookup(&call.method) {
+            Lookup::Allowed(spec) if !who.caller.allows(&call.method, spec.class == Class::Write) => {
+                (spec.name, Err(ProxyError::NotPermitted(call.method.to_string())))
+            }
             Lookup::Allowed(spec) => (spec.name, self.route(call, &spec).await),
             Lookup::Denied => ("denied", Err(ProxyError::MethodDenied(call.method.to_string()))),
             Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(call.method.to_string()))),
         };
-        self.metrics.call(label, started.elapsed(), result.is_ok());
+        let took = started.elapsed();
+        self.metrics.call(label, took, result.is_ok());
+        if let Some(key) = &who.caller.key {
+            self.audit.call(key.id(), label, took, result.is_ok());
+        }
         result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))
     }
 

@@ -1,6 +1,13 @@
-//! The only module that knows HTTP and WebSocket: the accept loop, body limits, paths,
-//! the WS upgrade, and the admin endpoints. Every JSON-RPC body goes to
+//! The only module that knows HTTP and WebSocket: the accept loop, header and body limits,
+//! paths (which network, which URL token), authentication before the body is read, the WS
+//! upgrade, and the admin endpoints. Every JSON-RPC body goes to
 //! [`Gateway::handle_body`](crate::proxy::Gateway::handle_body).
+//!
+//! Paths: `POST /` and `/v1/{network}` (JSON-RPC; also `/v1/klaytn`, where caver-js-ext-kas
+//! posts, picking the network by `x-chain-id`), `/v1/{network}/{id}.{secret}` (URL token),
+//! the same with a WS upgrade (and `/v1/ws/open?chain-id=N`, the KAS WebSocket path),
+//! `GET [/v1/{network}]/v1/tx...` (REST), `/admin/keys...` (admin token), and `/health`,
+//! `/ready`, `/status`, `/metrics`.
 
 mod admin;
 mod api;
@@ -8,6 +15,7 @@ mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +29,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::proxy::Gateway;
+use crate::access::{Caller, Denied};
+use crate::jsonrpc::{codes, error_response, RpcError};
+use crate::networks::{Network, NetworkError};
+use crate::proxy::Who;
+use crate::App;
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -30,25 +42,24 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// Most calls in flight per WS connection.
     pub ws_max_in_flight: usize,
+    /// Request headers must arrive within this (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Largest request head; larger → 431.
+    pub max_header_bytes: usize,
 }
 
 /// Shared by every connection.
 #[derive(Debug)]
 struct Ctx {
-    gw: Arc<Gateway>,
+    app: Arc<App>,
     settings: ServerSettings,
 }
 
 type Resp = Response<Full<Bytes>>;
 
 /// Accepts connections until `shutdown` resolves, then lets open ones finish (bounded).
-pub async fn serve(
-    listener: TcpListener,
-    gw: Arc<Gateway>,
-    settings: ServerSettings,
-    shutdown: impl Future<Output = ()>,
-) {
-    let ctx = Arc::new(Ctx { gw, settings });
+pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSettings, shutdown: impl Future<Output = ()>) {
+    let ctx = Arc::new(Ctx { app, settings });
     // Connections hold a receiver; on shutdown each finishes its request in flight and
     // closes, and the sender sees when the last one has gone.
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -56,7 +67,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -67,11 +78,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
-                let svc = service_fn(move |req| handle(ctx.clone(), req));
+                let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
+                let svc = service_fn(move |req| handle(ctx.clone(), peer, req));
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(64 * 1024)
+                    .header_read_timeout(read_timeout)
+                    .max_buf_size(max_head)
                     .serve_connection(TokioIo::new(stream), svc)
                     .with_upgrades();
                 let mut closing = closing_rx.clone();
@@ -104,24 +116,156 @@ pub async fn serve(
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let path = req.uri().path();
-    let rpc_path = matches!(path, "/" | "/v1/klaytn" | "/v1/klaytn/");
-    Ok(match (req.method(), path) {
-        (&Method::POST, _) if rpc_path => rpc(&ctx, req).await,
-        (&Method::GET, _) if rpc_path && ws::is_upgrade(&req) => ws::upgrade(ctx.gw.clone(), &ctx.settings, req),
-        (&Method::GET, "/health") => admin::health(),
-        (&Method::GET, "/ready") => admin::ready(&ctx.gw),
-        (&Method::GET, "/status") => admin::status(&ctx.gw),
-        (&Method::GET, "/metrics") => admin::metrics(&ctx.gw),
-        (&Method::GET, p) if p == "/v1/tx" || p.starts_with("/v1/tx/") => api::tx(&ctx.gw, p, req.uri().query()).await,
-        (&Method::GET, _) if rpc_path => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
-        (_, _) if rpc_path => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for JSON-RPC\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+/// Where a path leads.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    /// JSON-RPC (POST, or GET with a WS upgrade).
+    Rpc {
+        network: Option<&'a str>,
+        token: Option<&'a str>,
+    },
+    /// The KAS WebSocket path: network by the `chain-id` query parameter.
+    KasWs,
+    /// The REST tx API; `rest` starts at `/v1/tx`.
+    Tx {
+        network: Option<&'a str>,
+        rest: &'a str,
+    },
+    /// `/admin/keys` + rest.
+    Keys(&'a str),
+    Health,
+    Ready,
+    Status,
+    Metrics,
+    NotFound,
+}
+
+fn route(path: &str) -> Route<'_> {
+    match path {
+        "/" => {
+            return Route::Rpc {
+                network: None,
+                token: None,
+            }
+        }
+        "/health" => return Route::Health,
+        "/ready" => return Route::Ready,
+        "/status" => return Route::Status,
+        "/metrics" => return Route::Metrics,
+        "/v1/ws/open" => return Route::KasWs,
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/admin/keys") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Route::Keys(rest);
+        }
+    }
+    if path == "/v1/tx" || path.starts_with("/v1/tx/") {
+        return Route::Tx {
+            network: None,
+            rest: path,
+        };
+    }
+    let Some(after) = path.strip_prefix("/v1/") else {
+        return Route::NotFound;
+    };
+    let (network, rest) = after.split_once('/').unwrap_or((after, ""));
+    if network.is_empty() {
+        return Route::NotFound;
+    }
+    match rest {
+        "" => Route::Rpc {
+            network: Some(network),
+            token: None,
+        },
+        r if r == "tx" || r.starts_with("tx/") => Route::Tx {
+            network: Some(network),
+            rest: &path["/v1/".len() + network.len()..],
+        },
+        token if !token.contains('/') => Route::Rpc {
+            network: Some(network),
+            token: Some(token),
+        },
+        _ => Route::NotFound,
+    }
+}
+
+async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let app = &ctx.app;
+    let is_get = req.method() == Method::GET;
+    Ok(match route(req.uri().path()) {
+        Route::Health if is_get => admin::health(),
+        Route::Ready if is_get => admin::ready(app),
+        Route::Status if is_get => admin::status(app),
+        Route::Metrics if is_get => admin::metrics(app),
+        Route::Health | Route::Ready | Route::Status | Route::Metrics => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
+        }
+        Route::Keys(rest) => keys_admin(&ctx, rest.to_owned(), req).await,
+        Route::Tx { network, rest } => {
+            if !is_get {
+                return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"));
+            }
+            let (net, _caller) = match admit_request(&ctx, peer, &req, network, None, None) {
+                Ok(x) => x,
+                Err(resp) => return Ok(*resp),
+            };
+            let rest = rest.to_owned();
+            api::tx(&net.gw, &rest, req.uri().query()).await
+        }
+        Route::KasWs => {
+            let chain = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("chain-id=")))
+                .map(str::to_owned);
+            match admit_request(&ctx, peer, &req, None, None, chain.as_deref().map(str::as_bytes)) {
+                Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net.gw.clone(), caller, req),
+                Ok(_) => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
+                Err(resp) => *resp,
+            }
+        }
+        Route::Rpc { network, token } => {
+            let (net, caller) = match admit_request(&ctx, peer, &req, network, token, None) {
+                Ok(x) => x,
+                Err(resp) => return Ok(*resp),
+            };
+            match *req.method() {
+                Method::POST => rpc(&ctx, net, &caller, req).await,
+                Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net.gw.clone(), caller, req),
+                Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
+                _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for JSON-RPC\n"),
+            }
+        }
+        Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
     })
 }
 
-async fn rpc(ctx: &Ctx, req: Request<Incoming>) -> Resp {
+/// Picks the network and authenticates the caller, before the body is read. `Err`: the
+/// 4xx to answer.
+fn admit_request<'a>(
+    ctx: &'a Ctx,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+    network: Option<&str>,
+    token: Option<&str>,
+    chain_override: Option<&[u8]>,
+) -> Result<(&'a Network, Caller), Box<Resp>> {
+    let app = &ctx.app;
+    let chain = chain_override.or_else(|| req.headers().get("x-chain-id").map(HeaderValue::as_bytes));
+    let net = app
+        .networks
+        .select(network, chain)
+        .map_err(|e| Box::new(network_error(&e)))?;
+    let ip = app.access.client_ip(peer, req.headers());
+    let caller = app
+        .access
+        .authenticate(ip, req.headers(), token, &net.name)
+        .map_err(|d| Box::new(denied(app, &d, None)))?;
+    Ok((net, caller))
+}
+
+async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) -> Resp {
     let max = ctx.settings.max_body_bytes;
     let declared = req
         .headers()
@@ -136,10 +280,86 @@ async fn rpc(ctx: &Ctx, req: Request<Incoming>) -> Resp {
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
         Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
     };
-    match ctx.gw.handle_body(&body).await {
-        Some(reply) => json(StatusCode::OK, reply),
-        None => json(StatusCode::OK, Bytes::new()),
+    let who = Who {
+        access: &ctx.app.access,
+        caller,
+    };
+    match net.gw.handle_body(&body, &who).await {
+        Ok(Some(reply)) => json(StatusCode::OK, reply),
+        Ok(None) => json(StatusCode::OK, Bytes::new()),
+        Err(t) => {
+            ctx.app.audit.denied(t.reason);
+            let mut r = json(StatusCode::TOO_MANY_REQUESTS, t.reply);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
+            r
+        }
     }
+}
+
+/// `/admin/keys...`: the admin token, then the key API.
+async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
+    let access = &ctx.app.access;
+    if !access.admin_configured() {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "the admin API is off: set auth.admin_token or KENGATE_ADMIN_TOKEN",
+        );
+    }
+    if !access.admin_authorized(req.headers()) {
+        ctx.app.audit.denied("admin_token");
+        let mut r = json_error(
+            StatusCode::UNAUTHORIZED,
+            "admin token required (Authorization: Bearer <token>)",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kengate-admin\""),
+        );
+        return r;
+    }
+    let method = req.method().clone();
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "admin request body over 64 KiB"),
+    };
+    let access = access.clone();
+    // Key management touches the store (blocking IO).
+    let done = tokio::task::spawn_blocking(move || crate::access::admin_keys(&access, &method, &rest, &body)).await;
+    match done {
+        Ok((status, value)) => json(status, Bytes::from(value.to_string())),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "key management failed"),
+    }
+}
+
+/// A refused request: status, JSON-RPC error body (clients such as caver surface its
+/// message), `WWW-Authenticate` / `Retry-After`.
+fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Resp {
+    app.audit.denied(d.reason());
+    let code = match d {
+        Denied::RateLimited { .. } => codes::LIMIT_EXCEEDED,
+        _ => codes::UNAUTHORIZED,
+    };
+    let mut r = json(d.status(), error_response(id, &RpcError::new(code, d.message())));
+    if let Some(v) = d.www_authenticate() {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+    }
+    if let Some(secs) = d.retry_after_secs() {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
+}
+
+fn network_error(e: &NetworkError) -> Resp {
+    json(
+        e.status(),
+        error_response(None, &RpcError::new(codes::INVALID_REQUEST, e.to_string())),
+    )
+}
+
+fn json_error(status: StatusCode, msg: &str) -> Resp {
+    json(status, Bytes::from(serde_json::json!({ "error": msg }).to_string()))
 }
 
 fn too_large(max: usize) -> Resp {

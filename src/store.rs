@@ -1,7 +1,8 @@
 //! One storage interface for what kengate persists, so the engine can change without its
 //! callers: the embedded SQLite file by default (PostgreSQL later for multi-replica
 //! deployments). Today it holds the transaction lifecycle; the token index, webhook outbox and
-//! audit data will live behind the same interface.
+//! audit data will live behind the same interface. It also holds the access keys managed by
+//! `kengate keys` and the admin API (another process may change them while kengate runs).
 //!
 //! Calls are blocking (SQLite is in-process and fast); async callers use `spawn_blocking`.
 //! Architecture invariant: nothing on the read hot path touches the store.
@@ -110,6 +111,9 @@ pub struct TxRecord {
     pub gas_used: Option<u64>,
     /// The node's error (Rejected) or why it was dropped.
     pub error: Option<String>,
+    /// The network it was sent on (empty in records from before networks: the first one's).
+    #[serde(default)]
+    pub network: String,
 }
 
 impl TxRecord {
@@ -132,6 +136,7 @@ impl TxRecord {
             success: None,
             gas_used: None,
             error: None,
+            network: String::new(),
         }
     }
 }
@@ -147,6 +152,10 @@ pub struct TxQuery {
     pub from_time: Option<u64>,
     /// Created before (ms).
     pub to_time: Option<u64>,
+    /// Only this network's records.
+    pub network: Option<String>,
+    /// With `network`: also records without a network (written before networks existed).
+    pub untagged: bool,
     /// Continue after this cursor (from a previous page).
     pub cursor: Option<String>,
     /// Page size.
@@ -162,6 +171,62 @@ pub struct TxPage {
     pub cursor: Option<String>,
 }
 
+/// An access key as stored. The secret itself is never stored, only its SHA-256 (see
+/// `access::credential` for why a plain hash suffices); `Debug` leaves the hash out too.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Key id (`[A-Za-z0-9_-]{1,64}`; generated ones look like `KG` + 20 upper-case alphanumerics).
+    pub id: String,
+    /// Free text.
+    #[serde(default)]
+    pub label: String,
+    /// SHA-256 of the secret, 64 lowercase hex digits.
+    pub secret_sha256: String,
+    /// Networks it may use; empty: all.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Method groups (`read`, `write`) or method names; empty: `read` and `write`.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Client CIDRs it may be used from; empty: any.
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    /// Calls per second; `None`: `throttle.per_key`; 0: unlimited.
+    #[serde(default)]
+    pub rps: Option<u32>,
+    /// Bucket size; `None`: `throttle.per_key`.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// A disabled key is refused.
+    pub enabled: bool,
+    /// Unix time (s) of creation.
+    pub created_at: i64,
+    /// Unix time (s) after which it is refused.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Unix time (s) of revocation; a revoked key is refused for good.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("networks", &self.networks)
+            .field("methods", &self.methods)
+            .field("ip_allow", &self.ip_allow)
+            .field("rps", &self.rps)
+            .field("burst", &self.burst)
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The storage interface.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts or replaces a transaction record.
@@ -172,4 +237,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn list_txs(&self, q: &TxQuery) -> Result<TxPage, StoreError>;
     /// Records not yet in a final state (re-checked after a restart).
     fn unfinished_txs(&self) -> Result<Vec<TxRecord>, StoreError>;
+
+    /// Inserts or replaces an access key, and bumps [`Store::keys_version`] in the same
+    /// transaction.
+    fn put_key(&self, rec: &KeyRecord) -> Result<(), StoreError>;
+    /// One access key by id.
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Every access key (revoked ones included), by id.
+    fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// A number that changes whenever a key changes, in this process or another one sharing
+    /// the store (cheap: polled every second to pick up `kengate keys` changes).
+    fn keys_version(&self) -> Result<u64, StoreError>;
 }

@@ -1,9 +1,12 @@
 //! Owns the per-node observations and publishes a new [`ClusterView`] on every head or
 //! health event (never on a timer tick), through `arc-swap` for lock-free readers.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::watch;
 
 use super::view::{compute_view, ClusterView, NodeObservation};
@@ -19,13 +22,44 @@ pub enum HeadSource {
     Subscription,
 }
 
+/// How quickly the served head follows the nodes (exported in `/metrics`).
+#[derive(Debug, Clone)]
+pub struct HeadTimings {
+    /// From receiving the report that completes a block (the last in-sync node reaching it)
+    /// to the new view being published.
+    pub update: Histogram,
+    /// From the first node reporting a block to the served head reaching it: the cluster's
+    /// spread as clients see it.
+    pub trail: Histogram,
+}
+
+impl Default for HeadTimings {
+    fn default() -> Self {
+        Self {
+            // 1 µs … ~33 ms
+            update: Histogram::new(exponential_buckets(0.000_001, 2.0, 16)),
+            // 1 ms … ~33 s
+            trail: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        }
+    }
+}
+
+/// Observations and when each block was first reported (pruned as the served head passes).
+#[derive(Debug, Default)]
+struct Observed {
+    nodes: Vec<NodeObservation>,
+    first_seen: BTreeMap<u64, Instant>,
+}
+
 /// Head and health state of every node.
 #[derive(Debug)]
 pub struct Tracker {
     /// Blocks a node may trail the highest node and stay in sync.
     max_lag: u64,
     /// Observations, one per node. A std Mutex: updates are short and never await.
-    obs: Mutex<Vec<NodeObservation>>,
+    obs: Mutex<Observed>,
+    /// Served-head latency.
+    pub timings: HeadTimings,
     /// The published snapshot.
     view: ArcSwap<ClusterView>,
     /// The served head, for waiters (tests now, `newHeads` subscriptions later).
@@ -37,7 +71,11 @@ impl Tracker {
     pub fn new(n: usize, max_lag: u64) -> Self {
         Self {
             max_lag,
-            obs: Mutex::new(vec![NodeObservation::default(); n]),
+            obs: Mutex::new(Observed {
+                nodes: vec![NodeObservation::default(); n],
+                first_seen: BTreeMap::new(),
+            }),
+            timings: HeadTimings::default(),
             view: ArcSwap::from_pointee(ClusterView::empty(n)),
             served: watch::channel(0).0,
         }
@@ -55,7 +93,12 @@ impl Tracker {
 
     /// A node reported its head.
     pub fn observe_head(&self, node: NodeId, head: u64, source: HeadSource) {
-        self.update(node, |o| match source {
+        self.observe_head_at(node, head, source, Instant::now());
+    }
+
+    /// [`Tracker::observe_head`] for a report received at `received`.
+    pub fn observe_head_at(&self, node: NodeId, head: u64, source: HeadSource, received: Instant) {
+        self.update(node, received, Some(head), |o| match source {
             HeadSource::Poll => {
                 o.head = Some(head);
                 o.down = false;
@@ -68,25 +111,42 @@ impl Tracker {
 
     /// A node failed a probe, or a request to it could not connect.
     pub fn observe_down(&self, node: NodeId) {
-        self.update(node, |o| o.down = true);
+        self.update(node, Instant::now(), None, |o| o.down = true);
     }
 
-    fn update(&self, node: NodeId, f: impl FnOnce(&mut NodeObservation)) {
-        let mut obs = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(o) = obs.get_mut(node) else { return };
+    fn update(&self, node: NodeId, received: Instant, head: Option<u64>, f: impl FnOnce(&mut NodeObservation)) {
+        let mut guard = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
+        let obs = &mut *guard;
+        let Some(o) = obs.nodes.get_mut(node) else { return };
         let before = *o;
         f(o);
         if *o == before {
             return;
         }
         let prev = self.view.load();
-        let next = compute_view(prev.served_head, &obs, self.max_lag);
+        if let Some(h) = head.filter(|&h| h > prev.served_head) {
+            // Bounded: only blocks above the served head are remembered, at most 1024.
+            if obs.first_seen.len() < 1024 {
+                obs.first_seen.entry(h).or_insert(received);
+            }
+        }
+        let next = compute_view(prev.served_head, &obs.nodes, self.max_lag);
         if next != **prev {
             let served = next.served_head;
             // Stored under the lock, so views are published in the order they were computed.
             self.view.store(Arc::new(next));
             if served != prev.served_head {
                 self.served.send_replace(served);
+                let now = Instant::now();
+                self.timings.update.observe((now - received).as_secs_f64());
+                if prev.served_head > 0 {
+                    // The earliest report of any block up to the new served head.
+                    let first = obs.first_seen.range(..=served).map(|(_, t)| *t).min();
+                    if let Some(first) = first {
+                        self.timings.trail.observe((now - first).as_secs_f64());
+                    }
+                }
+                obs.first_seen = obs.first_seen.split_off(&(served + 1));
             }
         }
     }

@@ -21,6 +21,8 @@ pub mod codes {
     pub const NO_UPSTREAM: i64 = -32010;
     /// Every upstream attempt failed at the transport level.
     pub const UPSTREAM_FAILED: i64 = -32011;
+    /// The request carries no valid access key, or the key may not be used here.
+    pub const UNAUTHORIZED: i64 = -32001;
     /// A limit was exceeded (the code Ethereum gateways use for rate limits too).
     pub const LIMIT_EXCEEDED: i64 = -32005;
 }

@@ -1,30 +1,46 @@
-//! Admin endpoints: `/health` (process alive), `/ready` (a node is in sync), `/status`
-//! (per-node heads, lag, state, last error; the served head) and `/metrics` (Prometheus).
+//! Admin endpoints: `/health` (process alive), `/ready` (every network has an in-sync node),
+//! `/status` (per network: per-node heads, lag, state, last error; the served head; the
+//! cache) and `/metrics` (Prometheus, every network's series labelled `network`).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::{json, Resp};
-use crate::proxy::Gateway;
+use crate::networks::Network;
+use crate::App;
 
 pub(super) fn health() -> Resp {
     json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ok\"}"))
 }
 
-pub(super) fn ready(gw: &Gateway) -> Resp {
-    let view = gw.cluster.view();
-    let ok = view.any_in_sync();
+/// Ready when every network has an in-sync node.
+pub(super) fn ready(app: &App) -> Resp {
+    let mut ok = true;
+    let mut nets = serde_json::Map::new();
+    for net in app.networks.iter() {
+        let view = net.gw.cluster.view();
+        ok &= view.any_in_sync();
+        nets.insert(
+            net.name.clone(),
+            json!({ "ready": view.any_in_sync(), "served_head": view.served_head }),
+        );
+    }
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "ready": ok, "served_head": view.served_head });
+    let mut body = json!({ "ready": ok, "networks": nets });
+    if let Some(first) = app.networks.first() {
+        body["served_head"] = json!(first.gw.cluster.view().served_head);
+    }
     json(status, Bytes::from(body.to_string()))
 }
 
-pub(super) fn status(gw: &Gateway) -> Resp {
+/// One network's heads and nodes.
+fn network_status(net: &Network) -> serde_json::Value {
+    let gw = &net.gw;
     let view = gw.cluster.view();
     let nodes: Vec<_> = gw
         .cluster
@@ -46,18 +62,33 @@ pub(super) fn status(gw: &Gateway) -> Resp {
             })
         })
         .collect();
-    let body = json!({
+    json!({
+        "network": net.name,
+        "chain_id": net.chain_id(),
         "served_head": view.served_head,
         "highest_head": view.highest,
         "nodes": nodes,
-    });
+        "cache": { "bytes": gw.cache.weighted_size(), "entries": gw.cache.entry_count() },
+    })
+}
+
+/// The first network's status at the top level (what a single-network deployment reads),
+/// and every network under `networks`.
+pub(super) fn status(app: &App) -> Resp {
+    let all: Vec<_> = app.networks.iter().map(network_status).collect();
+    let mut body = all.first().cloned().unwrap_or_else(|| json!({}));
+    body["networks"] = json!(all);
     json(StatusCode::OK, Bytes::from(body.to_string()))
 }
 
-pub(super) fn metrics(gw: &Gateway) -> Resp {
-    gw.metrics
-        .sample_cache(gw.cache.weighted_size(), gw.cache.entry_count());
-    let text = gw.metrics.render(&gw.cluster.view());
+pub(super) fn metrics(app: &App) -> Resp {
+    for net in app.networks.iter() {
+        let gw = &net.gw;
+        gw.metrics.sample(&gw.cluster.view());
+        gw.metrics
+            .sample_cache(gw.cache.weighted_size(), gw.cache.entry_count());
+    }
+    let text = crate::metrics::render(&app.registry);
     let mut r = json(StatusCode::OK, Bytes::from(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -16,8 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{text, Resp, ServerSettings};
-use crate::proxy::Gateway;
+use super::{text, Ctx, Resp};
+use crate::access::Caller;
+use crate::proxy::{Gateway, Who};
 
 pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
@@ -30,13 +31,16 @@ pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
-pub(super) fn upgrade(gw: Arc<Gateway>, settings: &ServerSettings, mut req: Request<Incoming>) -> Resp {
+/// Upgrades an authenticated request; the session keeps its caller (every message is
+/// admitted by the caller's buckets).
+pub(super) fn upgrade(ctx: &Arc<Ctx>, gw: Arc<Gateway>, caller: Caller, mut req: Request<Incoming>) -> Resp {
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let max = settings.max_body_bytes;
-    let in_flight = settings.ws_max_in_flight;
+    let max = ctx.settings.max_body_bytes;
+    let in_flight = ctx.settings.ws_max_in_flight;
+    let ctx = ctx.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -47,7 +51,7 @@ pub(super) fn upgrade(gw: Arc<Gateway>, settings: &ServerSettings, mut req: Requ
                     ..Default::default()
                 };
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
-                session(gw, ws, in_flight).await;
+                session(ctx, gw, caller, ws, in_flight).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -63,7 +67,14 @@ pub(super) fn upgrade(gw: Arc<Gateway>, settings: &ServerSettings, mut req: Requ
     r
 }
 
-async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, in_flight: usize) {
+async fn session(
+    ctx: Arc<Ctx>,
+    gw: Arc<Gateway>,
+    caller: Caller,
+    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    in_flight: usize,
+) {
+    let caller = Arc::new(caller);
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(in_flight);
     let writer = tokio::spawn(async move {
@@ -85,9 +96,21 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TokioIo<hyper::upgrade::U
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (gw, tx) = (gw.clone(), tx.clone());
+        let (gw, tx, ctx, caller) = (gw.clone(), tx.clone(), ctx.clone(), caller.clone());
         tokio::spawn(async move {
-            if let Some(reply) = gw.handle_body(&body).await {
+            let who = Who {
+                access: &ctx.app.access,
+                caller: &caller,
+            };
+            let reply = match gw.handle_body(&body, &who).await {
+                Ok(reply) => reply,
+                // Over the rate: each call gets -32005; the connection stays open.
+                Err(t) => {
+                    ctx.app.audit.denied(t.reason);
+                    Some(t.reply)
+                }
+            };
+            if let Some(reply) = reply {
                 let msg = match String::from_utf8(reply.to_vec()) {
                     Ok(s) => Message::Text(s),
                     Err(e) => Message::Binary(e.into_bytes()),

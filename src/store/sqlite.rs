@@ -1,12 +1,15 @@
 //! The embedded store: one SQLite file (WAL mode) under the data dir, created on first start,
 //! nothing to install. Records are a JSON document plus the columns queries filter and sort on.
+//! Access keys live in `access_keys`; `counters.keys_version` is bumped in the same transaction
+//! as every key change, so a running kengate notices a change made by `kengate keys` (another
+//! process, another connection) with one cheap read.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
+use super::{KeyRecord, Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS txs (
@@ -19,6 +22,17 @@ CREATE TABLE IF NOT EXISTS txs (
 CREATE INDEX IF NOT EXISTS txs_created ON txs (created_ms DESC, hash DESC);
 CREATE INDEX IF NOT EXISTS txs_sender ON txs (sender, created_ms DESC, hash DESC);
 CREATE INDEX IF NOT EXISTS txs_status ON txs (status, created_ms DESC, hash DESC);
+";
+
+const KEYS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS access_keys (
+    id     TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 /// SQLite behind a mutex (one connection; SQLite serializes writers anyway).
@@ -50,6 +64,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(engine)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(engine)?;
         conn.execute_batch(SCHEMA).map_err(engine)?;
+        conn.execute_batch(KEYS_SCHEMA).map_err(engine)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -107,6 +122,8 @@ impl Store for SqliteStore {
                    AND (?3 IS NULL OR created_ms >= ?3)
                    AND (?4 IS NULL OR created_ms < ?4)
                    AND (?5 IS NULL OR created_ms < ?5 OR (created_ms = ?5 AND hash < ?6))
+                   AND (?8 IS NULL OR COALESCE(json_extract(record, '$.network'), '') = ?8
+                        OR (?9 AND COALESCE(json_extract(record, '$.network'), '') = ''))
                  ORDER BY created_ms DESC, hash DESC
                  LIMIT ?7",
             )
@@ -122,6 +139,8 @@ impl Store for SqliteStore {
                     cur_ms,
                     cur_hash,
                     i64::try_from(size + 1).unwrap_or(i64::MAX),
+                    q.network,
+                    q.untagged,
                 ],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
             )
@@ -152,6 +171,64 @@ impl Store for SqliteStore {
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(engine)?;
         rows.map(|r| r.map_err(engine).and_then(decode)).collect()
     }
+
+    fn put_key(&self, rec: &KeyRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn();
+        // IMMEDIATE: take the write lock up front, so two processes changing keys wait for each
+        // other (busy timeout) instead of failing on a read-to-write upgrade.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(engine)?;
+        tx.execute(
+            "INSERT INTO access_keys (id, record) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+            params![rec.id, json],
+        )
+        .map_err(engine)?;
+        tx.execute(
+            "INSERT INTO counters (name, value) VALUES ('keys_version', 1)
+             ON CONFLICT(name) DO UPDATE SET value = value + 1",
+            [],
+        )
+        .map_err(engine)?;
+        tx.commit().map_err(engine)
+    }
+
+    fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT record FROM access_keys WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(engine)?;
+        json.map(|j| decode_key(&j)).transpose()
+    }
+
+    fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT record FROM access_keys ORDER BY id")
+            .map_err(engine)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(engine)?;
+        rows.map(|r| r.map_err(engine).and_then(|j| decode_key(&j))).collect()
+    }
+
+    fn keys_version(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn()
+            .query_row("SELECT value FROM counters WHERE name = 'keys_version'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(engine)?;
+        Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+}
+
+fn decode_key(json: &str) -> Result<KeyRecord, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("access key: {e}")))
 }
 
 #[cfg(test)]
@@ -242,6 +319,55 @@ mod tests {
         let s = SqliteStore::open(&path).unwrap();
         let left: Vec<u64> = s.unfinished_txs().unwrap().iter().map(|r| r.nonce).collect();
         assert_eq!(left, vec![1, 3]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn key(id: &str) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            label: "test".into(),
+            secret_sha256: "00".repeat(32),
+            networks: vec![],
+            methods: vec![],
+            ip_allow: vec![],
+            rps: None,
+            burst: None,
+            enabled: true,
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_and_bump_the_version() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(s.keys_version().unwrap(), 0);
+        assert!(s.list_keys().unwrap().is_empty());
+        let mut k = key("b");
+        s.put_key(&k).unwrap();
+        s.put_key(&key("a")).unwrap();
+        assert_eq!(s.keys_version().unwrap(), 2);
+        k.revoked_at = Some(5);
+        s.put_key(&k).unwrap();
+        assert_eq!(s.keys_version().unwrap(), 3);
+        assert_eq!(s.get_key("b").unwrap(), Some(k));
+        assert_eq!(s.get_key("c").unwrap(), None);
+        let ids: Vec<String> = s.list_keys().unwrap().into_iter().map(|k| k.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn another_connection_sees_key_changes() {
+        let dir = std::env::temp_dir().join(format!("kengate-store-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("kengate.db");
+        let running = SqliteStore::open(&path).unwrap();
+        let v0 = running.keys_version().unwrap();
+        let cli = SqliteStore::open(&path).unwrap();
+        cli.put_key(&key("k1")).unwrap();
+        assert!(running.keys_version().unwrap() > v0);
+        assert_eq!(running.get_key("k1").unwrap().map(|k| k.id), Some("k1".into()));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -113,16 +113,29 @@ pub fn apply(rec: &mut TxRecord, t: Transition, at: u64) {
     }
 }
 
-/// The lifecycle recorder over a store. Store calls run on the blocking pool.
+/// The lifecycle recorder of one network over the shared store. Store calls run on the
+/// blocking pool.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     store: Arc<dyn Store>,
+    /// Records are tagged with it, and only its records are seen.
+    network: String,
+    /// The first network also owns untagged records (written before networks existed).
+    first: bool,
 }
 
 impl Lifecycle {
-    /// A recorder writing to `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// A recorder writing to `store` for `network`.
+    pub fn new(store: Arc<dyn Store>, network: &str, first: bool) -> Self {
+        Self {
+            store,
+            network: network.to_owned(),
+            first,
+        }
+    }
+
+    fn owns(&self, rec: &TxRecord) -> bool {
+        rec.network == self.network || (self.first && rec.network.is_empty())
     }
 
     async fn blocking<T: Send + 'static>(
@@ -139,7 +152,8 @@ impl Lifecycle {
     /// A tx sent again keeps its record.
     pub async fn created(&self, w: &WriteTx, request: &[u8]) -> Result<(), StoreError> {
         let request = String::from_utf8_lossy(request).into_owned();
-        let rec = TxRecord::created(hex(&w.hash), hex(&w.sender), w.nonce, request, now_ms());
+        let mut rec = TxRecord::created(hex(&w.hash), hex(&w.sender), w.nonce, request, now_ms());
+        rec.network = self.network.clone();
         self.blocking(move |s| match s.get_tx(&rec.hash)? {
             Some(_) => Ok(()),
             None => s.put_tx(&rec),
@@ -166,17 +180,21 @@ impl Lifecycle {
 
     /// One record.
     pub async fn get(&self, hash: String) -> Result<Option<TxRecord>, StoreError> {
-        self.blocking(move |s| s.get_tx(&hash.to_ascii_lowercase())).await
+        let rec = self.blocking(move |s| s.get_tx(&hash.to_ascii_lowercase())).await?;
+        Ok(rec.filter(|r| self.owns(r)))
     }
 
-    /// History.
-    pub async fn list(&self, q: TxQuery) -> Result<TxPage, StoreError> {
+    /// History of this network.
+    pub async fn list(&self, mut q: TxQuery) -> Result<TxPage, StoreError> {
+        q.network = Some(self.network.clone());
+        q.untagged = self.first;
         self.blocking(move |s| s.list_txs(&q)).await
     }
 
-    /// Records not in a final state (re-checked after a restart).
+    /// This network's records not in a final state (re-checked after a restart).
     pub async fn unfinished(&self) -> Result<Vec<TxRecord>, StoreError> {
-        self.blocking(|s| s.unfinished_txs()).await
+        let all = self.blocking(|s| s.unfinished_txs()).await?;
+        Ok(all.into_iter().filter(|r| self.owns(r)).collect())
     }
 }
 
@@ -186,7 +204,7 @@ mod tests {
     use crate::store::SqliteStore;
 
     fn lc() -> Lifecycle {
-        Lifecycle::new(Arc::new(SqliteStore::in_memory().unwrap()))
+        Lifecycle::new(Arc::new(SqliteStore::in_memory().unwrap()), "klaytn", true)
     }
 
     const W: WriteTx = WriteTx {
@@ -202,6 +220,31 @@ mod tests {
         assert_eq!(unhex::<2>("0xabc"), None);
         assert_eq!(unhex::<2>("abcd"), None);
         assert_eq!(unhex::<2>("0x+bcd"), None);
+    }
+
+    #[tokio::test]
+    async fn each_network_sees_only_its_own_records() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let cypress = Lifecycle::new(store.clone(), "cypress", true);
+        let baobab = Lifecycle::new(store.clone(), "baobab", false);
+        baobab.created(&W, b"{}").await.unwrap();
+        let h = hex(&W.hash);
+        assert_eq!(baobab.get(h.clone()).await.unwrap().unwrap().network, "baobab");
+        assert!(cypress.get(h.clone()).await.unwrap().is_none());
+        assert_eq!(baobab.unfinished().await.unwrap().len(), 1);
+        assert!(cypress.unfinished().await.unwrap().is_empty());
+        let q = TxQuery {
+            size: 10,
+            ..TxQuery::default()
+        };
+        assert_eq!(baobab.list(q.clone()).await.unwrap().items.len(), 1);
+        assert!(cypress.list(q.clone()).await.unwrap().items.is_empty());
+        // A record from before networks existed belongs to the first network.
+        let old = TxRecord::created("0x03".into(), "0x04".into(), 0, "{}".into(), 1);
+        store.put_tx(&old).unwrap();
+        assert!(cypress.get("0x03".into()).await.unwrap().is_some());
+        assert!(baobab.get("0x03".into()).await.unwrap().is_none());
+        assert_eq!(cypress.list(q).await.unwrap().items.len(), 1);
     }
 
     #[tokio::test]

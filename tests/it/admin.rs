@@ -26,14 +26,19 @@ async fn status_and_metrics_describe_the_cluster() {
     assert!(m.content_type.starts_with("text/plain"));
     let text = String::from_utf8(m.body.to_vec()).unwrap();
     for needle in [
-        "kengate_served_head 100",
-        r#"kengate_requests_total{method="klay_gasPrice",outcome="ok"} 1"#,
-        r#"kengate_requests_total{method="denied",outcome="error"} 1"#,
-        r#"kengate_requests_total{method="unknown",outcome="error"} 1"#,
+        r#"kengate_served_head{network="klaytn"} 100"#,
+        r#"kengate_requests_total{network="klaytn",method="klay_gasPrice",outcome="ok"} 1"#,
+        r#"kengate_requests_total{network="klaytn",method="denied",outcome="error"} 1"#,
+        r#"kengate_requests_total{network="klaytn",method="unknown",outcome="error"} 1"#,
         "kengate_request_duration_seconds_bucket",
-        &format!(r#"kengate_node_head{{node="{}"}} 95"#, fakes[1].url),
-        &format!(r#"kengate_node_lag_blocks{{node="{}"}} 5"#, fakes[1].url),
-        &format!(r#"kengate_node_in_sync{{node="{}"}} 0"#, fakes[1].url),
+        r#"kengate_served_head_update_seconds_count{network="klaytn"} 1"#,
+        "kengate_served_head_trail_seconds_bucket",
+        &format!(r#"kengate_node_head{{network="klaytn",node="{}"}} 95"#, fakes[1].url),
+        &format!(
+            r#"kengate_node_lag_blocks{{network="klaytn",node="{}"}} 5"#,
+            fakes[1].url
+        ),
+        &format!(r#"kengate_node_in_sync{{network="klaytn",node="{}"}} 0"#, fakes[1].url),
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

@@ -67,7 +67,7 @@ async fn final_blocks_are_cached_and_klay_and_kaia_share_entries_but_eth_does_no
     assert_eq!(calls_of(&fakes, "klay_getBlockByNumber"), 2);
     let metrics = String::from_utf8_lossy(&http.get(&format!("{}/metrics", gate.url)).await.body).to_string();
     assert!(
-        metrics.contains("kengate_cache_lookups_total{reason=\"hit\"} 3"),
+        metrics.contains("kengate_cache_lookups_total{network=\"klaytn\",reason=\"hit\"} 3"),
         "{metrics}"
     );
 }
@@ -184,7 +184,10 @@ async fn a_failing_leader_gives_every_waiter_an_error_not_a_hang() {
     }
     // One flight: the leader's timeout reached the five others through it.
     let metrics = String::from_utf8_lossy(&http.get(&format!("{}/metrics", gate.url)).await.body).to_string();
-    assert!(metrics.contains("kengate_coalesced_calls_total 5"), "{metrics}");
+    assert!(
+        metrics.contains("kengate_coalesced_calls_total{network=\"klaytn\"} 5"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -202,7 +205,7 @@ async fn the_cache_stays_within_its_byte_bound() {
     let metrics = String::from_utf8_lossy(&http.get(&format!("{}/metrics", gate.url)).await.body).to_string();
     let bytes: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("kengate_cache_bytes "))
+        .find_map(|l| l.strip_prefix("kengate_cache_bytes{network=\"klaytn\"} "))
         .and_then(|v| v.trim().parse().ok())
         .expect("kengate_cache_bytes in /metrics");
     assert!(bytes > 0 && bytes <= 32 * 1024, "cache holds {bytes} bytes");

@@ -5,8 +5,8 @@
 mod support;
 
 mod admin;
-mod cache;
 mod bad_input;
+mod cache;
 mod routing;
 mod writes;
 mod ws;

@@ -1,0 +1,195 @@
+//! Token buckets (GCRA, `governor`): one per key, living in the key's `Arc`, and one keyed
+//! limiter per client IP (a sharded `DashMap`, pruned by the upkeep loop). Lock-free on the
+//! request path. Also the per-method weights a call costs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, QuantaInstant};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quota};
+
+use super::error::Denied;
+use crate::config::RateConfig;
+
+/// One key's bucket.
+pub(crate) type KeyLimiter = DefaultDirectRateLimiter;
+
+/// The bucket of `rate`; `None` when unlimited (rps 0). Burst 0 means burst = rps.
+pub(crate) fn quota(rate: RateConfig) -> Option<Quota> {
+    let rps = NonZeroU32::new(rate.rps)?;
+    let burst = NonZeroU32::new(rate.burst).unwrap_or(rps);
+    Some(Quota::per_second(rps).allow_burst(burst))
+}
+
+/// The cells a request of `weight` takes from a bucket of `burst`: at least 1, and a request
+/// heavier than the whole bucket costs the whole bucket (it would otherwise never pass).
+fn cells(weight: u32, burst: NonZeroU32) -> NonZeroU32 {
+    NonZeroU32::new(weight.min(burst.get())).unwrap_or(NonZeroU32::MIN)
+}
+
+fn refused(not_until: &NotUntil<QuantaInstant>, now: QuantaInstant) -> Denied {
+    let wait: Duration = not_until.wait_time_from(now);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Denied::RateLimited {
+        retry_after_secs: secs.max(1),
+    }
+}
+
+/// Takes `weight` from a key's bucket.
+pub(crate) fn check_key(limiter: &KeyLimiter, burst: NonZeroU32, weight: u32) -> Result<(), Denied> {
+    match limiter.check_n(cells(weight, burst)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => Err(refused(&not_until, limiter.clock().now())),
+        // Unreachable: `cells` never exceeds the burst.
+        Err(_) => Err(Denied::RateLimited { retry_after_secs: 1 }),
+    }
+}
+
+/// The per-IP buckets. An IPv6 client is limited per /64 (what one host usually gets), so
+/// rotating through its own addresses buys nothing.
+pub(crate) struct IpLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    burst: NonZeroU32,
+}
+
+impl std::fmt::Debug for IpLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpLimiter")
+            .field("burst", &self.burst)
+            .field("tracked", &self.limiter.len())
+            .finish()
+    }
+}
+
+impl IpLimiter {
+    /// `None` when `rate` is unlimited.
+    pub(crate) fn new(rate: RateConfig) -> Option<Self> {
+        let q = quota(rate)?;
+        Some(Self {
+            limiter: DefaultKeyedRateLimiter::dashmap(q),
+            burst: q.burst_size(),
+        })
+    }
+
+    /// Takes `weight` from `ip`'s bucket.
+    pub(crate) fn check(&self, ip: IpAddr, weight: u32) -> Result<(), Denied> {
+        match self.limiter.check_key_n(&bucket_of(ip), cells(weight, self.burst)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(refused(&not_until, self.limiter.clock().now())),
+            Err(_) => Err(Denied::RateLimited { retry_after_secs: 1 }),
+        }
+    }
+
+    /// Forgets buckets that are full again (indistinguishable from new ones).
+    pub(crate) fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Buckets currently tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+    }
+}
+
+/// What one call of a method costs (`throttle.method_weights`, default 1). `kaia_x` and
+/// `klay_x` share a weight when only one of them is listed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Weights(HashMap<String, u32>);
+
+impl Weights {
+    pub(crate) fn new(configured: &std::collections::BTreeMap<String, u32>) -> Self {
+        let mut map: HashMap<String, u32> = configured.iter().map(|(m, w)| (m.clone(), (*w).max(1))).collect();
+        for (m, w) in configured {
+            if let Some(other) = super::keys::twin_method(m) {
+                map.entry(other).or_insert((*w).max(1));
+            }
+        }
+        Self(map)
+    }
+
+    pub(crate) fn get(&self, method: &str) -> u32 {
+        self.0.get(method).copied().unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(rps: u32, burst: u32) -> RateConfig {
+        RateConfig { rps, burst }
+    }
+
+    #[test]
+    fn burst_then_refusal_with_retry_after() {
+        let q = quota(rate(1, 3)).unwrap();
+        let l = KeyLimiter::direct(q);
+        for _ in 0..3 {
+            assert_eq!(check_key(&l, q.burst_size(), 1), Ok(()));
+        }
+        assert_eq!(
+            check_key(&l, q.burst_size(), 1),
+            Err(Denied::RateLimited { retry_after_secs: 1 })
+        );
+        assert!(quota(rate(0, 5)).is_none());
+        assert_eq!(quota(rate(7, 0)).unwrap().burst_size().get(), 7);
+    }
+
+    #[test]
+    fn weights_and_oversized_requests() {
+        let q = quota(rate(1, 10)).unwrap();
+        let l = KeyLimiter::direct(q);
+        // A batch of weight 6 fits; a second one does not, and must wait ~2 s (2 cells short).
+        assert_eq!(check_key(&l, q.burst_size(), 6), Ok(()));
+        let Err(Denied::RateLimited { retry_after_secs }) = check_key(&l, q.burst_size(), 6) else {
+            panic!("second batch admitted");
+        };
+        assert!((2..=3).contains(&retry_after_secs), "{retry_after_secs}");
+        // Heavier than the bucket: costs the whole (full) bucket instead of never passing.
+        let l = KeyLimiter::direct(q);
+        assert_eq!(check_key(&l, q.burst_size(), 50), Ok(()));
+        assert!(check_key(&l, q.burst_size(), 1).is_err());
+    }
+
+    #[test]
+    fn per_ip_buckets_are_separate_and_v6_goes_by_64() {
+        let l = IpLimiter::new(rate(1, 2)).unwrap();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(l.check(a, 2).is_ok());
+        assert!(l.check(a, 1).is_err());
+        assert!(l.check(b, 1).is_ok());
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::2:3".parse().unwrap();
+        let v6c: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert!(l.check(v6a, 2).is_ok());
+        assert!(l.check(v6b, 1).is_err(), "same /64");
+        assert!(l.check(v6c, 1).is_ok(), "another /64");
+        assert_eq!(l.len(), 4);
+        l.prune(); // the buckets are not full yet: kept
+        assert_eq!(l.len(), 4);
+        assert!(IpLimiter::new(rate(0, 0)).is_none());
+    }
+
+    #[test]
+    fn method_weights() {
+        let cfg = [("klay_getLogs".to_string(), 10), ("eth_getLogs".to_string(), 5)]
+            .into_iter()
+            .collect();
+        let w = Weights::new(&cfg);
+        assert_eq!(w.get("klay_getLogs"), 10);
+        assert_eq!(w.get("kaia_getLogs"), 10);
+        assert_eq!(w.get("eth_getLogs"), 5);
+        assert_eq!(w.get("klay_blockNumber"), 1);
+    }
+}

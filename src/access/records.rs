@@ -1,0 +1,365 @@
+//! Key management types: what is created ([`NewKey`], validated into a store record), shown
+//! once ([`CreatedKey`]), listed ([`KeyInfo`], never a secret or hash), and declared in
+//! `proxy.toml` (hashed at load). No IO.
+
+use serde::{Deserialize, Serialize};
+
+use super::client_ip::parse_net;
+use super::credential::{from_hex32, hash_secret, to_hex};
+use super::error::AccessError;
+use super::keys::KeySource;
+use crate::config::{valid_key_id, KeyConfig};
+use crate::store::KeyRecord;
+
+/// A key as listed: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Key id.
+    pub id: String,
+    /// Free text.
+    pub label: String,
+    /// `config` or `store`.
+    pub source: KeySource,
+    /// `active`, `disabled`, `expired` or `revoked`.
+    pub status: &'static str,
+    /// Networks it may use; empty: all.
+    pub networks: Vec<String>,
+    /// Method groups or names; empty: all.
+    pub methods: Vec<String>,
+    /// Client CIDRs; empty: any.
+    pub ip_allow: Vec<String>,
+    /// Own rate (calls/s); `None`: `throttle.per_key`.
+    pub rps: Option<u32>,
+    /// Own bucket size; `None`: `throttle.per_key`.
+    pub burst: Option<u32>,
+    /// Unix s; `None` for config keys.
+    pub created_at: Option<i64>,
+    /// Unix s.
+    pub expires_at: Option<i64>,
+    /// Unix s.
+    pub revoked_at: Option<i64>,
+}
+
+impl KeyInfo {
+    pub(crate) fn new(r: &KeyRecord, source: KeySource, now: i64) -> Self {
+        let status = if r.revoked_at.is_some() {
+            "revoked"
+        } else if !r.enabled {
+            "disabled"
+        } else if r.expires_at.is_some_and(|t| now >= t) {
+            "expired"
+        } else {
+            "active"
+        };
+        Self {
+            id: r.id.clone(),
+            label: r.label.clone(),
+            source,
+            status,
+            networks: r.networks.clone(),
+            methods: r.methods.clone(),
+            ip_allow: r.ip_allow.clone(),
+            rps: r.rps,
+            burst: r.burst,
+            created_at: (source == KeySource::Store).then_some(r.created_at),
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// A key just created or rotated: the only time its secret is shown. `Debug` hides it.
+#[derive(Clone, Serialize)]
+pub struct CreatedKey {
+    /// Key id.
+    pub id: String,
+    /// The secret (43 characters, base64url).
+    pub secret: String,
+    /// `{id}.{secret}`: what clients send as `Authorization: Bearer ...` or in the URL.
+    pub token: String,
+    /// The key as listed.
+    pub key: KeyInfo,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key to create (CLI arguments or the admin API's JSON body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewKey {
+    /// Free text (at most 200 characters, no control characters).
+    pub label: String,
+    /// Networks it may use; empty: all.
+    pub networks: Vec<String>,
+    /// `read`, `write` or method names; empty: all.
+    pub methods: Vec<String>,
+    /// Client CIDRs or IPs; empty: any.
+    pub ip_allow: Vec<String>,
+    /// Calls per second (0: unlimited); absent: `throttle.per_key`.
+    pub rps: Option<u32>,
+    /// Bucket size; absent: `throttle.per_key`.
+    pub burst: Option<u32>,
+    /// Unix time (s) after which it is refused; or
+    pub expires_at: Option<i64>,
+    /// seconds from now.
+    pub expires_in: Option<u64>,
+}
+
+fn valid_network_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn valid_method_entry(m: &str) -> bool {
+    !m.is_empty() && m.len() <= 128 && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for s in list {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+impl NewKey {
+    /// Checks everything and builds the record. `networks`: the configured network names
+    /// (empty: unknown, only the name's form is checked).
+    pub(crate) fn into_record(
+        self,
+        id: String,
+        secret_sha256: &[u8; 32],
+        networks: &[String],
+        now: i64,
+    ) -> Result<KeyRecord, AccessError> {
+        if self.label.chars().count() > 200 || self.label.chars().any(char::is_control) {
+            return Err(AccessError::invalid(
+                "label",
+                "at most 200 characters, no control characters",
+            ));
+        }
+        for n in &self.networks {
+            if !valid_network_name(n) {
+                return Err(AccessError::invalid("networks", format!("{n:?} is not a network name")));
+            }
+            if !networks.is_empty() && !networks.contains(n) {
+                return Err(AccessError::invalid(
+                    "networks",
+                    format!("no network named {n:?} (configured: {})", networks.join(", ")),
+                ));
+            }
+        }
+        if let Some(m) = self.methods.iter().find(|m| !valid_method_entry(m)) {
+            return Err(AccessError::invalid(
+                "methods",
+                format!("{m:?} is neither a group (read, write) nor a method name"),
+            ));
+        }
+        let mut ip_allow = Vec::with_capacity(self.ip_allow.len());
+        for c in &self.ip_allow {
+            let net = parse_net(c)
+                .ok_or_else(|| AccessError::invalid("ip_allow", format!("{c:?} is not a CIDR or an IP address")))?;
+            ip_allow.push(net.to_string());
+        }
+        let expires_at = match (self.expires_at, self.expires_in) {
+            (Some(_), Some(_)) => {
+                return Err(AccessError::invalid(
+                    "expires_at",
+                    "give expires_at or expires_in, not both",
+                ))
+            }
+            (Some(t), None) if t <= now => return Err(AccessError::invalid("expires_at", "is in the past")),
+            (Some(t), None) => Some(t),
+            (None, Some(0)) => return Err(AccessError::invalid("expires_in", "must be > 0")),
+            (None, Some(secs)) => Some(
+                i64::try_from(secs)
+                    .ok()
+                    .and_then(|s| now.checked_add(s))
+                    .ok_or_else(|| AccessError::invalid("expires_in", "too large"))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(KeyRecord {
+            id,
+            label: self.label,
+            secret_sha256: to_hex(secret_sha256),
+            networks: dedup(self.networks),
+            methods: dedup(self.methods),
+            ip_allow: dedup(ip_allow),
+            rps: self.rps,
+            burst: self.burst,
+            enabled: true,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        })
+    }
+}
+
+/// The record of a key declared in `proxy.toml` (`i`: its index, for error messages); a clear
+/// secret is hashed here and not kept.
+pub(crate) fn record_from_config(k: &KeyConfig, i: usize) -> Result<KeyRecord, AccessError> {
+    let field = |f: &str| format!("auth.keys[{i}].{f}");
+    if !valid_key_id(&k.id) {
+        return Err(AccessError::invalid(
+            field("id"),
+            "letters, digits, '_' and '-', 1-64 characters",
+        ));
+    }
+    let hash = match (&k.secret, &k.secret_sha256) {
+        (Some(s), None) if !s.is_empty() => hash_secret(s.as_bytes()),
+        (None, Some(h)) => {
+            from_hex32(h).ok_or_else(|| AccessError::invalid(field("secret_sha256"), "64 hex digits"))?
+        }
+        _ => {
+            return Err(AccessError::invalid(
+                field("secret"),
+                "give exactly one of secret and secret_sha256",
+            ))
+        }
+    };
+    for c in &k.ip_allow {
+        if parse_net(c).is_none() {
+            return Err(AccessError::invalid(field("ip_allow"), format!("{c:?} is not a CIDR")));
+        }
+    }
+    Ok(KeyRecord {
+        id: k.id.clone(),
+        label: k.label.clone(),
+        secret_sha256: to_hex(&hash),
+        networks: k.networks.clone(),
+        methods: k.methods.clone(),
+        ip_allow: k.ip_allow.clone(),
+        rps: k.rps,
+        burst: k.burst,
+        enabled: k.enabled,
+        created_at: 0,
+        expires_at: k.expires_at,
+        revoked_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_key_validation() {
+        let nets = vec!["cypress".to_string(), "baobab".to_string()];
+        let build = |k: NewKey| k.into_record("KGX".into(), &[0; 32], &nets, 1000);
+        let err = |k: NewKey| build(k).unwrap_err().to_string();
+        let ok = build(NewKey {
+            label: "ci".into(),
+            networks: vec!["baobab".into(), "baobab".into()],
+            methods: vec!["read".into(), "klay_sendRawTransaction".into()],
+            ip_allow: vec!["10.1.2.3/8".into(), "::ffff:192.0.2.1".into()],
+            rps: Some(5),
+            expires_in: Some(60),
+            ..NewKey::default()
+        })
+        .unwrap();
+        assert_eq!(ok.networks, ["baobab"]);
+        assert_eq!(ok.ip_allow, ["10.0.0.0/8", "192.0.2.1/32"]);
+        assert_eq!(ok.expires_at, Some(1060));
+        assert_eq!((ok.created_at, ok.enabled, ok.revoked_at), (1000, true, None));
+        assert!(err(NewKey {
+            networks: vec!["mainnet".into()],
+            ..NewKey::default()
+        })
+        .contains("no network named"));
+        assert!(err(NewKey {
+            networks: vec!["Bad Name".into()],
+            ..NewKey::default()
+        })
+        .contains("networks"));
+        assert!(err(NewKey {
+            methods: vec!["eth call".into()],
+            ..NewKey::default()
+        })
+        .contains("methods"));
+        assert!(err(NewKey {
+            ip_allow: vec!["10.0.0.0/40".into()],
+            ..NewKey::default()
+        })
+        .contains("ip_allow"));
+        assert!(err(NewKey {
+            expires_at: Some(999),
+            ..NewKey::default()
+        })
+        .contains("past"));
+        assert!(err(NewKey {
+            expires_in: Some(0),
+            ..NewKey::default()
+        })
+        .contains("expires_in"));
+        assert!(err(NewKey {
+            expires_in: Some(u64::MAX),
+            ..NewKey::default()
+        })
+        .contains("expires_in"));
+        assert!(err(NewKey {
+            expires_at: Some(2000),
+            expires_in: Some(1),
+            ..NewKey::default()
+        })
+        .contains("not both"));
+        assert!(err(NewKey {
+            label: "a\nb".into(),
+            ..NewKey::default()
+        })
+        .contains("label"));
+        // Without a network list, only the name's form is checked.
+        assert!(NewKey {
+            networks: vec!["any".into()],
+            ..NewKey::default()
+        }
+        .into_record("KGX".into(), &[0; 32], &[], 1)
+        .is_ok());
+    }
+
+    #[test]
+    fn config_keys_are_hashed() {
+        let k = KeyConfig {
+            id: "ops".into(),
+            secret: Some("a human chosen secret".into()),
+            secret_sha256: None,
+            label: String::new(),
+            networks: vec![],
+            methods: vec![],
+            ip_allow: vec![],
+            rps: None,
+            burst: None,
+            enabled: true,
+            expires_at: None,
+        };
+        let r = record_from_config(&k, 0).unwrap();
+        assert_eq!(r.secret_sha256, to_hex(&hash_secret(b"a human chosen secret")));
+        assert!(!format!("{r:?}").contains("human"));
+        let by_hash = KeyConfig {
+            secret: None,
+            secret_sha256: Some(r.secret_sha256.to_uppercase()),
+            ..k.clone()
+        };
+        assert_eq!(record_from_config(&by_hash, 0).unwrap().secret_sha256, r.secret_sha256);
+        let neither = KeyConfig {
+            secret: None,
+            ..k.clone()
+        };
+        assert!(record_from_config(&neither, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("auth.keys[3].secret"));
+        let bad_id = KeyConfig { id: "a.b".into(), ..k };
+        assert!(record_from_config(&bad_id, 0).is_err());
+    }
+}
