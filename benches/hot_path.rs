@@ -1,11 +1,21 @@
 //! Micro-benchmarks of the per-call work kengate adds: parsing, classification, planning
-//! (including the `latest` rewrite) and the served-head recomputation. `cargo bench`.
+//! (including the `latest` rewrite), raw-tx decoding, cache keys and hits, authentication and
+//! admission, and the served-head recomputation. `cargo bench`.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderValue};
+use kengate::access::Access;
 use kengate::cluster::{compute_view, NodeObservation};
+use kengate::config::{AuthConfig, KeyConfig, ThrottleConfig};
 use kengate::jsonrpc::{parse_body, Incoming};
 use kengate::methods::{Lookup, MethodTable};
-use kengate::routing::plan;
+use kengate::proxy::cache::{read_key, FinalCache};
+use kengate::routing::{plan, CachePolicy};
+use kengate::store::SqliteStore;
+use kengate::txpath::decode::decode_hex;
 
 const SINGLE: &[u8] =
     br#"{"jsonrpc":"2.0","id":1,"method":"klay_getBalance","params":["0x5dfb226b1e9b3083aa0d294cdf51fe4ed1e4b509","latest"]}"#;
@@ -57,6 +67,83 @@ fn bench(c: &mut Criterion) {
     let obs = observations();
     c.bench_function("compute_view (3 nodes)", |b| {
         b.iter(|| compute_view(black_box(999), &obs, 3))
+    });
+    bench_decode(c);
+    bench_cache(c);
+    bench_access(c);
+}
+
+/// Raw transactions from the recorded vectors: a legacy tx (sender recovered from the
+/// signature) and a fee-delegated Klaytn tx (explicit `from`).
+fn bench_decode(c: &mut Criterion) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/klaytn_txs.json"))
+        .unwrap_or_default();
+    let vectors: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+    let raw_of = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        vectors
+            .iter()
+            .find(|v| pred(v))
+            .and_then(|v| v["raw"].as_str())
+            .unwrap_or("0x")
+            .to_owned()
+    };
+    let legacy = raw_of(&|v| v["typeInt"] == 0);
+    let native = raw_of(&|v| v["type"].as_str().is_some_and(|t| t.contains("FeeDelegatedValueTransfer")));
+    c.bench_function("decode raw tx: legacy (ecrecover)", |b| {
+        b.iter(|| decode_hex(black_box(&legacy)).is_ok())
+    });
+    c.bench_function("decode raw tx: fee-delegated value transfer", |b| {
+        b.iter(|| decode_hex(black_box(&native)).is_ok())
+    });
+}
+
+fn bench_cache(c: &mut Criterion) {
+    let params = r#"["0x1a2b",true]"#;
+    c.bench_function("cache key getBlockByNumber", |b| {
+        b.iter(|| read_key(black_box("klay_getBlockByNumber"), black_box(params)))
+    });
+    let cache = FinalCache::new(64 << 20);
+    let block = Bytes::from(vec![b'1'; 4096]);
+    cache.offer(read_key("klay_getBlockByNumber", params), block, CachePolicy::Final, 1 << 20);
+    c.bench_function("cache key + hit (4 KiB block)", |b| {
+        b.iter(|| cache.get(&read_key("klay_getBlockByNumber", black_box(params))).is_some())
+    });
+}
+
+fn bench_access(c: &mut Criterion) {
+    let Ok(store) = SqliteStore::in_memory() else { return };
+    let auth = AuthConfig {
+        enabled: true,
+        keys: vec![KeyConfig {
+            id: "bench".into(),
+            secret: Some("bench-secret-0123456789abcdef".into()),
+            secret_sha256: None,
+            label: String::new(),
+            networks: vec![],
+            methods: vec![],
+            ip_allow: vec!["127.0.0.0/8".into()],
+            rps: Some(1_000_000_000),
+            burst: Some(1_000_000_000),
+            enabled: true,
+            expires_at: None,
+        }],
+        ..AuthConfig::default()
+    };
+    let Ok(access) = Access::new(&auth, &ThrottleConfig::default(), &["klaytn".into()], Arc::new(store)) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer bench.bench-secret-0123456789abcdef"),
+    );
+    let peer = "127.0.0.1:40000".parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+    c.bench_function("auth: client ip + Bearer authenticate + admit", |b| {
+        b.iter(|| {
+            let ip = access.client_ip(peer, black_box(&headers));
+            let Ok(caller) = access.authenticate(ip, &headers, None, "klaytn") else { return };
+            black_box(access.admit(&caller, 1).is_ok());
+        })
     });
 }
 
