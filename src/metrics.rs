@@ -237,16 +237,26 @@ pub fn render(root: &Registry) -> String {
     out
 }
 
+/// A key id as a label value, shared with the key (cloning it does not allocate).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct KeyLabel(std::sync::Arc<str>);
+
+impl prometheus_client::encoding::EncodeLabelValue for KeyLabel {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyMethodLabels {
-    key: String,
+    key: KeyLabel,
     method: &'static str,
     outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLatencyLabels {
-    key: String,
+    key: KeyLabel,
     method: &'static str,
 }
 
@@ -288,18 +298,18 @@ impl Audit {
     }
 
     /// One call made with access key `key`.
-    pub fn call(&self, key: &str, method: &'static str, took: Duration, ok: bool) {
+    pub fn call(&self, key: &std::sync::Arc<str>, method: &'static str, took: Duration, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         self.requests
             .get_or_create(&KeyMethodLabels {
-                key: key.to_owned(),
+                key: KeyLabel(key.clone()),
                 method,
                 outcome,
             })
             .inc();
         self.latency
             .get_or_create(&KeyLatencyLabels {
-                key: key.to_owned(),
+                key: KeyLabel(key.clone()),
                 method,
             })
             .observe(took.as_secs_f64());

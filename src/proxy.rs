@@ -198,7 +198,7 @@ impl Gateway {
         let took = started.elapsed();
         self.metrics.call(label, took, result.is_ok());
         if let Some(key) = &who.caller.key {
-            self.audit.call(key.id(), label, took, result.is_ok());
+            self.audit.call(key.shared_id(), label, took, result.is_ok());
         }
         result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))
     }

@@ -93,6 +93,8 @@ struct Bucket {
 /// `Debug` prints the id and label only.
 pub struct KeyEntry {
     record: KeyRecord,
+    /// The id, shared with the audit metrics' label (no copy per call).
+    id: Arc<str>,
     source: KeySource,
     secret_sha256: [u8; 32],
     methods: MethodRule,
@@ -145,6 +147,7 @@ impl KeyEntry {
         };
         Ok(Self {
             methods: MethodRule::new(&record.methods),
+            id: Arc::from(record.id.as_str()),
             record,
             source,
             secret_sha256,
@@ -156,6 +159,11 @@ impl KeyEntry {
     /// The key id.
     pub fn id(&self) -> &str {
         &self.record.id
+    }
+
+    /// The id, shared (the audit metrics' label).
+    pub fn shared_id(&self) -> &Arc<str> {
+        &self.id
     }
 
     /// Its free-text label.

@@ -27,10 +27,14 @@ pub type Outcome = Result<Answer, RpcError>;
 
 type Slot = watch::Receiver<Option<Outcome>>;
 
+/// aHash: keys are client-chosen, so the hasher must resist collision flooding (random keys)
+/// while costing far less than SipHash on the hot path.
+type Flights = DashMap<ReadKey, Slot, ahash::RandomState>;
+
 /// Reads in flight, by key.
 #[derive(Debug, Default)]
 pub struct Coalescer {
-    flights: DashMap<ReadKey, Slot>,
+    flights: Flights,
 }
 
 /// A caller's part in a flight.
@@ -45,7 +49,7 @@ pub enum Role<'a> {
 pub struct Leader<'a> {
     key: ReadKey,
     tx: Option<watch::Sender<Option<Outcome>>>,
-    flights: &'a DashMap<ReadKey, Slot>,
+    flights: &'a Flights,
 }
 
 /// A caller waiting for a leader.
