@@ -83,7 +83,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSetting
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(read_timeout)
-                    .max_buf_size(max_head)
+                    // The parsed head's size (431 above it), however fast it arrived; the read
+                    // buffer may hold a little more than one head.
+                    .max_header_size(max_head)
+                    .max_buf_size(max_head.max(8192) * 2)
                     .serve_connection(TokioIo::new(stream), svc)
                     .with_upgrades();
                 let mut closing = closing_rx.clone();
@@ -163,7 +166,7 @@ fn route(path: &str) -> Route<'_> {
     if path == "/v1/tx" || path.starts_with("/v1/tx/") {
         return Route::Tx {
             network: None,
-            rest: path,
+            rest: &path["/v1/tx".len()..],
         };
     }
     let Some(after) = path.strip_prefix("/v1/") else {
@@ -180,7 +183,7 @@ fn route(path: &str) -> Route<'_> {
         },
         r if r == "tx" || r.starts_with("tx/") => Route::Tx {
             network: Some(network),
-            rest: &path["/v1/".len() + network.len()..],
+            rest: &r["tx".len()..],
         },
         token if !token.contains('/') => Route::Rpc {
             network: Some(network),
@@ -385,4 +388,54 @@ fn text(status: StatusCode, body: &str) -> Resp {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let rpc = |network, token| Route::Rpc { network, token };
+        assert_eq!(route("/"), rpc(None, None));
+        assert_eq!(route("/v1/cypress"), rpc(Some("cypress"), None));
+        assert_eq!(route("/v1/cypress/"), rpc(Some("cypress"), None));
+        assert_eq!(route("/v1/klaytn/id.secret"), rpc(Some("klaytn"), Some("id.secret")));
+        assert_eq!(
+            route("/v1/tx"),
+            Route::Tx {
+                network: None,
+                rest: ""
+            }
+        );
+        assert_eq!(
+            route("/v1/tx/0xab"),
+            Route::Tx {
+                network: None,
+                rest: "/0xab"
+            }
+        );
+        assert_eq!(
+            route("/v1/baobab/tx"),
+            Route::Tx {
+                network: Some("baobab"),
+                rest: ""
+            }
+        );
+        assert_eq!(
+            route("/v1/baobab/tx/0xab"),
+            Route::Tx {
+                network: Some("baobab"),
+                rest: "/0xab"
+            }
+        );
+        assert_eq!(route("/admin/keys"), Route::Keys(""));
+        assert_eq!(route("/admin/keys/KG1/rotate"), Route::Keys("/KG1/rotate"));
+        assert_eq!(route("/admin/keysx"), Route::NotFound);
+        assert_eq!(route("/v1/ws/open"), Route::KasWs);
+        for nf in ["/v1/", "/v1//x", "/v1/a/b/c", "/x", "/v1"] {
+            assert_eq!(route(nf), Route::NotFound, "{nf}");
+        }
+        assert_eq!(route("/metrics"), Route::Metrics);
+    }
 }

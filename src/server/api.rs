@@ -1,5 +1,6 @@
-//! The REST transaction API: `GET /v1/tx/{hash}` (one lifecycle record) and
-//! `GET /v1/tx?sender=&status=&from_time=&to_time=&cursor=&size=` (history, newest first,
+//! The REST transaction API of one network (`/v1/{network}/tx...`, or `/v1/tx...` for the
+//! network picked by `x-chain-id` or the only one): `GET .../tx/{hash}` (one lifecycle record)
+//! and `GET .../tx?sender=&status=&from_time=&to_time=&cursor=&size=` (history, newest first,
 //! cursor-paginated). Times are milliseconds since the Unix epoch.
 
 use bytes::Bytes;
@@ -14,9 +15,9 @@ fn error(status: StatusCode, msg: &str) -> Resp {
     json(status, Bytes::from(json!({ "error": msg }).to_string()))
 }
 
-/// Routes `/v1/tx...`.
-pub(super) async fn tx(gw: &Gateway, path: &str, query: Option<&str>) -> Resp {
-    match path.strip_prefix("/v1/tx").unwrap_or("") {
+/// Routes `[/v1/{network}]/v1/tx...`; `rest` is what follows `/tx`.
+pub(super) async fn tx(gw: &Gateway, rest: &str, query: Option<&str>) -> Resp {
+    match rest {
         "" | "/" => list(gw, query.unwrap_or("")).await,
         rest => one(gw, rest.trim_start_matches('/')).await,
     }

@@ -22,15 +22,26 @@ impl Default for Http {
     }
 }
 
-/// A response: status, selected headers and body.
+/// A response: status, headers and body.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Bytes,
     pub content_type: String,
+    pub headers: http::HeaderMap,
 }
 
 impl Reply {
+    /// A response header as text (`None` when absent or not ASCII).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -44,6 +55,35 @@ impl Http {
             .body(Full::new(body.into()))
             .expect("request");
         self.send(req).await
+    }
+
+    /// A request with extra headers; a name given twice is sent twice (e.g. two
+    /// `Authorization` headers).
+    pub async fn request(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = http::Request::builder().method(method).uri(url);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Full::new(body.into())).expect("request")).await
+    }
+
+    /// A POST with extra headers.
+    pub async fn post_with_headers(&self, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+        self.request(http::Method::POST, url, headers, body).await
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with_headers(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request(http::Method::GET, url, headers, Bytes::new()).await
     }
 
     /// A GET that may fail to connect: the status, or `None`.
@@ -73,11 +113,13 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
         Reply {
             status,
             body,
             content_type,
+            headers,
         }
     }
 

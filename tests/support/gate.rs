@@ -43,8 +43,13 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
 
 impl Gate {
     pub async fn start(config: Config) -> Gate {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        Self::start_on("127.0.0.1:0", config).await.expect("bind 127.0.0.1:0")
+    }
+
+    /// Listens on `addr` (e.g. `[::1]:0` for IPv6 peers); `Err` when it cannot be bound.
+    pub async fn start_on(addr: &str, config: Config) -> std::io::Result<Gate> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -52,12 +57,12 @@ impl Gate {
             };
             kengate::run(config, listener, shutdown).await.expect("kengate run");
         });
-        Gate {
+        Ok(Gate {
             addr,
             url: format!("http://{addr}"),
             stop: Some(tx),
             task,
-        }
+        })
     }
 
     pub async fn status(&self) -> Value {
