@@ -88,7 +88,11 @@ fn bench_decode(c: &mut Criterion) {
             .to_owned()
     };
     let legacy = raw_of(&|v| v["typeInt"] == 0);
-    let native = raw_of(&|v| v["type"].as_str().is_some_and(|t| t.contains("FeeDelegatedValueTransfer")));
+    let native = raw_of(&|v| {
+        v["type"]
+            .as_str()
+            .is_some_and(|t| t.contains("FeeDelegatedValueTransfer"))
+    });
     c.bench_function("decode raw tx: legacy (ecrecover)", |b| {
         b.iter(|| decode_hex(black_box(&legacy)).is_ok())
     });
@@ -104,9 +108,18 @@ fn bench_cache(c: &mut Criterion) {
     });
     let cache = FinalCache::new(64 << 20);
     let block = Bytes::from(vec![b'1'; 4096]);
-    cache.offer(read_key("klay_getBlockByNumber", params), block, CachePolicy::Final, 1 << 20);
+    cache.offer(
+        read_key("klay_getBlockByNumber", params),
+        block,
+        CachePolicy::Final,
+        1 << 20,
+    );
     c.bench_function("cache key + hit (4 KiB block)", |b| {
-        b.iter(|| cache.get(&read_key("klay_getBlockByNumber", black_box(params))).is_some())
+        b.iter(|| {
+            cache
+                .get(&read_key("klay_getBlockByNumber", black_box(params)))
+                .is_some()
+        })
     });
 }
 
@@ -137,11 +150,15 @@ fn bench_access(c: &mut Criterion) {
         http::header::AUTHORIZATION,
         HeaderValue::from_static("Bearer bench.bench-secret-0123456789abcdef"),
     );
-    let peer = "127.0.0.1:40000".parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+    let peer = "127.0.0.1:40000"
+        .parse()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
     c.bench_function("auth: client ip + Bearer authenticate + admit", |b| {
         b.iter(|| {
             let ip = access.client_ip(peer, black_box(&headers));
-            let Ok(caller) = access.authenticate(ip, &headers, None, "klaytn") else { return };
+            let Ok(caller) = access.authenticate(ip, &headers, None, "klaytn") else {
+                return;
+            };
             black_box(access.admit(&caller, 1).is_ok());
         })
     });
