@@ -59,6 +59,7 @@ pub struct Metrics {
     served_head: Gauge,
     cache_lookups: Family<ReasonLabels, Counter>,
     coalesced: Counter,
+    batched: Counter,
     cache_bytes: Gauge,
     cache_entries: Gauge,
 }
@@ -131,6 +132,12 @@ impl Metrics {
             "Calls answered from an identical call already in flight",
             coalesced.clone(),
         );
+        let batched = Counter::default();
+        registry.register(
+            "batched_calls",
+            "Calls of client batches answered through one upstream batch request",
+            batched.clone(),
+        );
         let cache_bytes = Gauge::default();
         registry.register("cache_bytes", "Bytes held by the final-data cache", cache_bytes.clone());
         let cache_entries = Gauge::default();
@@ -142,6 +149,7 @@ impl Metrics {
         Self {
             cache_lookups,
             coalesced,
+            batched,
             cache_bytes,
             cache_entries,
             node_names,
@@ -185,6 +193,11 @@ impl Metrics {
     /// Counts a call answered by an identical call's flight.
     pub fn coalesced(&self) {
         self.coalesced.inc();
+    }
+
+    /// Counts calls answered through an upstream batch.
+    pub fn batched(&self, n: usize) {
+        self.batched.inc_by(n as u64);
     }
 
     /// Samples the cache's size (at scrape time).

@@ -24,16 +24,17 @@ pub use filters::FilterRegistry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::join_all;
 
 use crate::access::{Access, Caller};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::jsonrpc::UpstreamReply;
 use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
 use crate::methods::{Class, Lookup, MethodSpec, MethodTable};
 use crate::metrics::{Audit, Metrics};
-use crate::routing::{self, CachePolicy, Decision, Plan};
+use crate::routing::{self, choose, CachePolicy, Decision, NodeSet, Plan, Target};
 use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 use cache::{read_key, ReadKey};
@@ -163,7 +164,16 @@ impl Gateway {
                     .map(|c| c.as_ref().map_or(1, |c| who.access.weight(&c.method)))
                     .fold(0u32, u32::saturating_add);
                 who.admit(weight, || throttled_reply(&calls, true))?;
-                let replies = join_all(calls.into_iter().map(|c| self.handle_parsed(c, who))).await;
+                // Reads that can share one node go upstream as one batch; the rest (and any
+                // answer that needs a retry) take the single-call path, concurrently.
+                let early = self.batch_reads(&calls, who).await;
+                let replies = join_all(calls.into_iter().zip(early).map(|(c, early)| async move {
+                    match (early, &c) {
+                        (Some(reply), Ok(call)) => call.id.is_some().then_some(reply),
+                        _ => self.handle_parsed(c, who).await,
+                    }
+                }))
+                .await;
                 let parts: Vec<Bytes> = replies.into_iter().flatten().collect();
                 Ok((!parts.is_empty()).then(|| batch_response(&parts)))
             }
@@ -220,6 +230,134 @@ impl Gateway {
             Decision::Forward(plan) if plan.shared => self.shared_read(call, spec, plan).await,
             Decision::Forward(plan) => forward::forward(self, call, spec, plan).await.map(|r| r.bytes),
         }
+    }
+
+    /// The reads of a batch that any one node can answer (shared reads of in-sync data or of a
+    /// block every candidate has; not cached), sent to one node as one upstream batch, as a
+    /// plain load balancer would, instead of one request per call. Returns each call's reply,
+    /// or `None` for the calls left to the single-call path: everything else, `null` answers
+    /// that a higher node may still have, and every call if the upstream batch fails.
+    async fn batch_reads(&self, calls: &[Result<Call<'_>, jsonrpc::RpcError>], who: &Who<'_>) -> Vec<Option<Bytes>> {
+        let mut out = vec![None; calls.len()];
+        if calls.len() < 2 {
+            return out;
+        }
+        let view = self.cluster.view();
+        let started = Instant::now();
+        let mut items = Vec::new();
+        let mut need = view.served_head;
+        for (idx, c) in calls.iter().enumerate() {
+            let Ok(call) = c else { continue };
+            let Lookup::Allowed(spec) = self.methods.lookup(&call.method) else {
+                continue;
+            };
+            if !who.caller.allows(&call.method, spec.class == Class::Write) {
+                continue;
+            }
+            let Ok(Decision::Forward(plan)) = routing::plan(&spec, call.params, &view) else {
+                continue;
+            };
+            let at = match plan.target {
+                Target::InSync => view.served_head,
+                Target::AtLeast(n) => n,
+                _ => continue,
+            };
+            // A tx kengate forwarded is looked up first on the node that accepted it (single path).
+            let sent_here = || forward::first_param_hash(call).and_then(|h| self.senders.sent_via(&h));
+            if !plan.shared || (plan.retry_null && sent_here().is_some()) {
+                continue;
+            }
+            let params = plan.params.clone().or(call.params.map(|p| p.get().to_owned()));
+            let params = params.unwrap_or_else(|| "[]".to_owned());
+            let key = read_key(spec.upstream, &params);
+            if plan.cache != CachePolicy::No && self.cache.enabled() && self.cache.get(&key).is_some() {
+                continue;
+            }
+            need = need.max(at);
+            items.push((idx, spec, plan, params, key));
+        }
+        if items.len() < 2 {
+            return out;
+        }
+        let mut rng = fastrand::Rng::new();
+        let nodes = &self.cluster.nodes;
+        let target = Target::AtLeast(need);
+        let Some(node) = choose(
+            &view,
+            &target,
+            NodeSet::default(),
+            |id| nodes[id].load_score(),
+            &mut rng,
+        ) else {
+            return out;
+        };
+        let mut body = BytesMut::with_capacity(items.iter().map(|i| i.3.len() + 64).sum::<usize>() + 2);
+        body.put_u8(b'[');
+        for (k, (_, spec, _, params, _)) in items.iter().enumerate() {
+            if k > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+            body.put_slice(k.to_string().as_bytes());
+            body.put_slice(b",\"method\":\"");
+            body.put_slice(spec.upstream.as_bytes());
+            body.put_slice(b"\",\"params\":");
+            body.put_slice(params.as_bytes());
+            body.put_u8(b'}');
+        }
+        body.put_u8(b']');
+        let reply = match nodes[node]
+            .post(&self.cluster.client, body.freeze(), self.settings.upstream_timeout)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.upstream_error(e.node, e.kind_label());
+                if e.kind == crate::cluster::UpstreamErrorKind::Connect {
+                    self.cluster.tracker.observe_down(e.node);
+                }
+                return out;
+            }
+        };
+        let Ok(elements) = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&reply) else {
+            return out;
+        };
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: usize,
+        }
+        for el in elements {
+            let Ok(Id { id }) = serde_json::from_str::<Id>(el.get()) else {
+                continue;
+            };
+            let Some((idx, spec, plan, _, key)) = items.get(id) else {
+                continue;
+            };
+            let (Ok(parsed), Some(Ok(call))) = (UpstreamReply::parse(el.get().as_bytes()), calls.get(*idx)) else {
+                continue;
+            };
+            if plan.retry_null && parsed.is_null_result() {
+                continue;
+            }
+            let (member, json) = match (parsed.error, parsed.result) {
+                (Some(e), _) => ("error", e),
+                (None, Some(r)) => ("result", r),
+                (None, None) => continue,
+            };
+            let json = cache::raw_bytes(&reply, json);
+            if member == "result" && plan.cache != CachePolicy::No {
+                self.cache
+                    .offer(key.clone(), json.clone(), plan.cache, self.cluster.view().served_head);
+            }
+            out[*idx] = Some(member_response(call.id, member, &json));
+            let took = started.elapsed();
+            self.metrics.call(spec.name, took, true);
+            if let Some(k) = &who.caller.key {
+                self.audit.call(k.shared_id(), spec.name, took, true);
+            }
+        }
+        self.metrics.batched(out.iter().filter(|o| o.is_some()).count());
+        out
     }
 
     /// A read whose answer does not depend on who asks: from the cache when final, else

@@ -215,7 +215,7 @@ async fn record_write(
 }
 
 /// The first param as a 32-byte hash, if it is one.
-fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
+pub(super) fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
     let ps = crate::jsonrpc::split_params(call.params).ok()?;
     unhex(serde_json::from_str::<&str>(ps.first()?.get()).ok()?)
 }

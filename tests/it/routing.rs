@@ -330,3 +330,44 @@ async fn no_node_in_sync_is_a_clear_error() {
     assert_eq!(r["error"]["code"], -32010, "{r}");
     assert_eq!(http.get(&format!("{}/ready", gate.url)).await.status, 503);
 }
+
+#[tokio::test]
+async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_higher() {
+    let (fakes, gate, http) = setup(&[100, 102]).await;
+    gate.wait_served(100).await;
+    let tx = "0x4444444444444444444444444444444444444444444444444444444444444444";
+    for f in &fakes {
+        f.add_tx(tx, 101);
+    }
+    let mut calls: Vec<Value> = (0..8)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"klay_getBalance","params":[format!("0x{i:040x}"), "latest"]}))
+        .collect();
+    calls.push(json!({"jsonrpc":"2.0","id":"receipt","method":"klay_getTransactionReceipt","params":[tx]}));
+    calls.push(json!({"jsonrpc":"2.0","id":"old","method":"eth_getBlockByNumber","params":["0x10", false]}));
+    let r = http.post(&gate.url, json!(calls).to_string()).await.json();
+    let r = r.as_array().unwrap();
+    assert_eq!(r.len(), 10);
+    for (i, reply) in r.iter().take(8).enumerate() {
+        assert_eq!(reply["id"], i, "{reply}");
+        assert!(reply["result"].is_object(), "{reply}");
+    }
+    // Mined at 101: only node 1 has it; a null from node 0 is retried there.
+    assert_eq!(r[8]["id"], "receipt");
+    assert_eq!(r[8]["result"]["blockNumber"], "0x65", "{}", r[8]);
+    assert_eq!(
+        (r[9]["id"].clone(), r[9]["result"]["number"].clone()),
+        (json!("old"), json!("0x10"))
+    );
+    let balances: usize = fakes.iter().map(|f| f.calls_of("klay_getBalance").len()).sum();
+    assert_eq!(balances, 8);
+    // One upstream batch; the receipt, if that batch's node said null, then takes the single-call
+    // path (at most two more: the same node again, then the higher one).
+    let requests: u64 = fakes.iter().map(|f| f.requests()).sum();
+    assert!(
+        (1..=3).contains(&requests),
+        "{requests} upstream requests for one client batch"
+    );
+    // Every call of the upstream batch went to one node that has the served head.
+    let per_node: Vec<usize> = fakes.iter().map(|f| f.calls_of("klay_getBalance").len()).collect();
+    assert!(per_node.contains(&8), "{per_node:?}");
+}

@@ -45,6 +45,8 @@ struct State {
     reject_sends: std::sync::atomic::AtomicBool,
     /// Delay before answering anything but blockNumber, in ms.
     delay_ms: AtomicU64,
+    /// HTTP requests other than head polls and chain-id probes (a batch counts once).
+    requests: AtomicU64,
 }
 
 /// One fake node.
@@ -67,6 +69,7 @@ impl Fake {
             filters: AtomicU64::new(0),
             reject_sends: std::sync::atomic::AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             pool: Mutex::new(std::collections::HashSet::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -100,6 +103,11 @@ impl Fake {
     }
 
     /// Refuse (or accept again) every sendRawTransaction.
+    /// HTTP requests received, head polls and chain-id probes aside (a batch counts once).
+    pub fn requests(&self) -> u64 {
+        self.st.requests.load(Ordering::SeqCst)
+    }
+
     /// Answers every call but blockNumber after `ms`.
     pub fn set_delay(&self, ms: u64) {
         self.st.delay_ms.store(ms, Ordering::SeqCst);
@@ -194,6 +202,12 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         _ => {}
     }
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let own = req["method"]
+        .as_str()
+        .is_some_and(|m| m.ends_with("_blockNumber") || m.ends_with("_chainID"));
+    if !own {
+        st.requests.fetch_add(1, Ordering::SeqCst);
+    }
     let delay = st.delay_ms.load(Ordering::SeqCst);
     if delay > 0 && !req["method"].as_str().unwrap_or("").ends_with("_blockNumber") {
         tokio::time::sleep(Duration::from_millis(delay)).await;
