@@ -273,8 +273,17 @@ impl Gateway {
             if plan.cache != CachePolicy::No && self.cache.enabled() && self.cache.get(&key).is_some() {
                 continue;
             }
+            // Identical reads in flight elsewhere: this call waits for them (single path); this
+            // batch's own reads lead their flights, so later identical calls share its answer.
+            let leader = match self.settings.coalesce {
+                true => match self.coalescer.join(key.clone()) {
+                    Role::Leader(l) => Some(l),
+                    Role::Waiter(_) => continue,
+                },
+                false => None,
+            };
             need = need.max(at);
-            items.push((idx, spec, plan, params, key));
+            items.push((idx, spec, plan, params, key, leader));
         }
         if items.len() < 2 {
             return out;
@@ -293,7 +302,7 @@ impl Gateway {
         };
         let mut body = BytesMut::with_capacity(items.iter().map(|i| i.3.len() + 64).sum::<usize>() + 2);
         body.put_u8(b'[');
-        for (k, (_, spec, _, params, _)) in items.iter().enumerate() {
+        for (k, (_, spec, _, params, _, _)) in items.iter().enumerate() {
             if k > 0 {
                 body.put_u8(b',');
             }
@@ -330,7 +339,7 @@ impl Gateway {
             let Ok(Id { id }) = serde_json::from_str::<Id>(el.get()) else {
                 continue;
             };
-            let Some((idx, spec, plan, _, key)) = items.get(id) else {
+            let Some((idx, spec, plan, _, key, leader)) = items.get_mut(id) else {
                 continue;
             };
             let (Ok(parsed), Some(Ok(call))) = (UpstreamReply::parse(el.get().as_bytes()), calls.get(*idx)) else {
@@ -348,6 +357,12 @@ impl Gateway {
             if member == "result" && plan.cache != CachePolicy::No {
                 self.cache
                     .offer(key.clone(), json.clone(), plan.cache, self.cluster.view().served_head);
+            }
+            if let Some(l) = leader.take() {
+                l.finish(Ok(match member {
+                    "error" => Answer::Error(json.clone()),
+                    _ => Answer::Result(json.clone()),
+                }));
             }
             out[*idx] = Some(member_response(call.id, member, &json));
             let took = started.elapsed();
