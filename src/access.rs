@@ -207,6 +207,25 @@ impl Access {
         })
     }
 
+    /// Re-checks a caller authenticated earlier (a WebSocket session, per message) against the
+    /// current key table: a key revoked, rotated, disabled or expired since stops working at
+    /// once, as it does for new requests. Lock-free, no hashing.
+    pub fn recheck(&self, caller: &Caller, network: &str) -> Result<Caller, Denied> {
+        let Some(key) = &caller.key else {
+            return Ok(caller.clone());
+        };
+        let table = self.keys.load();
+        let current = table.get(key.id()).ok_or(Denied::Revoked)?;
+        if !bool::from(current.secret_sha256().ct_eq(key.secret_sha256())) {
+            return Err(Denied::WrongSecret);
+        }
+        current.check(now_secs(), network, caller.ip)?;
+        Ok(Caller {
+            ip: caller.ip,
+            key: Some(current.clone()),
+        })
+    }
+
     /// Admission of a request of total `weight` (a batch: the sum of its calls' weights): the
     /// caller's key bucket, then the per-IP bucket. A request heavier than a whole bucket costs
     /// the whole bucket. Lock-free.

@@ -223,7 +223,7 @@ async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Resu
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("chain-id=")))
                 .map(str::to_owned);
             match admit_request(&ctx, peer, &req, None, None, chain.as_deref().map(str::as_bytes)) {
-                Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net.gw.clone(), caller, req),
+                Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req),
                 Ok(_) => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
                 Err(resp) => *resp,
             }
@@ -235,7 +235,7 @@ async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Resu
             };
             match *req.method() {
                 Method::POST => rpc(&ctx, net, &caller, req).await,
-                Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net.gw.clone(), caller, req),
+                Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req),
                 Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
                 _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for JSON-RPC\n"),
             }

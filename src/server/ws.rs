@@ -18,6 +18,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{text, Ctx, Resp};
 use crate::access::Caller;
+use crate::jsonrpc::{codes, error_response, RpcError};
+use crate::networks::Network;
 use crate::proxy::{Gateway, Who};
 
 pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -33,7 +35,8 @@ pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
 
 /// Upgrades an authenticated request; the session keeps its caller (every message is
 /// admitted by the caller's buckets).
-pub(super) fn upgrade(ctx: &Arc<Ctx>, gw: Arc<Gateway>, caller: Caller, mut req: Request<Incoming>) -> Resp {
+pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Request<Incoming>) -> Resp {
+    let (gw, network) = (net.gw.clone(), net.name.clone());
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
@@ -51,7 +54,7 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, gw: Arc<Gateway>, caller: Caller, mut req:
                     ..Default::default()
                 };
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
-                session(ctx, gw, caller, ws, in_flight).await;
+                session(ctx, gw, network, caller, ws, in_flight).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -70,11 +73,12 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, gw: Arc<Gateway>, caller: Caller, mut req:
 async fn session(
     ctx: Arc<Ctx>,
     gw: Arc<Gateway>,
+    network: String,
     caller: Caller,
     ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
     in_flight: usize,
 ) {
-    let caller = Arc::new(caller);
+    let mut caller = Arc::new(caller);
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(in_flight);
     let writer = tokio::spawn(async move {
@@ -93,6 +97,19 @@ async fn session(
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => continue,
         };
+        // The key may have been revoked, rotated or expired since the upgrade.
+        match ctx.app.access.recheck(&caller, &network) {
+            Ok(c) => caller = Arc::new(c),
+            Err(d) => {
+                ctx.app.audit.denied(d.reason());
+                let err = RpcError::new(codes::UNAUTHORIZED, d.message());
+                let body = error_response(None, &err);
+                let _ = tx
+                    .send(Message::Text(String::from_utf8_lossy(&body).into_owned()))
+                    .await;
+                break;
+            }
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };

@@ -1712,3 +1712,60 @@ async fn audit_metrics_count_calls_per_key_and_refusals_per_reason() {
     assert!(!m.contains(r#"key="ten""#), "a refused key has no call series:\n{m}");
     assert!(!m.contains("secret-0123456789"), "a secret leaked into /metrics");
 }
+
+#[tokio::test]
+async fn an_open_websocket_stops_working_once_its_key_is_revoked() {
+    let (fakes, gate) = one_network(|c| {
+        c.auth.enabled = true;
+        c.auth.admin_token = Some(ADMIN_TOKEN.into());
+    })
+    .await;
+    let http = Http::default();
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let with_admin = [("authorization", admin.as_str())];
+    let r = http
+        .post_with_headers(
+            &format!("{}/admin/keys", gate.url),
+            &with_admin,
+            json!({"label": "ws"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let (id, tok) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    let ws_url = format!("{}/v1/klaytn/{tok}", gate.url.replace("http://", "ws://"));
+    let mut ws = ws_connect(&ws_url, &[]).await.expect("upgrade with a URL token");
+    let r = ws_call(&mut ws, call("klay_gasPrice", 1)).await;
+    assert_eq!(r["id"], 1, "{r}");
+    assert!(r.get("result").is_some(), "{r}");
+    let before = calls_of(&fakes, "klay_gasPrice");
+
+    let r = http
+        .request(
+            http::Method::DELETE,
+            &format!("{}/admin/keys/{id}", gate.url),
+            &with_admin,
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The same socket: refused with -32001, nothing forwarded, and the server closes it.
+    ws.send(Message::text(call("klay_gasPrice", 2))).await.expect("ws send");
+    let r = ws_next(&mut ws).await;
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("revoked"), "{r}");
+    assert_eq!(calls_of(&fakes, "klay_gasPrice"), before);
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the server keeps a revoked key's socket open");
+}
