@@ -128,17 +128,10 @@ fn bench_access(c: &mut Criterion) {
     let auth = AuthConfig {
         enabled: true,
         keys: vec![KeyConfig {
-            id: "bench".into(),
-            secret: Some("bench-secret-0123456789abcdef".into()),
-            secret_sha256: None,
-            label: String::new(),
-            networks: vec![],
-            methods: vec![],
             ip_allow: vec!["127.0.0.0/8".into()],
             rps: Some(1_000_000_000),
             burst: Some(1_000_000_000),
-            enabled: true,
-            expires_at: None,
+            ..KeyConfig::new("bench", "bench-secret-0123456789abcdef")
         }],
         ..AuthConfig::default()
     };

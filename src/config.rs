@@ -180,6 +180,26 @@ fn yes() -> bool {
     true
 }
 
+impl KeyConfig {
+    /// A key with a clear-text secret, allowed everything (every network, method and IP, the
+    /// default rate), enabled and without expiry; set the other fields with struct update.
+    pub fn new(id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            secret: Some(secret.into()),
+            secret_sha256: None,
+            label: String::new(),
+            networks: Vec::new(),
+            methods: Vec::new(),
+            ip_allow: Vec::new(),
+            rps: None,
+            burst: None,
+            enabled: true,
+            expires_at: None,
+        }
+    }
+}
+
 /// Token buckets. A rate of 0 means unlimited.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]

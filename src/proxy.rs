@@ -205,12 +205,16 @@ impl Gateway {
             Lookup::Denied => ("denied", Err(ProxyError::MethodDenied(call.method.to_string()))),
             Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(call.method.to_string()))),
         };
-        let took = started.elapsed();
-        self.metrics.call(label, took, result.is_ok());
-        if let Some(key) = &who.caller.key {
-            self.audit.call(key.shared_id(), label, took, result.is_ok());
-        }
+        self.record(who, label, started.elapsed(), result.is_ok());
         result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))
+    }
+
+    /// Counts one answered call: per method, and per access key when there is one.
+    fn record(&self, who: &Who<'_>, method: &'static str, took: Duration, ok: bool) {
+        self.metrics.call(method, took, ok);
+        if let Some(key) = &who.caller.key {
+            self.audit.call(key.shared_id(), method, took, ok);
+        }
     }
 
     async fn route(&self, call: &Call<'_>, spec: &MethodSpec) -> Result<Bytes, ProxyError> {
@@ -233,8 +237,8 @@ impl Gateway {
     }
 
     /// The reads of a batch that any one node can answer (shared reads of in-sync data or of a
-    /// block every candidate has; not cached), sent to one node as one upstream batch, as a
-    /// plain load balancer would, instead of one request per call. Returns each call's reply,
+    /// block every candidate has), answered from the cache or sent to one node as one upstream
+    /// batch, as a plain load balancer would, instead of one request per call. Returns each call's reply,
     /// or `None` for the calls left to the single-call path: everything else, `null` answers
     /// that a higher node may still have, and every call if the upstream batch fails.
     async fn batch_reads(&self, calls: &[Result<Call<'_>, jsonrpc::RpcError>], who: &Who<'_>) -> Vec<Option<Bytes>> {
@@ -270,8 +274,13 @@ impl Gateway {
             let params = plan.params.clone().or(call.params.map(|p| p.get().to_owned()));
             let params = params.unwrap_or_else(|| "[]".to_owned());
             let key = read_key(spec.upstream, &params);
-            if plan.cache != CachePolicy::No && self.cache.enabled() && self.cache.get(&key).is_some() {
-                continue;
+            if plan.cache != CachePolicy::No && self.cache.enabled() {
+                if let Some(hit) = self.cache.get(&key) {
+                    self.metrics.cache("hit");
+                    out[idx] = Some(member_response(call.id, "result", &hit));
+                    self.record(who, spec.name, started.elapsed(), true);
+                    continue;
+                }
             }
             // Identical reads in flight elsewhere: this call waits for them (single path); this
             // batch's own reads lead their flights, so later identical calls share its answer.
@@ -335,6 +344,7 @@ impl Gateway {
         struct Id {
             id: usize,
         }
+        let mut answered = 0;
         for el in elements {
             let Ok(Id { id }) = serde_json::from_str::<Id>(el.get()) else {
                 continue;
@@ -365,13 +375,10 @@ impl Gateway {
                 }));
             }
             out[*idx] = Some(member_response(call.id, member, &json));
-            let took = started.elapsed();
-            self.metrics.call(spec.name, took, true);
-            if let Some(k) = &who.caller.key {
-                self.audit.call(k.shared_id(), spec.name, took, true);
-            }
+            self.record(who, spec.name, started.elapsed(), true);
+            answered += 1;
         }
-        self.metrics.batched(out.iter().filter(|o| o.is_some()).count());
+        self.metrics.batched(answered);
         out
     }
 

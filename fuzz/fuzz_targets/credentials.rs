@@ -24,17 +24,8 @@ fn access() -> Option<&'static Access> {
             enabled: true,
             trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             keys: vec![KeyConfig {
-                id: ID.into(),
-                secret: Some(SECRET.into()),
-                secret_sha256: None,
-                label: String::new(),
                 networks: vec!["klaytn".into()],
-                methods: vec![],
-                ip_allow: vec![],
-                rps: None,
-                burst: None,
-                enabled: true,
-                expires_at: None,
+                ..KeyConfig::new(ID, SECRET)
             }],
             ..AuthConfig::default()
         };

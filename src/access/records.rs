@@ -329,19 +329,7 @@ mod tests {
 
     #[test]
     fn config_keys_are_hashed() {
-        let k = KeyConfig {
-            id: "ops".into(),
-            secret: Some("a human chosen secret".into()),
-            secret_sha256: None,
-            label: String::new(),
-            networks: vec![],
-            methods: vec![],
-            ip_allow: vec![],
-            rps: None,
-            burst: None,
-            enabled: true,
-            expires_at: None,
-        };
+        let k = KeyConfig::new("ops", "a human chosen secret");
         let r = record_from_config(&k, 0).unwrap();
         assert_eq!(r.secret_sha256, to_hex(&hash_secret(b"a human chosen secret")));
         assert!(!format!("{r:?}").contains("human"));

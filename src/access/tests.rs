@@ -58,17 +58,8 @@ fn ip(s: &str) -> IpAddr {
 
 fn config_key(id: &str, secret: &str) -> KeyConfig {
     KeyConfig {
-        id: id.into(),
-        secret: Some(secret.into()),
-        secret_sha256: None,
         label: "from config".into(),
-        networks: vec![],
-        methods: vec![],
-        ip_allow: vec![],
-        rps: None,
-        burst: None,
-        enabled: true,
-        expires_at: None,
+        ..KeyConfig::new(id, secret)
     }
 }
 

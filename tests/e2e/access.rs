@@ -14,17 +14,8 @@ const SECRET: &str = "s3cret-e2e-0123456789/+=";
 
 fn key(id: &str, secret: &str) -> KeyConfig {
     KeyConfig {
-        id: id.into(),
-        secret: Some(secret.into()),
-        secret_sha256: None,
         label: "e2e".into(),
-        networks: vec![],
-        methods: vec![],
-        ip_allow: vec![],
-        rps: None,
-        burst: None,
-        enabled: true,
-        expires_at: None,
+        ..KeyConfig::new(id, secret)
     }
 }
 

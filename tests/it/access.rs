@@ -47,17 +47,8 @@ fn basic(user: &str, password: &str) -> String {
 /// A config key with the secret `secret(id)`, allowed everything.
 fn key(id: &str) -> KeyConfig {
     KeyConfig {
-        id: id.into(),
-        secret: Some(secret(id)),
-        secret_sha256: None,
         label: format!("test key {id}"),
-        networks: vec![],
-        methods: vec![],
-        ip_allow: vec![],
-        rps: None,
-        burst: None,
-        enabled: true,
-        expires_at: None,
+        ..KeyConfig::new(id, secret(id))
     }
 }
 
