@@ -61,6 +61,28 @@ pub enum Class {
     TxStatus,
 }
 
+/// Why a method is denied by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    /// It makes the node use keys it holds (list accounts, sign, send from them): on a node
+    /// with unlocked accounts anyone who reaches kengate would spend from them.
+    NodeKey,
+    /// A node-operator namespace (debug, admin, txpool, governance, ...).
+    Operator,
+    /// Node-internal wiring that Klaytn happens to register as a method (`eth_setPublicKlayAPI`,
+    /// `klay_events`, ...): calling it can break the node.
+    Internal,
+    /// Listed under `[methods] deny` in `proxy.toml`.
+    Config,
+}
+
+/// Default policy of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Allow,
+    Deny(Deny),
+}
+
 /// Namespaces a row exists in.
 #[derive(Debug, Clone, Copy)]
 struct Ns(u8);
@@ -68,117 +90,158 @@ const KLAY: Ns = Ns(1); // klay_ and kaia_ (the same methods on Kaia; kaia_ → 
 const ETH: Ns = Ns(2);
 const BOTH: Ns = Ns(3);
 
+/// A required block argument (a non-pointer Go argument: omitted, the node answers
+/// "missing value for required argument N", so kengate never fills it in).
 const fn at(pos: u8, kind: BlockKind) -> Class {
+    Class::AtBlock(BlockArg { pos, kind, fill: false })
+}
+/// An optional block argument the node reads as `latest` when omitted (a pointer Go
+/// argument with nil meaning the current block): kengate fills in the served head.
+const fn opt(pos: u8, kind: BlockKind) -> Class {
     Class::AtBlock(BlockArg { pos, kind, fill: true })
 }
 use BlockKind::{Number as N, NumberOrHash as NH};
+use Policy::{Allow as A, Deny as D};
+const NODE_KEY: Policy = D(Deny::NodeKey);
+const INTERNAL: Policy = D(Deny::Internal);
 
-/// (method without namespace, namespaces, class). Block positions from Klaytn v1.12.1's
-/// `api/` and `node/cn/filters` (see `../shared/KLAYTN.md`).
-const TABLE: &[(&str, Ns, Class)] = &[
-    ("blockNumber", BOTH, Class::BlockNumber),
+/// (method without namespace, namespaces, class, default policy): every method Klaytn
+/// v1.12.1 registers in `klay_` and `eth_` (its `api/`, `node/cn/`, `node/cn/filters`,
+/// `governance`, `consensus/istanbul/backend` and `datasync/downloader` services), with
+/// block positions and optionality from the Go signatures. `scripts/conformance` checks the
+/// table against a third-party suite run directly and through kengate.
+const TABLE: &[(&str, Ns, Class, Policy)] = &[
+    ("blockNumber", BOTH, Class::BlockNumber, A),
     // state at a block: param 1
-    ("getBalance", BOTH, at(1, NH)),
-    ("getCode", BOTH, at(1, NH)),
-    ("getTransactionCount", BOTH, at(1, NH)),
-    ("call", BOTH, at(1, NH)),
-    ("createAccessList", BOTH, at(1, NH)),
-    ("getAccount", KLAY, at(1, NH)),
-    ("getAccountKey", KLAY, at(1, NH)),
-    ("accountCreated", KLAY, at(1, NH)),
-    ("isContractAccount", KLAY, at(1, NH)),
-    ("estimateComputationCost", KLAY, at(1, NH)),
-    ("estimateGas", ETH, at(1, NH)),
-    ("feeHistory", BOTH, at(1, N)),
-    ("recoverFromTransaction", KLAY, at(1, N)),
+    ("getBalance", BOTH, at(1, NH), A),
+    ("getCode", BOTH, at(1, NH), A),
+    ("getTransactionCount", BOTH, at(1, NH), A),
+    ("call", BOTH, at(1, NH), A),
+    ("createAccessList", BOTH, opt(1, NH), A),
+    ("getAccount", KLAY, at(1, NH), A),
+    ("getAccountKey", KLAY, at(1, NH), A),
+    ("accountCreated", KLAY, at(1, NH), A),
+    ("isContractAccount", KLAY, at(1, NH), A),
+    ("estimateComputationCost", KLAY, at(1, NH), A),
+    ("estimateGas", ETH, opt(1, NH), A),
+    ("feeHistory", BOTH, at(1, N), A),
+    ("recoverFromTransaction", KLAY, at(1, N), A),
+    ("recoverFromMessage", KLAY, at(3, N), A),
     // state at a block: param 2
-    ("getStorageAt", BOTH, at(2, NH)),
-    ("getProof", BOTH, at(2, NH)),
+    ("getStorageAt", BOTH, at(2, NH), A),
+    ("getProof", BOTH, at(2, NH), A),
     // chain data at a block: param 0
-    ("getBlockByNumber", BOTH, at(0, N)),
-    ("getHeaderByNumber", BOTH, at(0, N)),
-    ("getBlockTransactionCountByNumber", BOTH, at(0, N)),
-    ("getTransactionByBlockNumberAndIndex", BOTH, at(0, N)),
-    ("getRawTransactionByBlockNumberAndIndex", BOTH, at(0, N)),
-    ("getUncleByBlockNumberAndIndex", ETH, at(0, N)),
-    ("getUncleCountByBlockNumber", ETH, at(0, N)),
-    ("getBlockReceipts", BOTH, at(0, NH)),
-    ("getBlockWithConsensusInfoByNumber", KLAY, at(0, N)),
-    ("getBlockWithConsensusInfoByNumberRange", KLAY, at(1, N)),
-    ("getCouncil", KLAY, at(0, N)),
-    ("getCouncilSize", KLAY, at(0, N)),
-    ("getCommittee", KLAY, at(0, N)),
-    ("getCommitteeSize", KLAY, at(0, N)),
-    ("getRewards", KLAY, at(0, N)),
-    ("getChainConfig", KLAY, at(0, N)),
-    ("getParams", KLAY, at(0, N)),
-    ("getStakingInfo", KLAY, at(0, N)),
-    ("forkStatus", KLAY, at(0, N)),
-    ("getLogs", BOTH, Class::Logs),
+    ("getBlockByNumber", BOTH, at(0, N), A),
+    ("getHeaderByNumber", BOTH, at(0, N), A),
+    ("getBlockTransactionCountByNumber", BOTH, at(0, N), A),
+    ("getTransactionByBlockNumberAndIndex", BOTH, at(0, N), A),
+    ("getRawTransactionByBlockNumberAndIndex", BOTH, at(0, N), A),
+    ("getUncleByBlockNumberAndIndex", ETH, at(0, N), A),
+    ("getUncleCountByBlockNumber", ETH, at(0, N), A),
+    ("getBlockReceipts", BOTH, at(0, NH), A),
+    ("forkStatus", KLAY, at(0, N), A),
+    // a nil number is an error on the node ("block number is not assigned"), not latest
+    ("getBlockWithConsensusInfoByNumber", KLAY, at(0, N), A),
+    ("getBlockWithConsensusInfoByNumberRange", KLAY, at(1, N), A),
+    // governance and committee reads: an omitted block means the current one
+    ("getCouncil", KLAY, opt(0, N), A),
+    ("getCouncilSize", KLAY, opt(0, N), A),
+    ("getCommittee", KLAY, opt(0, N), A),
+    ("getCommitteeSize", KLAY, opt(0, N), A),
+    ("getRewards", KLAY, opt(0, N), A),
+    ("getChainConfig", KLAY, opt(0, N), A),
+    ("getParams", KLAY, opt(0, N), A),
+    ("getStakingInfo", KLAY, opt(0, N), A),
+    ("getLogs", BOTH, Class::Logs, A),
     // by hash
-    ("getBlockByHash", BOTH, Class::ByHash),
-    ("getHeaderByHash", BOTH, Class::ByHash),
-    ("getBlockTransactionCountByHash", BOTH, Class::ByHash),
-    ("getTransactionByBlockHashAndIndex", BOTH, Class::ByHash),
-    ("getRawTransactionByBlockHashAndIndex", BOTH, Class::ByHash),
-    ("getUncleByBlockHashAndIndex", ETH, Class::ByHash),
-    ("getUncleCountByBlockHash", ETH, Class::ByHash),
-    ("getTransactionByHash", BOTH, Class::ByHash),
-    ("getRawTransactionByHash", BOTH, Class::ByHash),
-    ("getTransactionReceipt", BOTH, Class::ByHash),
-    ("getTransactionBySenderTxHash", KLAY, Class::ByHash),
-    ("getTransactionReceiptBySenderTxHash", KLAY, Class::ByHash),
-    ("getDecodedAnchoringTransactionByHash", KLAY, Class::ByHash),
-    ("getBlockWithConsensusInfoByHash", KLAY, Class::ByHash),
+    ("getBlockByHash", BOTH, Class::ByHash, A),
+    ("getHeaderByHash", BOTH, Class::ByHash, A),
+    ("getBlockTransactionCountByHash", BOTH, Class::ByHash, A),
+    ("getTransactionByBlockHashAndIndex", BOTH, Class::ByHash, A),
+    ("getRawTransactionByBlockHashAndIndex", BOTH, Class::ByHash, A),
+    ("getUncleByBlockHashAndIndex", ETH, Class::ByHash, A),
+    ("getUncleCountByBlockHash", ETH, Class::ByHash, A),
+    ("getTransactionByHash", BOTH, Class::ByHash, A),
+    ("getRawTransactionByHash", BOTH, Class::ByHash, A),
+    ("getTransactionReceipt", BOTH, Class::ByHash, A),
+    ("getTransactionReceiptInCache", KLAY, Class::ByHash, A),
+    ("getTransactionBySenderTxHash", KLAY, Class::ByHash, A),
+    ("getTransactionReceiptBySenderTxHash", KLAY, Class::ByHash, A),
+    ("getDecodedAnchoringTransactionByHash", KLAY, Class::ByHash, A),
+    ("getBlockWithConsensusInfoByHash", KLAY, Class::ByHash, A),
     // filters (node-local)
-    ("newFilter", BOTH, Class::Filter(FilterOp::Create)),
-    ("newBlockFilter", BOTH, Class::Filter(FilterOp::Create)),
-    ("newPendingTransactionFilter", BOTH, Class::Filter(FilterOp::Create)),
-    ("getFilterChanges", BOTH, Class::Filter(FilterOp::Use)),
-    ("getFilterLogs", BOTH, Class::Filter(FilterOp::Use)),
-    ("uninstallFilter", BOTH, Class::Filter(FilterOp::Uninstall)),
-    // writes
-    ("sendRawTransaction", BOTH, Class::Write),
-    ("sendTransaction", BOTH, Class::Write),
-    ("sendTransactionAsFeePayer", KLAY, Class::Write),
+    ("newFilter", BOTH, Class::Filter(FilterOp::Create), A),
+    ("newBlockFilter", BOTH, Class::Filter(FilterOp::Create), A),
+    ("newPendingTransactionFilter", BOTH, Class::Filter(FilterOp::Create), A),
+    ("getFilterChanges", BOTH, Class::Filter(FilterOp::Use), A),
+    ("getFilterLogs", BOTH, Class::Filter(FilterOp::Use), A),
+    ("uninstallFilter", BOTH, Class::Filter(FilterOp::Uninstall), A),
+    // writes: raw transactions are signed by the client
+    ("sendRawTransaction", BOTH, Class::Write, A),
+    // the node signs with keys it holds
+    ("sendTransaction", BOTH, Class::Write, NODE_KEY),
+    ("sendTransactionAsFeePayer", KLAY, Class::Write, NODE_KEY),
+    ("resend", BOTH, Class::Write, NODE_KEY),
+    ("sign", BOTH, Class::Chain, NODE_KEY),
+    ("signTransaction", BOTH, Class::Chain, NODE_KEY),
+    ("signTransactionAsFeePayer", KLAY, Class::Chain, NODE_KEY),
+    ("accounts", BOTH, Class::Chain, NODE_KEY),
     // subscriptions
-    ("subscribe", BOTH, Class::Subscribe),
-    ("unsubscribe", BOTH, Class::Subscribe),
-    // head-independent reads
-    ("chainID", KLAY, Class::Chain),
-    ("chainId", BOTH, Class::Chain),
-    ("gasPrice", BOTH, Class::Chain),
-    ("upperBoundGasPrice", BOTH, Class::Chain),
-    ("lowerBoundGasPrice", BOTH, Class::Chain),
-    ("maxPriorityFeePerGas", BOTH, Class::Chain),
-    ("protocolVersion", KLAY, Class::Chain),
-    ("syncing", BOTH, Class::Chain),
-    ("estimateGas", KLAY, Class::Chain),
-    ("isSenderTxHashIndexingEnabled", KLAY, Class::Chain),
-    ("isParallelDBWrite", KLAY, Class::Chain),
-    ("encodeAccountKey", KLAY, Class::Chain),
-    ("decodeAccountKey", KLAY, Class::Chain),
-    ("getCypressCredit", KLAY, Class::Chain),
-    ("nodeAddress", KLAY, Class::Chain),
-    ("rewardbase", KLAY, Class::Chain),
-    ("accounts", BOTH, Class::Chain),
-    ("mining", ETH, Class::Chain),
-    ("hashrate", ETH, Class::Chain),
-    ("coinbase", ETH, Class::Chain),
-    ("etherbase", ETH, Class::Chain),
+    ("subscribe", BOTH, Class::Subscribe, A),
+    ("unsubscribe", BOTH, Class::Subscribe, A),
+    // head-independent reads and pure functions
+    ("chainID", KLAY, Class::Chain, A),
+    ("chainId", BOTH, Class::Chain, A),
+    ("clientVersion", KLAY, Class::Chain, A),
+    ("sha3", KLAY, Class::Chain, A),
+    ("gasPrice", BOTH, Class::Chain, A),
+    ("upperBoundGasPrice", BOTH, Class::Chain, A),
+    ("lowerBoundGasPrice", BOTH, Class::Chain, A),
+    ("maxPriorityFeePerGas", BOTH, Class::Chain, A),
+    ("protocolVersion", KLAY, Class::Chain, A),
+    ("syncing", BOTH, Class::Chain, A),
+    ("estimateGas", KLAY, Class::Chain, A),
+    ("fillTransaction", ETH, Class::Chain, A),
+    ("pendingTransactions", BOTH, Class::Chain, A),
+    ("isSenderTxHashIndexingEnabled", KLAY, Class::Chain, A),
+    ("isParallelDBWrite", KLAY, Class::Chain, A),
+    ("encodeAccountKey", KLAY, Class::Chain, A),
+    ("decodeAccountKey", KLAY, Class::Chain, A),
+    ("getCypressCredit", KLAY, Class::Chain, A),
+    ("nodeAddress", KLAY, Class::Chain, A),
+    ("rewardbase", KLAY, Class::Chain, A),
+    ("mining", ETH, Class::Chain, A),
+    ("hashrate", ETH, Class::Chain, A),
+    ("getHashrate", ETH, Class::Chain, A),
+    ("getWork", ETH, Class::Chain, A),
+    ("submitWork", ETH, Class::Chain, A),
+    ("submitHashrate", ETH, Class::Chain, A),
+    ("coinbase", ETH, Class::Chain, A),
+    ("etherbase", ETH, Class::Chain, A),
+    // Go methods of the node's API structs that its RPC server registers by reflection
+    ("doEstimateGas", KLAY, Class::Chain, INTERNAL),
+    ("events", KLAY, Class::Chain, INTERNAL),
+    ("setGovernanceAPI", ETH, Class::Chain, INTERNAL),
+    ("setGovernanceKlayAPI", ETH, Class::Chain, INTERNAL),
+    ("setPublicAccountAPI", ETH, Class::Chain, INTERNAL),
+    ("setPublicBlockChainAPI", ETH, Class::Chain, INTERNAL),
+    ("setPublicFilterAPI", ETH, Class::Chain, INTERNAL),
+    ("setPublicKlayAPI", ETH, Class::Chain, INTERNAL),
+    ("setPublicTransactionPoolAPI", ETH, Class::Chain, INTERNAL),
 ];
 
-/// Other namespaces' methods kengate allows by default.
+/// The `net_` and `web3_` namespaces: all allowed, head-independent.
 const OTHER_ALLOWED: &[&str] = &[
     "net_version",
     "net_listening",
     "net_peerCount",
+    "net_peerCountByType",
     "net_networkID",
     "web3_clientVersion",
     "web3_sha3",
 ];
 
-/// Methods denied by default but routed sensibly once `proxy.toml` allows them.
+/// Operator methods denied by default but routed sensibly once `proxy.toml` allows them.
 const OTHER_DENIED: &[(&str, Class)] = &[
     ("debug_traceTransaction", Class::ByHash),
     ("debug_traceBlockByHash", Class::ByHash),
@@ -190,6 +253,22 @@ const OTHER_DENIED: &[(&str, Class)] = &[
     ("txpool_inspect", Class::Chain),
 ];
 
+/// Namespaces whose methods are refused with a reason even when the table has no row for
+/// them (a node answers "does not exist" only for namespaces it does not serve).
+const DENIED_NAMESPACES: &[(&str, Deny)] = &[
+    ("personal_", Deny::NodeKey),
+    ("debug_", Deny::Operator),
+    ("admin_", Deny::Operator),
+    ("txpool_", Deny::Operator),
+    ("governance_", Deny::Operator),
+    ("istanbul_", Deny::Operator),
+    ("miner_", Deny::Operator),
+    ("mainbridge_", Deny::Operator),
+    ("subbridge_", Deny::Operator),
+    ("chaindatafetcher_", Deny::Operator),
+    ("clique_", Deny::Operator),
+];
+
 /// Everything routing needs to know about one method name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodSpec {
@@ -199,8 +278,8 @@ pub struct MethodSpec {
     pub upstream: &'static str,
     /// Routing class.
     pub class: Class,
-    /// Whether clients may call it.
-    pub allowed: bool,
+    /// `None` when clients may call it; otherwise why not.
+    pub denied: Option<Deny>,
 }
 
 /// The method table with `proxy.toml` overrides applied; built once at start.
@@ -209,13 +288,13 @@ pub struct MethodTable {
     by_name: HashMap<&'static str, MethodSpec>,
 }
 
-/// Why a method cannot be called.
+/// Whether and how a method can be called.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// Known and allowed.
     Allowed(MethodSpec),
-    /// Known but denied by policy.
-    Denied,
+    /// Denied by policy, and why.
+    Denied(Deny),
     /// Not a method kengate knows.
     Unknown,
 }
@@ -225,20 +304,24 @@ impl MethodTable {
     /// head-independent reads), `deny` disables them. Deny wins.
     pub fn new(allow: &[String], deny: &[String]) -> Self {
         let mut by_name = HashMap::new();
-        for &(base, ns, class) in TABLE {
+        for &(base, ns, class, policy) in TABLE {
+            let denied = match policy {
+                Policy::Allow => None,
+                Policy::Deny(d) => Some(d),
+            };
             if ns.0 & KLAY.0 != 0 {
                 let klay = leak(format!("klay_{base}"));
-                by_name.insert(klay, spec(klay, klay, class, true));
+                by_name.insert(klay, spec(klay, klay, class, denied));
                 let kaia = leak(format!("kaia_{base}"));
-                by_name.insert(kaia, spec(kaia, klay, class, true));
+                by_name.insert(kaia, spec(kaia, klay, class, denied));
             }
             if ns.0 & ETH.0 != 0 {
                 let eth = leak(format!("eth_{base}"));
-                by_name.insert(eth, spec(eth, eth, class, true));
+                by_name.insert(eth, spec(eth, eth, class, denied));
             }
         }
         for &name in OTHER_ALLOWED {
-            by_name.insert(name, spec(name, name, Class::Chain, true));
+            by_name.insert(name, spec(name, name, Class::Chain, None));
         }
         by_name.insert(
             "kengate_getTransactionStatus",
@@ -246,24 +329,28 @@ impl MethodTable {
                 "kengate_getTransactionStatus",
                 "kengate_getTransactionStatus",
                 Class::TxStatus,
-                true,
+                None,
             ),
         );
         for &(name, class) in OTHER_DENIED {
-            by_name.insert(name, spec(name, name, class, false));
+            by_name.insert(name, spec(name, name, class, Some(Deny::Operator)));
         }
         for name in allow {
             match by_name.get_mut(name.as_str()) {
-                Some(s) => s.allowed = true,
+                Some(s) => s.denied = None,
                 None => {
                     let n = leak(name.clone());
-                    by_name.insert(n, spec(n, n, Class::Chain, true));
+                    by_name.insert(n, spec(n, n, Class::Chain, None));
                 }
             }
         }
         for name in deny {
-            if let Some(s) = by_name.get_mut(name.as_str()) {
-                s.allowed = false;
+            match by_name.get_mut(name.as_str()) {
+                Some(s) => s.denied = Some(Deny::Config),
+                None => {
+                    let n = leak(name.clone());
+                    by_name.insert(n, spec(n, n, Class::Chain, Some(Deny::Config)));
+                }
             }
         }
         Self { by_name }
@@ -272,9 +359,14 @@ impl MethodTable {
     /// Looks a method up.
     pub fn lookup(&self, method: &str) -> Lookup {
         match self.by_name.get(method) {
-            Some(s) if s.allowed => Lookup::Allowed(*s),
-            Some(_) => Lookup::Denied,
-            None => Lookup::Unknown,
+            Some(s) => match s.denied {
+                None => Lookup::Allowed(*s),
+                Some(d) => Lookup::Denied(d),
+            },
+            None => match DENIED_NAMESPACES.iter().find(|(ns, _)| method.starts_with(ns)) {
+                Some(&(_, d)) => Lookup::Denied(d),
+                None => Lookup::Unknown,
+            },
         }
     }
 
@@ -284,12 +376,12 @@ impl MethodTable {
     }
 }
 
-fn spec(name: &'static str, upstream: &'static str, class: Class, allowed: bool) -> MethodSpec {
+fn spec(name: &'static str, upstream: &'static str, class: Class, denied: Option<Deny>) -> MethodSpec {
     MethodSpec {
         name,
         upstream,
         class,
-        allowed,
+        denied,
     }
 }
 
@@ -306,7 +398,7 @@ mod tests {
     fn table() -> MethodTable {
         MethodTable::new(
             &["debug_traceTransaction".into(), "admin_peers".into()],
-            &["eth_accounts".into()],
+            &["eth_chainId".into()],
         )
     }
 
@@ -333,21 +425,75 @@ mod tests {
         );
         check("klay_blockNumber", Class::BlockNumber, "klay_blockNumber");
         check("klay_estimateGas", Class::Chain, "klay_estimateGas");
-        check("eth_estimateGas", at(1, NH), "eth_estimateGas");
+        check("eth_estimateGas", opt(1, NH), "eth_estimateGas");
+        check("klay_getCouncil", opt(0, N), "klay_getCouncil");
+        check("klay_recoverFromMessage", at(3, N), "klay_recoverFromMessage");
         check("klay_chainID", Class::Chain, "klay_chainID");
         check("debug_traceTransaction", Class::ByHash, "debug_traceTransaction");
         check("admin_peers", Class::Chain, "admin_peers");
     }
 
     #[test]
+    fn required_block_arguments_are_never_filled() {
+        let t = MethodTable::new(&[], &[]);
+        // Non-pointer Go arguments in Klaytn v1.12.1: the node answers "missing value".
+        for m in [
+            "klay_getBalance",
+            "eth_call",
+            "klay_getBlockReceipts",
+            "eth_getBlockTransactionCountByNumber",
+            "eth_getUncleCountByBlockNumber",
+            "klay_forkStatus",
+            "klay_getBlockWithConsensusInfoByNumber",
+            "eth_feeHistory",
+        ] {
+            let Lookup::Allowed(MethodSpec {
+                class: Class::AtBlock(arg),
+                ..
+            }) = t.lookup(m)
+            else {
+                panic!("{m}")
+            };
+            assert!(!arg.fill, "{m}");
+        }
+    }
+
+    #[test]
     fn default_policy() {
         let t = table();
-        assert_eq!(t.lookup("debug_traceBlockByNumber"), Lookup::Denied);
-        assert_eq!(t.lookup("eth_accounts"), Lookup::Denied);
-        assert_eq!(t.lookup("personal_unlockAccount"), Lookup::Unknown);
+        assert_eq!(t.lookup("debug_traceBlockByNumber"), Lookup::Denied(Deny::Operator));
+        assert_eq!(t.lookup("debug_setHead"), Lookup::Denied(Deny::Operator));
+        assert_eq!(t.lookup("eth_chainId"), Lookup::Denied(Deny::Config));
+        assert_eq!(t.lookup("personal_unlockAccount"), Lookup::Denied(Deny::NodeKey));
+        for m in [
+            "klay_sendTransaction",
+            "kaia_sendTransactionAsFeePayer",
+            "eth_sendTransaction",
+            "klay_sign",
+            "eth_signTransaction",
+            "klay_accounts",
+            "eth_accounts",
+            "eth_resend",
+        ] {
+            assert_eq!(t.lookup(m), Lookup::Denied(Deny::NodeKey), "{m}");
+        }
+        assert_eq!(t.lookup("eth_setPublicKlayAPI"), Lookup::Denied(Deny::Internal));
         assert_eq!(t.lookup("eth_getAccount"), Lookup::Unknown);
         assert_eq!(t.lookup("klay_nope"), Lookup::Unknown);
-        assert!(matches!(t.lookup("net_version"), Lookup::Allowed(_)));
+        for m in [
+            "net_version",
+            "net_peerCountByType",
+            "klay_sha3",
+            "klay_recoverFromMessage",
+            "klay_clientVersion",
+            "eth_getHashrate",
+            "eth_pendingTransactions",
+            "eth_fillTransaction",
+            "eth_submitWork",
+            "eth_submitHashrate",
+        ] {
+            assert!(matches!(t.lookup(m), Lookup::Allowed(_)), "{m}");
+        }
         assert!(matches!(
             t.lookup("klay_sendRawTransaction"),
             Lookup::Allowed(MethodSpec {

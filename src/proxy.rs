@@ -18,7 +18,7 @@ mod forward;
 
 pub use cache::FinalCache;
 pub use coalesce::Coalescer;
-pub use error::ProxyError;
+pub use error::{clip, ProxyError};
 pub use filters::FilterRegistry;
 
 use std::sync::Arc;
@@ -199,11 +199,11 @@ impl Gateway {
         let started = Instant::now();
         let (label, result) = match self.methods.lookup(&call.method) {
             Lookup::Allowed(spec) if !who.caller.allows(&call.method, spec.class == Class::Write) => {
-                (spec.name, Err(ProxyError::NotPermitted(call.method.to_string())))
+                (spec.name, Err(ProxyError::NotPermitted(spec.name.to_string())))
             }
             Lookup::Allowed(spec) => (spec.name, self.route(call, &spec).await),
-            Lookup::Denied => ("denied", Err(ProxyError::MethodDenied(call.method.to_string()))),
-            Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(call.method.to_string()))),
+            Lookup::Denied(why) => ("denied", Err(ProxyError::MethodDenied(clip(&call.method), why))),
+            Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(clip(&call.method)))),
         };
         self.record(who, label, started.elapsed(), result.is_ok());
         result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))

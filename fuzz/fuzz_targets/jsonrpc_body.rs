@@ -104,7 +104,9 @@ fn answer(call: &Call<'_>, table: &MethodTable, view: &ClusterView) -> Bytes {
     }
     let spec = match table.lookup(&call.method) {
         Lookup::Allowed(spec) => spec,
-        Lookup::Denied => return error_bytes(call.id, &ProxyError::MethodDenied(call.method.to_string()).to_rpc()),
+        Lookup::Denied(why) => {
+            return error_bytes(call.id, &ProxyError::MethodDenied(call.method.to_string(), why).to_rpc())
+        }
         Lookup::Unknown => return error_bytes(call.id, &ProxyError::MethodNotFound(call.method.to_string()).to_rpc()),
     };
     match routing::plan(&spec, call.params, view) {

@@ -171,7 +171,9 @@ fn parse_call(raw: &RawValue) -> Result<Call<'_>, RpcError> {
 /// an error when they are an object (Klaytn only takes positional params).
 pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcError> {
     match params {
+        // `"params": null` is read as no params by the node too.
         None => Ok(Vec::new()),
+        Some(p) if p.get() == "null" => Ok(Vec::new()),
         Some(p) => serde_json::from_str::<Vec<&RawValue>>(p.get()).map_err(|_| {
             RpcError::new(
                 codes::INVALID_PARAMS,

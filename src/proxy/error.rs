@@ -4,7 +4,34 @@ use thiserror::Error;
 
 use crate::cluster::UpstreamError;
 use crate::jsonrpc::{codes, RpcError};
+use crate::methods::Deny;
 use crate::routing::RouteError;
+
+/// Most bytes of a client's input (a method name) quoted back in an error message.
+const QUOTE_MAX: usize = 256;
+
+/// A client-supplied string as quoted in an error: at most [`QUOTE_MAX`] bytes, cut at a
+/// character boundary and marked when cut.
+pub fn clip(s: &str) -> String {
+    if s.len() <= QUOTE_MAX {
+        return s.to_owned();
+    }
+    let mut end = QUOTE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Why a denied method is denied, in the words of the refusal.
+fn deny_reason(why: Deny) -> &'static str {
+    match why {
+        Deny::NodeKey => "it makes the node use keys it holds (accounts, signing, sending from them)",
+        Deny::Operator => "it belongs to a node-operator namespace",
+        Deny::Internal => "it is node-internal wiring, not a public API",
+        Deny::Config => "this gateway's configuration denies it",
+    }
+}
 
 /// Why kengate itself answered a call with an error (node errors pass through verbatim
 /// and never become a `ProxyError`).
@@ -13,9 +40,9 @@ pub enum ProxyError {
     /// Not a method kengate knows.
     #[error("the method {0} does not exist/is not available")]
     MethodNotFound(String),
-    /// Known, but denied by policy.
-    #[error("the method {0} is not allowed through this gateway (allow it under [methods] in proxy.toml)")]
-    MethodDenied(String),
+    /// Denied by policy, with the reason.
+    #[error("the method {0} is not allowed through this gateway: {reason} (an operator can allow it under [methods] in proxy.toml)", reason = deny_reason(*.1))]
+    MethodDenied(String, Deny),
     /// Subscriptions need WebSocket session support, which is not served yet.
     #[error("the method {0} (subscriptions) is not supported by this gateway yet; poll instead")]
     SubscriptionsUnsupported(String),
@@ -25,9 +52,6 @@ pub enum ProxyError {
     /// No node is eligible for the call.
     #[error("no upstream node is available for this call")]
     NoUpstream,
-    /// The filter id is not known (expired, uninstalled, or its node is gone).
-    #[error("filter not found")]
-    FilterNotFound,
     /// kengate's own store failed.
     #[error("kengate store error: {0}")]
     Store(String),
@@ -49,12 +73,11 @@ impl ProxyError {
     /// The error object sent to the client.
     pub fn to_rpc(&self) -> RpcError {
         let code = match self {
-            ProxyError::MethodNotFound(_) | ProxyError::MethodDenied(_) | ProxyError::SubscriptionsUnsupported(_) => {
+            ProxyError::MethodNotFound(_) | ProxyError::MethodDenied(..) | ProxyError::SubscriptionsUnsupported(_) => {
                 codes::METHOD_NOT_FOUND
             }
             ProxyError::Route(RouteError::InvalidParams(_)) => codes::INVALID_PARAMS,
             ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream => codes::NO_UPSTREAM,
-            ProxyError::FilterNotFound => codes::SERVER_ERROR,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,
             ProxyError::Store(_) => codes::INTERNAL_ERROR,
             ProxyError::Shared(e) => return e.clone(),

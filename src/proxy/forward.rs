@@ -49,8 +49,17 @@ impl Reply {
 /// Forwards one call according to `plan`.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
+    let filter_id = match &plan.target {
+        Target::FilterOwner(id) => Some(id.clone()),
+        _ => None,
+    };
     let mut target = match plan.target {
-        Target::FilterOwner(ref id) => Target::Node(gw.filters.owner(id).ok_or(ProxyError::FilterNotFound)?),
+        Target::FilterOwner(ref id) => match gw.filters.owner(id) {
+            Some(node) => Target::Node(node),
+            // Not an id kengate saw created (or long idle): any node gives the node's answer
+            // to an unknown id ("filter not found", or `false` to uninstall).
+            None => Target::InSync,
+        },
         t => t,
     };
     if plan.retry_null {
@@ -83,18 +92,18 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             t => choose(&view, t, tried, |id| nodes[id].load_score(), &mut rng),
         };
         let Some(id) = picked else {
-            if let (Target::Node(_), true) = (
-                &target,
-                plan.retry_null && null_answer.is_none() && tried == NodeSet::default(),
-            ) {
-                // The node that accepted the tx is gone: look it up like any other.
+            let first = null_answer.is_none() && tried == NodeSet::default();
+            if let (Target::Node(_), true) = (&target, first && (plan.retry_null || is_filter(spec))) {
+                // The node that accepted the tx is gone: look it up like any other. The node
+                // that owned the filter is gone, and the filter with it: another node answers
+                // the id as unknown, as the owner would after losing it.
+                if let Some(fid) = &filter_id {
+                    gw.filters.remove(fid);
+                }
                 target = Target::InSync;
                 continue;
             }
-            return null_answer.ok_or(match target {
-                Target::Node(_) if matches!(spec.class, Class::Filter(_)) => ProxyError::FilterNotFound,
-                _ => ProxyError::NoUpstream,
-            });
+            return null_answer.ok_or(ProxyError::NoUpstream);
         };
         tried.insert(id);
         let answered_head = view.nodes[id].head;
@@ -212,6 +221,10 @@ async fn record_write(
     if let Err(e) = gw.lifecycle.transition(w.hash, transition).await {
         tracing::warn!(error = %e, "could not record a transaction");
     }
+}
+
+fn is_filter(spec: &MethodSpec) -> bool {
+    matches!(spec.class, Class::Filter(FilterOp::Use | FilterOp::Uninstall))
 }
 
 /// The first param as a 32-byte hash, if it is one.

@@ -9,10 +9,12 @@ use crate::jsonrpc::{format_quantity, parse_quantity};
 use crate::methods::BlockKind;
 use crate::txpath::lifecycle::unhex;
 
-/// Errors routing reports to the client.
+/// Errors routing reports to the client. Only kengate's own methods have params kengate
+/// validates; a node method whose params kengate cannot read is forwarded as sent, and the
+/// node's answer (its own error) is returned.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RouteError {
-    /// A param kengate must read is malformed.
+    /// A param of one of kengate's own methods is malformed.
     #[error("invalid params: {0}")]
     InvalidParams(String),
     /// No node has been in sync yet, so there is no served head to read at.
@@ -23,7 +25,7 @@ pub enum RouteError {
 /// What a block parameter asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockRef {
-    /// `latest`, `safe`, `finalized` (immediate finality makes them one), or omitted.
+    /// `latest`, or omitted where the node reads an omitted block as the current one.
     Latest,
     /// `pending`: the txpool's view.
     Pending,
@@ -35,17 +37,42 @@ pub enum BlockRef {
     Hash,
 }
 
+/// The largest block number the node accepts (`rpc.BlockNumber` is an int64).
+const MAX_BLOCK: u64 = i64::MAX as u64;
+
 impl BlockRef {
-    /// Reads a tag or number from a JSON string's contents.
+    /// Reads a JSON string's contents as Klaytn v1.12.1's `rpc.BlockNumber` does: the three
+    /// tags or a strict hex quantity. `safe` and `finalized` are not tags there (the node
+    /// refuses them), so they are not read as `latest` either.
     fn from_str(s: &str, kind: BlockKind) -> Option<Self> {
         Some(match s {
-            "latest" | "safe" | "finalized" => BlockRef::Latest,
+            "latest" => BlockRef::Latest,
             "pending" => BlockRef::Pending,
             "earliest" => BlockRef::Earliest,
-            _ if kind == BlockKind::NumberOrHash && s.len() == 66 && s.starts_with("0x") => BlockRef::Hash,
-            _ => BlockRef::Number(parse_quantity(s)?),
+            _ if kind == BlockKind::NumberOrHash && s.len() == 66 => BlockRef::Hash,
+            _ => BlockRef::Number(strict_quantity(s)?),
         })
     }
+
+    /// Reads a block number param in any form the node accepts: a JSON integer or a string.
+    fn from_json(text: &str, kind: BlockKind) -> Option<Self> {
+        if text.starts_with('"') {
+            let s: &str = serde_json::from_str(text).ok()?;
+            return BlockRef::from_str(s, kind);
+        }
+        // A JSON integer is read as a decimal block number.
+        let n: u64 = serde_json::from_str(text).ok()?;
+        (n <= MAX_BLOCK).then_some(BlockRef::Number(n))
+    }
+}
+
+/// `hexutil.DecodeUint64`: `0x` + 1..16 hex digits, no leading zero.
+fn strict_quantity(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    parse_quantity(s).filter(|&n| n <= MAX_BLOCK)
 }
 
 /// A block parameter read from the wire, with its rewrite if it needs one.
@@ -57,39 +84,36 @@ pub struct BlockParam {
     pub rewritten: Option<String>,
 }
 
-/// Reads one block parameter and rewrites `Latest` to `served`.
-pub fn block_param(raw: &RawValue, kind: BlockKind, served: u64) -> Result<BlockParam, RouteError> {
+/// Reads one block parameter and rewrites `latest` to `served`. `None` when the node would
+/// not accept it either: the call is then forwarded as sent, for the node to say why.
+pub fn block_param(raw: &RawValue, kind: BlockKind, served: u64) -> Option<BlockParam> {
     let text = raw.get();
-    let bad = || RouteError::InvalidParams(format!("invalid block parameter {text}"));
-    if text.starts_with('"') {
-        let s: &str = serde_json::from_str(text).map_err(|_| bad())?;
-        let block = BlockRef::from_str(s, kind).ok_or_else(bad)?;
-        return Ok(latest_to(block, served));
-    }
     if kind == BlockKind::NumberOrHash && text.starts_with('{') {
         // {"blockNumber": tag|number} or {"blockHash": hash, "requireCanonical": bool}
-        let mut obj: Map<String, Value> = serde_json::from_str(text).map_err(|_| bad())?;
-        if obj.contains_key("blockHash") {
-            return Ok(BlockParam {
+        let mut obj: Map<String, Value> = serde_json::from_str(text).ok()?;
+        let number = obj.get("blockNumber");
+        return match (obj.contains_key("blockHash"), number) {
+            (true, None) => Some(BlockParam {
                 block: BlockRef::Hash,
                 rewritten: None,
-            });
-        }
-        let Some(Value::String(s)) = obj.get("blockNumber") else {
-            return Err(bad());
+            }),
+            (false, Some(n)) => {
+                let block = BlockRef::from_json(&n.to_string(), BlockKind::Number)?;
+                let p = latest_to(block, served);
+                if p.rewritten.is_some() {
+                    obj.insert("blockNumber".into(), Value::String(format!("{served:#x}")));
+                    return Some(BlockParam {
+                        block: p.block,
+                        rewritten: Some(Value::Object(obj).to_string()),
+                    });
+                }
+                Some(p)
+            }
+            // Both, or neither: the node refuses it.
+            _ => None,
         };
-        let block = BlockRef::from_str(s, BlockKind::Number).ok_or_else(bad)?;
-        let p = latest_to(block, served);
-        if p.rewritten.is_some() {
-            obj.insert("blockNumber".into(), Value::String(format!("{served:#x}")));
-            return Ok(BlockParam {
-                block: p.block,
-                rewritten: Some(Value::Object(obj).to_string()),
-            });
-        }
-        return Ok(p);
     }
-    Err(bad())
+    Some(latest_to(BlockRef::from_json(text, kind)?, served))
 }
 
 fn latest_to(block: BlockRef, served: u64) -> BlockParam {
@@ -121,13 +145,13 @@ pub struct LogsRange {
     pub rewritten: Option<String>,
 }
 
-/// Rewrites a `getLogs` filter: `latest` bounds (and omitted ones, which mean `latest`)
-/// become the served head, so every node answers over the same range.
-pub fn logs_range(raw: &RawValue, served: u64) -> Result<LogsRange, RouteError> {
-    let mut obj: Map<String, Value> = serde_json::from_str(raw.get())
-        .map_err(|_| RouteError::InvalidParams("getLogs expects a filter object".into()))?;
+/// Rewrites a `getLogs` filter: `latest` bounds (and omitted ones, which the node reads as
+/// `latest`) become the served head, so every node answers over the same range. `None` when
+/// the node would refuse the object: it is then forwarded as sent.
+pub fn logs_range(raw: &RawValue, served: u64) -> Option<LogsRange> {
+    let mut obj: Map<String, Value> = serde_json::from_str(raw.get()).ok()?;
     if obj.contains_key("blockHash") {
-        return Ok(LogsRange {
+        return Some(LogsRange {
             needs: None,
             by_hash: true,
             rewritten: None,
@@ -138,9 +162,7 @@ pub fn logs_range(raw: &RawValue, served: u64) -> Result<LogsRange, RouteError> 
     for key in ["fromBlock", "toBlock"] {
         let block = match obj.get(key) {
             None | Some(Value::Null) => BlockRef::Latest,
-            Some(Value::String(s)) => BlockRef::from_str(s, BlockKind::Number)
-                .ok_or_else(|| RouteError::InvalidParams(format!("invalid {key} {s:?}")))?,
-            Some(other) => return Err(RouteError::InvalidParams(format!("invalid {key} {other}"))),
+            Some(v) => BlockRef::from_json(&v.to_string(), BlockKind::Number)?,
         };
         match block {
             BlockRef::Latest => {
@@ -153,7 +175,7 @@ pub fn logs_range(raw: &RawValue, served: u64) -> Result<LogsRange, RouteError> 
             BlockRef::Earliest | BlockRef::Hash => {}
         }
     }
-    Ok(LogsRange {
+    Some(LogsRange {
         needs,
         by_hash: false,
         rewritten: changed.then(|| Value::Object(obj).to_string()),
@@ -169,47 +191,58 @@ mod tests {
         RawValue::from_string(s.to_owned()).unwrap()
     }
 
-    fn check(input: &str, kind: BlockKind, want: Result<(BlockRef, Option<&str>), ()>) {
+    fn check(input: &str, kind: BlockKind, want: Option<(BlockRef, Option<&str>)>) {
         let got = block_param(&raw(input), kind, 0x64);
         match want {
-            Ok((block, rewritten)) => {
-                let got = got.unwrap_or_else(|e| panic!("{input}: {e}"));
+            Some((block, rewritten)) => {
+                let got = got.unwrap_or_else(|| panic!("{input} should be read"));
                 assert_eq!(got.block, block, "{input}");
                 assert_eq!(got.rewritten.as_deref(), rewritten, "{input}");
             }
-            Err(()) => assert!(got.is_err(), "{input} should be refused"),
+            None => assert_eq!(got, None, "{input} should be left to the node"),
         }
     }
 
     #[test]
     fn block_params() {
         let hash = "\"0x1111111111111111111111111111111111111111111111111111111111111111\"";
-        check("\"latest\"", Number, Ok((BlockRef::Number(100), Some("\"0x64\""))));
-        check("\"safe\"", Number, Ok((BlockRef::Number(100), Some("\"0x64\""))));
-        check(
-            "\"finalized\"",
-            NumberOrHash,
-            Ok((BlockRef::Number(100), Some("\"0x64\""))),
-        );
-        check("\"pending\"", Number, Ok((BlockRef::Pending, None)));
-        check("\"earliest\"", Number, Ok((BlockRef::Earliest, None)));
-        check("\"0x10\"", Number, Ok((BlockRef::Number(16), None)));
-        check(hash, NumberOrHash, Ok((BlockRef::Hash, None)));
-        check(hash, Number, Err(()));
-        check("\"0xzz\"", Number, Err(()));
-        check("16", Number, Err(()));
+        check("\"latest\"", Number, Some((BlockRef::Number(100), Some("\"0x64\""))));
+        check("\"pending\"", Number, Some((BlockRef::Pending, None)));
+        check("\"earliest\"", Number, Some((BlockRef::Earliest, None)));
+        check("\"0x10\"", Number, Some((BlockRef::Number(16), None)));
+        check("\"0X10\"", Number, Some((BlockRef::Number(16), None)));
+        check("\"0x0\"", Number, Some((BlockRef::Number(0), None)));
+        // A JSON integer is a decimal block number to the node.
+        check("16", Number, Some((BlockRef::Number(16), None)));
+        check("16", NumberOrHash, Some((BlockRef::Number(16), None)));
+        check(hash, NumberOrHash, Some((BlockRef::Hash, None)));
+        // What the node refuses is left to it: never rewritten, never refused by kengate.
+        check("\"safe\"", Number, None);
+        check("\"finalized\"", NumberOrHash, None);
+        check(hash, Number, None);
+        check("\"0xzz\"", Number, None);
+        check("\"0x01\"", Number, None);
+        check("\"0x\"", Number, None);
+        check("\"10\"", Number, None);
+        check("\"0x8000000000000000\"", Number, None);
+        check("-1", Number, None);
+        check("1.5", Number, None);
+        check("null", Number, None);
+        check("[1]", NumberOrHash, None);
         check(
             "{\"blockNumber\":\"0x5\"}",
             NumberOrHash,
-            Ok((BlockRef::Number(5), None)),
+            Some((BlockRef::Number(5), None)),
         );
+        check("{\"blockNumber\":5}", NumberOrHash, Some((BlockRef::Number(5), None)));
         check(
             "{\"blockHash\":\"0xab\",\"requireCanonical\":true}",
             NumberOrHash,
-            Ok((BlockRef::Hash, None)),
+            Some((BlockRef::Hash, None)),
         );
-        check("{\"blockNumber\":\"0x5\"}", Number, Err(()));
-        check("{\"nope\":1}", NumberOrHash, Err(()));
+        check("{\"blockNumber\":\"0x5\"}", Number, None);
+        check("{\"nope\":1}", NumberOrHash, None);
+        check("{\"blockNumber\":\"0x5\",\"blockHash\":\"0xab\"}", NumberOrHash, None);
         let p = block_param(
             &raw("{\"blockNumber\":\"latest\",\"requireCanonical\":false}"),
             NumberOrHash,
@@ -248,8 +281,10 @@ mod tests {
         assert_eq!(r.needs, None);
         let r = logs_range(&raw("{\"blockHash\":\"0x01\"}"), 100).unwrap();
         assert!(r.by_hash);
-        assert!(logs_range(&raw("[1]"), 100).is_err());
-        assert!(logs_range(&raw("{\"toBlock\":7}"), 100).is_err());
-        assert!(logs_range(&raw("{\"toBlock\":\"soon\"}"), 100).is_err());
+        let r = logs_range(&raw("{\"fromBlock\":1,\"toBlock\":7}"), 100).unwrap();
+        assert_eq!((r.needs, r.rewritten), (Some(7), None));
+        assert!(logs_range(&raw("[1]"), 100).is_none());
+        assert!(logs_range(&raw("{\"toBlock\":\"soon\"}"), 100).is_none());
+        assert!(logs_range(&raw("{\"toBlock\":\"safe\"}"), 100).is_none());
     }
 }

@@ -134,7 +134,12 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
         }
     };
     let read = |t| Plan::new(t, RetryClass::Read);
+    // Params kengate cannot read: sent unchanged to an in-sync node, whose answer (its own
+    // error, usually) is the client's.
+    let as_sent = || read(Target::InSync);
     Ok(match spec.class {
+        // Extra arguments: the node's "too many arguments" is the answer.
+        Class::BlockNumber if !no_args(params) => Decision::Forward(as_sent()),
         Class::BlockNumber => Decision::Answer(format_quantity(need_served()?)),
         Class::Chain => Decision::Forward(Plan::shared(Target::InSync, CachePolicy::No)),
         Class::ByHash => Decision::Forward(Plan {
@@ -154,19 +159,26 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
         }
         Class::Filter(FilterOp::Create) => Decision::Forward(read(Target::InSync)),
         Class::Filter(FilterOp::Use | FilterOp::Uninstall) => {
-            let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
-            let id = ps
-                .first()
-                .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
-                .ok_or_else(|| RouteError::InvalidParams("expected a filter id".into()))?;
-            Decision::Forward(Plan::new(Target::FilterOwner(id), RetryClass::Never))
+            // A filter id is a JSON string; anything else is the node's to refuse.
+            let id = split_params(params)
+                .ok()
+                .and_then(|ps| ps.first().and_then(|p| serde_json::from_str::<String>(p.get()).ok()));
+            Decision::Forward(match id {
+                Some(id) => Plan::new(Target::FilterOwner(id), RetryClass::Never),
+                None => as_sent(),
+            })
         }
         Class::Logs => {
-            let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
-            let filter = ps
-                .first()
-                .ok_or_else(|| RouteError::InvalidParams("getLogs expects a filter object".into()))?;
-            let range = logs_range(filter, need_served()?)?;
+            let ps = match split_params(params) {
+                Ok(ps) => ps,
+                Err(_) => return Ok(Decision::Forward(as_sent())),
+            };
+            let Some(range) = ps.first().and_then(|filter| logs_range(filter, served)) else {
+                return Ok(Decision::Forward(as_sent()));
+            };
+            if range.rewritten.is_some() {
+                need_served()?;
+            }
             let (target, cache) = match (range.by_hash, range.needs) {
                 (true, _) | (false, None) => (Target::Highest, CachePolicy::No),
                 (false, Some(n)) if n <= served => (Target::AtLeast(n), CachePolicy::Final),
@@ -180,20 +192,22 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             let ps = match split_params(params) {
                 Ok(ps) => ps,
                 // Object params: Klaytn refuses them; let the node say so.
-                Err(_) => return Ok(Decision::Forward(read(Target::InSync))),
+                Err(_) => return Ok(Decision::Forward(as_sent())),
             };
             let pos = usize::from(arg.pos);
             let (block, rewritten) = match ps.get(pos) {
-                Some(raw) => {
-                    let bp = block_param(raw, arg.kind, served)?;
-                    (bp.block, bp.rewritten)
-                }
+                Some(raw) => match block_param(raw, arg.kind, served) {
+                    Some(bp) => (bp.block, bp.rewritten),
+                    // A block the node would refuse too: its error is the answer.
+                    None => return Ok(Decision::Forward(as_sent())),
+                },
+                // Omitted where the node reads an omitted block as its current one.
                 None if ps.len() == pos && arg.fill => {
                     let s = need_served()?;
                     (BlockRef::Number(s), Some(format_quantity(s)))
                 }
-                // Earlier required params missing: the node will name the problem.
-                None => return Ok(Decision::Forward(read(Target::InSync))),
+                // A required argument is missing: the node will name it.
+                None => return Ok(Decision::Forward(as_sent())),
             };
             if rewritten.is_some() {
                 need_served()?;
@@ -250,6 +264,11 @@ fn write_plan(spec: &MethodSpec, params: Option<&RawValue>) -> Plan {
         plan.target = Target::SenderHome(from);
     }
     plan
+}
+
+/// Absent, `null` or `[]` params.
+fn no_args(params: Option<&RawValue>) -> bool {
+    matches!(split_params(params), Ok(ps) if ps.is_empty())
 }
 
 /// Rebuilds a params array with element `pos` replaced (or appended when `pos == len`).
@@ -314,21 +333,37 @@ mod tests {
             );
         }
         assert_eq!(
-            fwd("eth_getStorageAt", r#"["0xaa","0x0","finalized"]"#),
+            fwd("eth_getStorageAt", r#"["0xaa","0x0","latest"]"#),
             (Target::AtLeast(100), Some(r#"["0xaa","0x0","0x64"]"#.into()))
         );
         assert_eq!(
-            fwd("klay_getBlockByNumber", r#"["safe",true]"#),
+            fwd("klay_getBlockByNumber", r#"["latest",true]"#),
             (Target::AtLeast(100), Some(r#"["0x64",true]"#.into()))
         );
+        // Klaytn v1.12.1 refuses `safe` and `finalized`: they reach the node as sent.
+        assert_eq!(fwd("klay_getBlockByNumber", r#"["safe",true]"#), (Target::InSync, None));
     }
 
     #[test]
     fn omitted_optional_blocks_are_filled_only_where_the_node_takes_one() {
         assert_eq!(
-            fwd("eth_call", r#"[{"to":"0x01"}]"#),
+            fwd("eth_estimateGas", r#"[{"to":"0x01"}]"#),
             (Target::AtLeast(100), Some(r#"[{"to":"0x01"},"0x64"]"#.into()))
         );
+        // Required on Klaytn (a non-pointer argument): the node says "missing value".
+        assert_eq!(fwd("eth_call", r#"[{"to":"0x01"}]"#), (Target::InSync, None));
+        assert_eq!(fwd("klay_getBalance", r#"["0xaa"]"#), (Target::InSync, None));
+        for m in [
+            "klay_getBlockTransactionCountByNumber",
+            "eth_getBlockReceipts",
+            "eth_getUncleCountByBlockNumber",
+            "klay_getBlockWithConsensusInfoByNumber",
+            "klay_forkStatus",
+            "eth_getUncleByBlockNumberAndIndex",
+            "klay_getTransactionByBlockNumberAndIndex",
+        ] {
+            assert_eq!(fwd(m, "[]"), (Target::InSync, None), "{m}");
+        }
         assert_eq!(
             fwd("klay_getCouncil", "[]"),
             (Target::AtLeast(100), Some(r#"["0x64"]"#.into()))
@@ -380,6 +415,7 @@ mod tests {
             Decision::Answer("\"0x68\"".into())
         );
         assert_eq!(decide("eth_blockNumber", "[]", &[]).unwrap_err(), RouteError::NotReady);
+        assert_eq!(fwd("klay_blockNumber", "[1]"), (Target::InSync, None));
         assert_eq!(
             decide("klay_getBalance", r#"["0xaa","latest"]"#, &[]).unwrap_err(),
             RouteError::NotReady
@@ -392,7 +428,9 @@ mod tests {
             fwd("klay_getFilterChanges", r#"["0xabc"]"#),
             (Target::FilterOwner("0xabc".into()), None)
         );
-        assert!(decide("klay_getFilterChanges", "[1]", &[1]).is_err());
+        // Not a string: the node's "cannot unmarshal number into Go value of type rpc.ID".
+        assert_eq!(fwd("klay_getFilterChanges", "[1]"), (Target::InSync, None));
+        assert_eq!(fwd("eth_uninstallFilter", "[]"), (Target::InSync, None));
         let Decision::Forward(p) = decide("klay_getTransactionReceipt", r#"["0x01"]"#, &[1]).unwrap() else {
             panic!()
         };
@@ -401,10 +439,13 @@ mod tests {
             panic!()
         };
         assert_eq!((p.target, p.retry), (Target::Primary, RetryClass::Write));
-        assert_eq!(
-            decide("klay_getBalance", r#"["0xaa","soon"]"#, &[1]).unwrap_err(),
-            RouteError::InvalidParams("invalid block parameter \"soon\"".into())
-        );
+        // What kengate cannot read goes to the node as sent; never an error of kengate's.
+        assert_eq!(fwd("klay_getBalance", r#"["0xaa","soon"]"#), (Target::InSync, None));
+        assert_eq!(fwd("klay_getBalance", r#"["0xaa","0x01"]"#), (Target::InSync, None));
+        assert_eq!(fwd("klay_getBalance", r#"{"a":1}"#), (Target::InSync, None));
+        // A JSON integer is a block number to the node.
+        assert_eq!(fwd("klay_getBlockReceipts", "[10]"), (Target::AtLeast(10), None));
+        assert_eq!(fwd("eth_getBlockByNumber", "[101,false]"), (Target::AtLeast(101), None));
     }
 
     #[test]
@@ -418,7 +459,9 @@ mod tests {
             (Target::AtLeast(101), None)
         );
         assert_eq!(fwd("klay_getLogs", r#"[{"blockHash":"0x01"}]"#).0, Target::Highest);
-        assert!(decide("klay_getLogs", "[]", &[1]).is_err());
+        assert_eq!(fwd("klay_getLogs", "[]"), (Target::InSync, None));
+        assert_eq!(fwd("klay_getLogs", r#"[{"toBlock":"soon"}]"#), (Target::InSync, None));
+        assert_eq!(fwd("klay_getLogs", r#"[1]"#), (Target::InSync, None));
     }
 
     #[test]

@@ -21,7 +21,7 @@ async fn status_and_metrics_describe_the_cluster() {
 
     http.result(&gate.url, "klay_gasPrice", json!([])).await;
     http.rpc(&gate.url, "debug_traceTransaction", json!([])).await;
-    http.rpc(&gate.url, "admin_peers", json!([])).await;
+    http.rpc(&gate.url, "klay_nope", json!([])).await;
     let m = http.get(&format!("{}/metrics", gate.url)).await;
     assert!(m.content_type.starts_with("text/plain"));
     let text = String::from_utf8(m.body.to_vec()).unwrap();

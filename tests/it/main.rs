@@ -9,5 +9,6 @@ mod admin;
 mod bad_input;
 mod cache;
 mod routing;
+mod transparency;
 mod writes;
 mod ws;

@@ -70,7 +70,7 @@ async fn a_lagging_node_never_receives_a_latest_read() {
     let s = gate.wait_served(100).await;
     assert_eq!(s["nodes"][2]["state"], "lagging");
     for m in ["klay_getBalance", "kaia_getBalance", "eth_getBalance"] {
-        for tag in ["latest", "safe", "finalized"] {
+        for tag in ["latest"] {
             for _ in 0..10 {
                 http.result(&gate.url, m, json!(["0x0000000000000000000000000000000000000001", tag]))
                     .await;
@@ -85,7 +85,7 @@ async fn a_lagging_node_never_receives_a_latest_read() {
             assert_eq!(p[1], "0x64");
         }
     }
-    assert_eq!(fakes[0].calls().len() + fakes[1].calls().len(), 90);
+    assert_eq!(fakes[0].calls().len() + fakes[1].calls().len(), 30);
 }
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn omitted_block_params_are_filled_where_the_node_takes_one() {
     gate.wait_served(100).await;
     http.result(
         &gate.url,
-        "eth_call",
+        "eth_estimateGas",
         json!([{"to": "0x0000000000000000000000000000000000000001"}]),
     )
     .await;
@@ -176,7 +176,10 @@ async fn filters_stick_to_the_node_that_created_them() {
             assert_eq!(r, json!([owner]));
         }
     }
-    http.result(&gate.url, "eth_uninstallFilter", json!([ids[0]])).await;
+    assert_eq!(
+        http.result(&gate.url, "eth_uninstallFilter", json!([ids[0]])).await,
+        true
+    );
     let r = http.rpc(&gate.url, "klay_getFilterChanges", json!([ids[0]])).await;
     assert_eq!(r["error"]["message"], "filter not found");
     let r = http.rpc(&gate.url, "klay_getFilterChanges", json!(["0xunknown"])).await;

@@ -39,6 +39,8 @@ struct State {
     /// (method, params) of every call except blockNumber polls.
     calls: Mutex<Vec<(String, Value)>>,
     filters: AtomicU64,
+    /// Filter ids uninstalled here.
+    removed: Mutex<std::collections::HashSet<String>>,
     /// Hashes of raw txs accepted into this node's "pool".
     pool: Mutex<std::collections::HashSet<String>>,
     /// Refuse every sendRawTransaction with "nonce too low".
@@ -67,6 +69,7 @@ impl Fake {
             txs: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             filters: AtomicU64::new(0),
+            removed: Mutex::new(std::collections::HashSet::new()),
             reject_sends: std::sync::atomic::AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -229,6 +232,11 @@ fn answer(st: &State, req: &Value) -> Value {
         st.calls.lock().unwrap().push((method.clone(), params.clone()));
     }
     let id = st.id;
+    if let Some(e) = node_argument_error(&base, &params) {
+        let mut out = json!({"jsonrpc": "2.0", "id": req["id"].clone()});
+        out["error"] = e;
+        return out;
+    }
     let result: Result<Value, Value> = match base.as_str() {
         "blockNumber" => Ok(json!(format!("{head:#x}"))),
         "chainID" | "chainId" => Ok(json!("0x539")),
@@ -258,14 +266,22 @@ fn answer(st: &State, req: &Value) -> Value {
             let n = st.filters.fetch_add(1, Ordering::SeqCst);
             Ok(json!(format!("0xf{id}{n}")))
         }
-        "getFilterChanges" | "uninstallFilter" => {
+        "getFilterChanges" => {
             let fid = params[0].as_str().unwrap_or("");
-            if fid.starts_with(&format!("0xf{id}")) {
+            if fid.starts_with(&format!("0xf{id}")) && !st.removed.lock().unwrap().contains(fid) {
                 Ok(json!([id]))
             } else {
                 Err(json!({"code": -32000, "message": "filter not found"}))
             }
         }
+        // Klaytn answers `false` for an id it does not have.
+        "uninstallFilter" => {
+            let fid = params[0].as_str().unwrap_or("");
+            Ok(json!(
+                fid.starts_with(&format!("0xf{id}")) && st.removed.lock().unwrap().insert(fid.to_owned())
+            ))
+        }
+        "getBlockReceipts" => Ok(json!({"block": params[0].clone(), "node": id})),
         "sendRawTransaction" if st.reject_sends.load(Ordering::SeqCst) => {
             Err(json!({"code": -32000, "message": "nonce too low"}))
         }
@@ -286,6 +302,45 @@ fn answer(st: &State, req: &Value) -> Value {
         Err(e) => out["error"] = e,
     }
     out
+}
+
+/// The argument errors Klaytn v1.12.1's RPC server gives before a method runs, for the
+/// methods the transparency tests call: a missing required (non-pointer) argument, a block
+/// number that is neither a tag, a strict hex quantity nor a JSON integer, a filter id that
+/// is not a string.
+fn node_argument_error(base: &str, params: &Value) -> Option<Value> {
+    let args = params.as_array().cloned().unwrap_or_default();
+    let invalid =
+        |i: usize, why: &str| Some(json!({"code": -32602, "message": format!("invalid argument {i}: {why}")}));
+    let (required, block_at): (usize, Option<usize>) = match base {
+        "getBalance" | "call" => (2, Some(1)),
+        "getBlockReceipts" | "getBlockTransactionCountByNumber" | "forkStatus" => (1, Some(0)),
+        "getUncleByBlockNumberAndIndex" | "getTransactionByBlockNumberAndIndex" => (2, Some(0)),
+        "getFilterChanges" | "uninstallFilter" => {
+            return match args.first() {
+                None => Some(json!({"code": -32602, "message": "missing value for required argument 0"})),
+                Some(Value::String(_)) => None,
+                Some(Value::Number(_)) => invalid(0, "json: cannot unmarshal number into Go value of type rpc.ID"),
+                Some(_) => invalid(0, "json: cannot unmarshal into Go value of type rpc.ID"),
+            };
+        }
+        _ => return None,
+    };
+    if let Some(b) = block_at.and_then(|i| args.get(i).map(|v| (i, v))) {
+        let ok = match b.1 {
+            Value::Number(n) => n.is_u64(),
+            Value::String(s) => {
+                matches!(s.as_str(), "latest" | "pending" | "earliest")
+                    || (s.starts_with("0x") && s.len() > 2 && u64::from_str_radix(&s[2..], 16).is_ok())
+            }
+            _ => false,
+        };
+        if !ok {
+            return invalid(b.0, "hex string without 0x prefix");
+        }
+    }
+    (args.len() < required)
+        .then(|| json!({"code": -32602, "message": format!("missing value for required argument {}", args.len())}))
 }
 
 fn parse(s: &str) -> u64 {
