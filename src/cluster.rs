@@ -5,11 +5,13 @@
 //! reads snapshots.
 
 mod heads;
+mod health;
 mod node;
 mod tracker;
 mod view;
 
 pub use heads::spawn_head_watchers;
+pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
 pub use tracker::{HeadSource, HeadTimings, Tracker};
 pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};

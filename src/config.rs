@@ -295,6 +295,9 @@ pub struct ClusterConfig {
     pub max_retries: u32,
     /// Extra attempts on higher nodes after a `null` answer to a by-hash lookup.
     pub null_retries: u32,
+    /// How long a call that no node can take right now (none in sync, none with its block,
+    /// the sender's nodes all failed) waits for one to return before it gets an error, in ms.
+    pub node_wait_ms: u64,
 }
 
 /// Request limits.
@@ -353,6 +356,7 @@ impl Default for ClusterConfig {
             upstream_timeout_ms: 5000,
             max_retries: 2,
             null_retries: 2,
+            node_wait_ms: 10_000,
         }
     }
 }
@@ -528,6 +532,9 @@ impl Config {
         }
         if c.probe_timeout_ms == 0 {
             return invalid("cluster.probe_timeout_ms", "must be > 0");
+        }
+        if c.node_wait_ms > 600_000 {
+            return invalid("cluster.node_wait_ms", "must be at most 600000 (10 minutes)");
         }
         if c.upstream_timeout_ms == 0 {
             return invalid("cluster.upstream_timeout_ms", "must be > 0");

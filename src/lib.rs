@@ -131,9 +131,9 @@ fn build_gateway(
         })?;
         nodes.push(Arc::new(Node::new(id, http, n.ws.clone())));
     }
-    let names = net.nodes.iter().map(|n| n.http.clone()).collect();
+    let names: Vec<String> = net.nodes.iter().map(|n| n.http.clone()).collect();
     let cluster = Arc::new(Cluster {
-        tracker: Tracker::new(nodes.len(), config.cluster.max_lag),
+        tracker: Tracker::new(names.clone(), config.cluster.max_lag),
         keys: nodes
             .iter()
             .map(|n| txpath::home::node_key(&n.http.to_string()))
@@ -141,7 +141,12 @@ fn build_gateway(
         nodes,
         client: UpstreamClient::new(),
     });
-    let metrics = Arc::new(Metrics::new(registry, names, &cluster.tracker.timings));
+    let metrics = Arc::new(Metrics::new(
+        registry,
+        names,
+        &cluster.tracker.timings,
+        &cluster.tracker.faults,
+    ));
     Ok(Arc::new(Gateway {
         lifecycle,
         cluster,

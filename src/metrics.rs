@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::cluster::{ClusterView, HeadTimings, NodeId, NodeState};
+use crate::cluster::{ClusterView, FaultCounters, HeadTimings, NodeId, NodeState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
@@ -71,7 +71,32 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     /// Registers every metric in `registry`; `node_names` label the per-node series.
-    pub fn new(registry: &mut Registry, node_names: Vec<String>, timings: &HeadTimings) -> Self {
+    pub fn new(
+        registry: &mut Registry,
+        node_names: Vec<String>,
+        timings: &HeadTimings,
+        faults: &FaultCounters,
+    ) -> Self {
+        registry.register(
+            "node_state_changes",
+            "Node state changes (in_sync, lagging, down) by node and new state",
+            faults.node_state_changes.clone(),
+        );
+        registry.register(
+            "no_node_episodes",
+            "Episodes during which no node was in sync",
+            faults.no_node_episodes.clone(),
+        );
+        registry.register(
+            "no_node_waits",
+            "Calls that found no node able to take them and waited for one",
+            faults.waited_calls.clone(),
+        );
+        registry.register(
+            "no_node_errors",
+            "Calls answered with an error because no node could take them within cluster.node_wait_ms",
+            faults.no_node_errors.clone(),
+        );
         registry.register(
             "served_head_update_seconds",
             "From receiving the node report that completes a block to the served head moving",

@@ -53,6 +53,8 @@ pub struct Settings {
     pub max_batch: usize,
     /// Identical in-flight reads share one upstream request.
     pub coalesce: bool,
+    /// How long a call waits for a node that can take it.
+    pub node_wait: Duration,
 }
 
 impl Settings {
@@ -64,6 +66,7 @@ impl Settings {
             null_retries: c.cluster.null_retries,
             max_batch: c.limits.max_batch,
             coalesce: c.cache.coalesce,
+            node_wait: Duration::from_millis(c.cluster.node_wait_ms),
         }
     }
 }
@@ -332,7 +335,7 @@ impl Gateway {
             Err(e) => {
                 self.metrics.upstream_error(e.node, e.kind_label());
                 if e.kind == crate::cluster::UpstreamErrorKind::Connect {
-                    self.cluster.tracker.observe_down(e.node);
+                    self.cluster.tracker.observe_down(e.node, &e.detail);
                 }
                 return out;
             }

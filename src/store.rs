@@ -114,6 +114,20 @@ pub struct TxRecord {
     /// The network it was sent on (empty in records from before networks: the first one's).
     #[serde(default)]
     pub network: String,
+    /// Submissions that failed at the transport level before a node accepted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// A failed submission attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The node's URL.
+    pub node: String,
+    /// What went wrong (`timeout`, `io`, `connect`, `status`, `bad_reply`).
+    pub outcome: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
 }
 
 impl TxRecord {
@@ -137,6 +151,7 @@ impl TxRecord {
             gas_used: None,
             error: None,
             network: String::new(),
+            attempts: Vec::new(),
         }
     }
 }

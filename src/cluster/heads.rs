@@ -40,14 +40,18 @@ async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, time
         let res = node
             .post(&cluster.client, Bytes::from_static(BLOCK_NUMBER), timeout)
             .await;
-        match res.ok().and_then(|b| parse_hex_result(&b)) {
-            Some(head) => {
+        let head = match &res {
+            Ok(body) => parse_hex_result(body).ok_or_else(|| "the probe's answer is not a block number".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match head {
+            Ok(head) => {
                 cluster.tracker.observe_head(node.id, head, HeadSource::Poll);
                 node.clear_error();
                 backoff = every;
             }
-            None => {
-                cluster.tracker.observe_down(node.id);
+            Err(reason) => {
+                cluster.tracker.observe_down(node.id, &reason);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }

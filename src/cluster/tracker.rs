@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio::sync::watch;
 
+use super::health::{FaultCounters, Health};
 use super::view::{compute_view, ClusterView, NodeObservation};
 use super::NodeId;
 
@@ -44,11 +45,13 @@ impl Default for HeadTimings {
     }
 }
 
-/// Observations and when each block was first reported (pruned as the served head passes).
-#[derive(Debug, Default)]
+/// Observations and when each block was first reported (pruned as the served head passes),
+/// and the fault reporting that compares consecutive views.
+#[derive(Debug)]
 struct Observed {
     nodes: Vec<NodeObservation>,
     first_seen: BTreeMap<u64, Instant>,
+    health: Health,
 }
 
 /// Head and health state of every node.
@@ -64,21 +67,35 @@ pub struct Tracker {
     view: ArcSwap<ClusterView>,
     /// The served head, for waiters (tests now, `newHeads` subscriptions later).
     served: watch::Sender<u64>,
+    /// Bumped on every published view: calls that found no node wait on it.
+    versions: watch::Sender<u64>,
+    /// Node state changes and no-node episodes (also written by calls that wait).
+    pub faults: FaultCounters,
 }
 
 impl Tracker {
-    /// A tracker for `n` nodes, none seen yet.
-    pub fn new(n: usize, max_lag: u64) -> Self {
+    /// A tracker for the nodes named by `labels` (in logs and metrics), none seen yet.
+    pub fn new(labels: Vec<String>, max_lag: u64) -> Self {
+        let n = labels.len();
+        let health = Health::new(labels);
         Self {
             max_lag,
+            faults: health.counters.clone(),
             obs: Mutex::new(Observed {
                 nodes: vec![NodeObservation::default(); n],
                 first_seen: BTreeMap::new(),
+                health,
             }),
             timings: HeadTimings::default(),
             view: ArcSwap::from_pointee(ClusterView::empty(n)),
             served: watch::channel(0).0,
+            versions: watch::channel(0).0,
         }
+    }
+
+    /// Follows view publications (a counter): a call that found no node waits on it.
+    pub fn watch_views(&self) -> watch::Receiver<u64> {
+        self.versions.subscribe()
     }
 
     /// The current snapshot (an `Arc` clone: no lock).
@@ -109,12 +126,24 @@ impl Tracker {
         });
     }
 
-    /// A node failed a probe, or a request to it could not connect.
-    pub fn observe_down(&self, node: NodeId) {
-        self.update(node, Instant::now(), None, |o| o.down = true);
+    /// A node failed a probe, or a request to it could not connect; `reason` is logged when
+    /// this takes the node down.
+    pub fn observe_down(&self, node: NodeId, reason: &str) {
+        self.update_with(node, Instant::now(), None, Some(reason), |o| o.down = true);
     }
 
     fn update(&self, node: NodeId, received: Instant, head: Option<u64>, f: impl FnOnce(&mut NodeObservation)) {
+        self.update_with(node, received, head, None, f);
+    }
+
+    fn update_with(
+        &self,
+        node: NodeId,
+        received: Instant,
+        head: Option<u64>,
+        down_reason: Option<&str>,
+        f: impl FnOnce(&mut NodeObservation),
+    ) {
         let mut guard = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
         let obs = &mut *guard;
         let Some(o) = obs.nodes.get_mut(node) else { return };
@@ -133,8 +162,10 @@ impl Tracker {
         let next = compute_view(prev.served_head, &obs.nodes, self.max_lag);
         if next != **prev {
             let served = next.served_head;
+            obs.health.published(&prev, &next, down_reason.map(|r| (node, r)));
             // Stored under the lock, so views are published in the order they were computed.
             self.view.store(Arc::new(next));
+            self.versions.send_modify(|v| *v = v.wrapping_add(1));
             if served != prev.served_head {
                 self.served.send_replace(served);
                 let now = Instant::now();
@@ -159,7 +190,7 @@ mod tests {
 
     #[test]
     fn publishes_on_every_event() {
-        let t = Tracker::new(2, 3);
+        let t = Tracker::new(vec!["a".into(), "b".into()], 3);
         let rx = t.subscribe_served();
         assert!(!t.view().any_in_sync());
         t.observe_head(0, 10, HeadSource::Poll);
@@ -172,12 +203,12 @@ mod tests {
         // A subscription never moves a head back nor revives a down node.
         t.observe_head(0, 11, HeadSource::Subscription);
         assert_eq!(t.view().nodes[0].head, 12);
-        t.observe_down(0);
+        t.observe_down(0, "test");
         t.observe_head(0, 13, HeadSource::Subscription);
         assert_eq!(t.view().nodes[0].state, NodeState::Down);
         t.observe_head(0, 13, HeadSource::Poll);
         assert_eq!(t.view().nodes[0].state, NodeState::InSync);
         // Out-of-range ids are ignored, not a panic.
-        t.observe_down(9);
+        t.observe_down(9, "test");
     }
 }

@@ -49,9 +49,16 @@ pub enum ProxyError {
     /// Params routing must read are malformed, or no served head exists yet.
     #[error(transparent)]
     Route(#[from] RouteError),
-    /// No node is eligible for the call.
-    #[error("no upstream node is available for this call")]
-    NoUpstream,
+    /// No node could take the call within `cluster.node_wait_ms`; says what the nodes were.
+    #[error("no upstream node could take this call within {waited_ms} ms (served head {served_head}; {nodes})")]
+    NoUpstream {
+        /// How long the call waited.
+        waited_ms: u64,
+        /// The served head at the end of the wait.
+        served_head: u64,
+        /// Each node's state and head.
+        nodes: String,
+    },
     /// kengate's own store failed.
     #[error("kengate store error: {0}")]
     Store(String),
@@ -77,7 +84,7 @@ impl ProxyError {
                 codes::METHOD_NOT_FOUND
             }
             ProxyError::Route(RouteError::InvalidParams(_)) => codes::INVALID_PARAMS,
-            ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream => codes::NO_UPSTREAM,
+            ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream { .. } => codes::NO_UPSTREAM,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,
             ProxyError::Store(_) => codes::INTERNAL_ERROR,
             ProxyError::Shared(e) => return e.clone(),

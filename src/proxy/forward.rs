@@ -2,16 +2,19 @@
 //! on another candidate after a transport failure the retry class allows, on a higher node
 //! after a `null` by-hash answer. Node replies pass through byte for byte.
 
+use std::time::Instant;
+
 use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::watch;
 
 use super::cache::raw_bytes;
 use super::{Gateway, ProxyError};
-use crate::cluster::{NodeId, UpstreamError, UpstreamErrorKind};
+use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::{Class, FilterOp, MethodSpec};
 use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
-use crate::txpath::lifecycle::{unhex, Transition};
+use crate::txpath::lifecycle::{hex, unhex, Transition};
 use crate::txpath::senders::{Kept, Turn};
 
 /// A node's answer: the reply as received (carrying the caller's id), and its `result` or
@@ -48,6 +51,8 @@ impl Reply {
 
 /// Forwards one call according to `plan`.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + gw.settings.node_wait;
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
     let filter_id = match &plan.target {
         Target::FilterOwner(id) => Some(id.clone()),
@@ -74,7 +79,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             tracing::warn!(error = %e, "could not record a transaction");
         }
     }
-    // One submission per sender at a time, in nonce order; held until the node answers.
+    // One submission per sender at a time, in nonce order; held until a node answers.
     let mut turn = match plan.write {
         Some(w) => Some(gw.senders.turn(&w.sender, w.nonce).await),
         None => None,
@@ -83,6 +88,11 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     let (mut failures, mut nulls) = (0u32, 0u32);
     // A `null` already received: the answer if every higher node fails.
     let mut null_answer: Option<Reply> = None;
+    // A signed tx sent to a node whose answer was lost (timeout, broken connection): it may
+    // be in that node's pool, so another node's "known transaction" is this tx in hand.
+    let mut maybe_delivered = false;
+    // Set once the call has found no node and started waiting for the cluster to change.
+    let mut changes: Option<watch::Receiver<u64>> = None;
     let mut rng = fastrand::Rng::new();
     loop {
         let view = gw.cluster.view();
@@ -103,7 +113,34 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 target = Target::InSync;
                 continue;
             }
-            return null_answer.ok_or(ProxyError::NoUpstream);
+            if let Some(null) = null_answer {
+                return Ok(null);
+            }
+            // No node can take the call right now: wait, bounded, for the cluster to change.
+            match changes.as_mut() {
+                None => {
+                    changes = Some(gw.cluster.tracker.watch_views());
+                    gw.cluster.tracker.faults.waited_calls.inc();
+                    // Looked again with the subscription held: no change can slip between.
+                    continue;
+                }
+                Some(rx) => {
+                    if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
+                        // A node may be back: every node is a candidate again (attempts stay
+                        // bounded by max_retries and the deadline).
+                        tried = NodeSet::default();
+                        continue;
+                    }
+                }
+            }
+            gw.cluster.tracker.faults.no_node_errors.inc();
+            let labels: Vec<String> = nodes.iter().map(|n| n.http.to_string()).collect();
+            let view = gw.cluster.view();
+            return Err(ProxyError::NoUpstream {
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                served_head: view.served_head,
+                nodes: describe(&view, &labels),
+            });
         };
         tried.insert(id);
         let answered_head = view.nodes[id].head;
@@ -112,10 +149,16 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             .await;
         let reply = match outcome {
             Ok(reply) => reply,
-            Err(e) => match give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer) {
-                Some(done) => return done,
-                None => continue,
-            },
+            Err(e) => {
+                let done = match plan.write {
+                    Some(w) => resend_after(gw, w, e, &mut failures, &mut maybe_delivered).await,
+                    None => give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer),
+                };
+                match done {
+                    Some(done) => return done,
+                    None => continue,
+                }
+            }
         };
         let parsed = match UpstreamReply::parse(&reply) {
             Ok(parsed) => parsed,
@@ -126,7 +169,11 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                     kind: UpstreamErrorKind::BadReply,
                     detail: bad.to_string(),
                 };
-                match give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer) {
+                let done = match plan.write {
+                    Some(w) => resend_after(gw, w, e, &mut failures, &mut maybe_delivered).await,
+                    None => give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer),
+                };
+                match done {
                     Some(done) => return done,
                     None => continue,
                 }
@@ -145,6 +192,14 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             track_filter(gw, op, call, id, &parsed);
         }
         if let (Some(w), Some(t)) = (plan.write, turn.as_mut()) {
+            if maybe_delivered && parsed.error.is_some() && in_hand(gw, id, &w, &parsed).await {
+                // Re-sent after its answer was lost, and this node already has it: the client
+                // gets the hash, as from the first node.
+                let bytes = result_response(call.id, &format!("\"{}\"", hex(&w.hash)));
+                let accepted = UpstreamReply::parse(&bytes).map_err(|_| ProxyError::Store("reply".into()))?;
+                record_write(gw, w, t, id, &body, &accepted).await;
+                return Ok(Reply::new(bytes.clone(), &accepted));
+            }
             record_write(gw, w, t, id, &body, &parsed).await;
         }
         if let Some(addr) = plan.nonce_floor {
@@ -169,7 +224,7 @@ fn give_up(
 ) -> Option<Result<Reply, ProxyError>> {
     gw.metrics.upstream_error(e.node, e.kind_label());
     if e.kind == UpstreamErrorKind::Connect {
-        gw.cluster.tracker.observe_down(e.node);
+        gw.cluster.tracker.observe_down(e.node, &e.detail);
     }
     if let Some(null) = null_answer.take() {
         return Some(Ok(null));
@@ -186,6 +241,83 @@ fn give_up(
     gw.metrics.retry("transport");
     tracing::debug!(method = spec.name, node = e.node, error = %e, "retrying on another node");
     None
+}
+
+/// A signed transaction's attempt failed. A connect failure never reached the node; after a
+/// timeout, a broken connection, a 5xx or a garbled reply it may have: either way the same
+/// raw bytes (one hash, one nonce) go to the sender's next node, and [`in_hand`] reads that
+/// node's "known transaction" as success. `Some(error)` ends the call: a refusal of the
+/// request itself (4xx), or every attempt spent.
+async fn resend_after(
+    gw: &Gateway,
+    w: WriteTx,
+    e: UpstreamError,
+    failures: &mut u32,
+    maybe_delivered: &mut bool,
+) -> Option<Result<Reply, ProxyError>> {
+    gw.metrics.upstream_error(e.node, e.kind_label());
+    if e.kind == UpstreamErrorKind::Connect {
+        gw.cluster.tracker.observe_down(e.node, &e.detail);
+    } else {
+        *maybe_delivered = true;
+    }
+    let node = gw
+        .cluster
+        .nodes
+        .get(e.node)
+        .map(|n| n.http.to_string())
+        .unwrap_or_default();
+    let attempt = Transition::Attempt {
+        node,
+        outcome: e.kind_label().to_owned(),
+    };
+    if let Err(err) = gw.lifecycle.transition(w.hash, attempt).await {
+        tracing::warn!(error = %err, "could not record a transaction attempt");
+    }
+    let client_caused = matches!(e.kind, UpstreamErrorKind::Status(s) if (400..500).contains(&s) && s != 429);
+    let budget = u32::try_from(gw.cluster.nodes.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(gw.settings.max_retries);
+    if client_caused || *failures >= budget {
+        return Some(Err(ProxyError::Upstream(e)));
+    }
+    *failures += 1;
+    gw.metrics.retry("write_resend");
+    tracing::info!(node = e.node, error = %e, hash = %hex(&w.hash), "re-sending a transaction to the sender's next node");
+    None
+}
+
+/// Whether a node's refusal of a re-sent tx means it already has this very tx: "known
+/// transaction" (same hash in its pool), or "nonce too low" with the tx's own hash found
+/// there (mined, so the nonce is taken by this tx).
+async fn in_hand(gw: &Gateway, node: NodeId, w: &WriteTx, reply: &UpstreamReply<'_>) -> bool {
+    let Some(msg) = reply
+        .error
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(e.get()).ok())
+        .and_then(|v| v["message"].as_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    if msg.contains("known transaction") || msg.contains("already known") {
+        return true;
+    }
+    if !msg.contains("nonce too low") {
+        return false;
+    }
+    let lookup = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"klay_getTransactionByHash","params":["{}"]}}"#,
+        hex(&w.hash)
+    );
+    let Some(n) = gw.cluster.nodes.get(node) else {
+        return false;
+    };
+    match n
+        .post(&gw.cluster.client, Bytes::from(lookup), gw.settings.upstream_timeout)
+        .await
+    {
+        Ok(b) => UpstreamReply::parse(&b).is_ok_and(|r| r.error.is_none() && !r.is_null_result() && r.result.is_some()),
+        Err(_) => false,
+    }
 }
 
 /// After a node answered a submission: an accepted tx is kept (for read-your-writes and

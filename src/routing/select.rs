@@ -39,9 +39,10 @@ pub fn choose(
     let nodes = || view.nodes.iter().enumerate().filter(fresh);
     match *target {
         Target::InSync => pick(nodes().filter(|(_, n)| n.state == NodeState::InSync), score, rng),
-        Target::AtLeast(b) => {
-            pick(nodes().filter(|(_, n)| n.is_up() && n.head >= b), &score, rng).or_else(|| highest(view, tried))
-        }
+        // A block no node has yet: the highest node's answer is the truthful "not yet". A
+        // block at or below the served head that no untried up node has: nobody, for now.
+        Target::AtLeast(b) => pick(nodes().filter(|(_, n)| n.is_up() && n.head >= b), &score, rng)
+            .or_else(|| highest(view, tried).filter(|_| b > view.served_head)),
         Target::Highest => highest(view, tried),
         Target::Primary => nodes()
             .find(|(_, n)| n.state == NodeState::InSync)
@@ -136,6 +137,17 @@ mod tests {
         let v = view(0, &[(100, false), (102, false), (101, false)]);
         assert_eq!(all(&v, Target::AtLeast(500), NodeSet::default()), vec![1]);
         assert_eq!(all(&v, Target::Highest, NodeSet::default()), vec![1]);
+    }
+
+    #[test]
+    fn a_served_block_no_up_node_has_goes_nowhere() {
+        // Served head 104; the in-sync nodes are down and the lagging one lacks the block:
+        // nobody can answer truthfully now, so the caller waits instead of asking node 0.
+        let v = view(104, &[(96, false), (104, true), (105, true)]);
+        assert_eq!(all(&v, Target::AtLeast(104), NodeSet::default()), Vec::<NodeId>::new());
+        assert_eq!(all(&v, Target::InSync, NodeSet::default()), Vec::<NodeId>::new());
+        assert_eq!(all(&v, Target::AtLeast(90), NodeSet::default()), vec![0]);
+        assert_eq!(all(&v, Target::AtLeast(200), NodeSet::default()), vec![0]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::routing::WriteTx;
-use crate::store::{Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
+use crate::store::{Attempt, Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -66,12 +66,22 @@ pub enum Transition {
         /// The node's error object, verbatim.
         error: String,
     },
+    /// An attempt to submit it failed at the transport level (it was re-sent elsewhere).
+    Attempt {
+        /// The node's URL.
+        node: String,
+        /// What went wrong (`timeout`, `io`, `connect`, `status`, `bad_reply`).
+        outcome: String,
+    },
     /// Gone without a block.
     Dropped {
         /// Why.
         reason: String,
     },
 }
+
+/// Failed attempts kept per record (a tx is re-sent to each node at most once or twice).
+const MAX_ATTEMPTS: usize = 16;
 
 /// Applies a transition; final states are never left, and a tx that reached a state keeps
 /// its first timestamp for it.
@@ -80,6 +90,11 @@ pub fn apply(rec: &mut TxRecord, t: Transition, at: u64) {
         return;
     }
     match t {
+        Transition::Attempt { node, outcome } => {
+            if rec.attempts.len() < MAX_ATTEMPTS {
+                rec.attempts.push(Attempt { node, outcome, at });
+            }
+        }
         Transition::Submitted { node } => {
             rec.node = Some(node);
             rec.submitted_at.get_or_insert(at);

@@ -28,6 +28,9 @@ pub enum Mode {
     Hang = 2,
     /// HTTP 200 with an empty body.
     Empty200 = 3,
+    /// Takes every `sendRawTransaction` into the pool, then breaks the connection mid-reply
+    /// (a node that accepted the tx and died before answering); everything else as `Ok`.
+    ResetSends = 4,
 }
 
 struct State {
@@ -45,6 +48,9 @@ struct State {
     pool: Mutex<std::collections::HashSet<String>>,
     /// Refuse every sendRawTransaction with "nonce too low".
     reject_sends: std::sync::atomic::AtomicBool,
+    /// Answer every sendRawTransaction with "known transaction: <hash>" (the tx reached this
+    /// node from another one).
+    known_sends: std::sync::atomic::AtomicBool,
     /// Delay before answering anything but blockNumber, in ms.
     delay_ms: AtomicU64,
     /// HTTP requests other than head polls and chain-id probes (a batch counts once).
@@ -71,6 +77,7 @@ impl Fake {
             filters: AtomicU64::new(0),
             removed: Mutex::new(std::collections::HashSet::new()),
             reject_sends: std::sync::atomic::AtomicBool::new(false),
+            known_sends: std::sync::atomic::AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             pool: Mutex::new(std::collections::HashSet::new()),
@@ -114,6 +121,10 @@ impl Fake {
     /// Answers every call but blockNumber after `ms`.
     pub fn set_delay(&self, ms: u64) {
         self.st.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn known_sends(&self, on: bool) {
+        self.st.known_sends.store(on, Ordering::SeqCst);
     }
 
     pub fn reject_sends(&self, on: bool) {
@@ -219,6 +230,17 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         Value::Array(calls) => Value::Array(calls.iter().map(|c| answer(st, c)).collect()),
         c => answer(st, c),
     };
+    let sending = req["method"]
+        .as_str()
+        .is_some_and(|m| m.ends_with("_sendRawTransaction"));
+    if sending && st.mode.load(Ordering::SeqCst) == Mode::ResetSends as u8 {
+        // Promise more than is sent: the connection closes mid-body.
+        let text = reply.to_string();
+        return http::Response::builder()
+            .header("content-length", (text.len() + 100).to_string())
+            .body(Full::new(Bytes::from(text)))
+            .unwrap();
+    }
     http::Response::new(Full::new(Bytes::from(reply.to_string())))
 }
 
@@ -282,6 +304,11 @@ fn answer(st: &State, req: &Value) -> Value {
             ))
         }
         "getBlockReceipts" => Ok(json!({"block": params[0].clone(), "node": id})),
+        "sendRawTransaction" if st.known_sends.load(Ordering::SeqCst) => {
+            let raw = super::tx::hex_bytes(params[0].as_str().unwrap_or("0x"));
+            let hash = hex::encode(super::tx::keccak(&raw));
+            Err(json!({"code": -32000, "message": format!("known transaction: {hash}")}))
+        }
         "sendRawTransaction" if st.reject_sends.load(Ordering::SeqCst) => {
             Err(json!({"code": -32000, "message": "nonce too low"}))
         }
