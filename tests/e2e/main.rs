@@ -9,4 +9,5 @@ mod access;
 mod clients;
 mod cluster;
 mod consistency;
+mod faults;
 mod writes;
