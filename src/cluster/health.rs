@@ -69,7 +69,8 @@ impl Health {
     /// Compares two consecutive views and reports what changed. `down_reason` is why the
     /// node whose observation produced `next` was marked down, if it was.
     pub fn published(&mut self, prev: &ClusterView, next: &ClusterView, down_reason: Option<(NodeId, &str)>) {
-        let started = prev.nodes.iter().any(|n| n.head > 0) || prev.served_head > 0;
+        // Until the first served head, the first probes of each node are start-up, not news.
+        let started = prev.served_head > 0;
         for (id, (before, after)) in prev.nodes.iter().zip(&next.nodes).enumerate() {
             if before.state == after.state {
                 continue;
@@ -83,7 +84,6 @@ impl Health {
                 })
                 .inc();
             let lag = next.highest.saturating_sub(after.head);
-            // The first probes of each node are start-up, not news.
             if !started {
                 tracing::debug!(%node, head = after.head, state = after.state.as_str(), "node state");
                 continue;
