@@ -68,6 +68,38 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Token-bucket throttling per credential and per client IP.
     pub throttle: ThrottleConfig,
+    /// WebSocket subscriptions and kengate-owned polling filters.
+    pub events: EventsConfig,
+}
+
+/// WebSocket subscriptions and polling filters, all generated from the served head.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Most subscriptions one WebSocket connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Most subscriptions plus polling filters one access key (or, with auth off, one
+    /// network's anonymous callers together) may hold.
+    pub max_per_key: usize,
+    /// Messages queued for one WebSocket connection; a subscriber that falls this far behind
+    /// is disconnected (close code 1008) instead of growing memory.
+    pub send_queue: usize,
+    /// A polling filter not polled for this long is removed, in ms (geth: 5 minutes).
+    pub filter_idle_timeout_ms: u64,
+    /// Most unread changes one polling filter keeps (the oldest are dropped beyond it).
+    pub max_filter_changes: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            max_subscriptions_per_connection: 1000,
+            max_per_key: 10_000,
+            send_queue: 4096,
+            filter_idle_timeout_ms: 5 * 60 * 1000,
+            max_filter_changes: 10_000,
+        }
+    }
 }
 
 /// Name and chain id of the single cluster given by `nodes`.
@@ -342,6 +374,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
             throttle: ThrottleConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -469,6 +502,23 @@ impl Config {
                 reason: reason.into(),
             })
         };
+        let e = &self.events;
+        for (key, v) in [
+            (
+                "events.max_subscriptions_per_connection",
+                e.max_subscriptions_per_connection,
+            ),
+            ("events.max_per_key", e.max_per_key),
+            ("events.send_queue", e.send_queue),
+            ("events.max_filter_changes", e.max_filter_changes),
+        ] {
+            if v == 0 {
+                return invalid(key, "must be > 0");
+            }
+        }
+        if e.filter_idle_timeout_ms == 0 {
+            return invalid("events.filter_idle_timeout_ms", "must be > 0");
+        }
         let networks = self.networks();
         if networks.is_empty() {
             return invalid(

@@ -6,7 +6,7 @@ mod quantity;
 mod request;
 mod response;
 
-pub use error::{codes, RpcError};
+pub use error::{clip, codes, RpcError};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};
 pub use response::{

@@ -13,6 +13,7 @@
 //! - [`metrics`]: Prometheus registry.
 //! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
 //! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
+//! - [`events`]: subscriptions and kengate-owned polling filters, fed by the served head.
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
@@ -20,6 +21,7 @@
 pub mod access;
 pub mod cluster;
 pub mod config;
+pub mod events;
 pub mod jsonrpc;
 pub mod methods;
 pub mod metrics;
@@ -43,7 +45,7 @@ use crate::config::{Config, ConfigError, NetworkConfig};
 use crate::methods::MethodTable;
 use crate::metrics::{Audit, Metrics};
 use crate::networks::{Network, Networks};
-use crate::proxy::{Coalescer, FilterRegistry, FinalCache, Gateway, Settings};
+use crate::proxy::{Coalescer, FinalCache, Gateway, Settings};
 use crate::server::ServerSettings;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::txpath::lifecycle::Lifecycle;
@@ -104,7 +106,9 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         let reg = metrics::network_registry(&mut registry, &net.name);
         let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
         let gw = build_gateway(config, &net, lifecycle, reg, audit.clone())?;
-        list.push(Network::new(net.name, net.chain_id, gw));
+        let ws = net.nodes.iter().filter_map(|n| n.ws.clone()).collect();
+        let events = events::Hub::new(config.events.clone(), gw.clone(), ws, reg);
+        list.push(Network::new(net.name, net.chain_id, gw, events));
     }
     Ok(App {
         networks: Arc::new(Networks::new(list)),
@@ -151,7 +155,6 @@ fn build_gateway(
         lifecycle,
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
-        filters: FilterRegistry::default(),
         cache: FinalCache::new(config.cache.max_bytes),
         coalescer: Coalescer::default(),
         senders: Senders::new(Duration::from_millis(config.writes.gap_wait_ms)),
@@ -168,6 +171,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let mut tasks = Vec::new();
     for net in app.networks.iter() {
         tasks.extend(cluster::spawn_head_watchers(&net.gw.cluster, &config.cluster));
+        tasks.extend(events::spawn(&net.events));
         txpath::upkeep::restore(&net.gw).await;
         tasks.push(txpath::upkeep::spawn(net.gw.clone()));
     }
@@ -181,6 +185,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         ws_max_in_flight: config.limits.ws_max_in_flight,
         header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
         max_header_bytes: config.limits.max_header_bytes,
+        ws_send_queue: config.events.send_queue,
+        ws_max_subscriptions: config.events.max_subscriptions_per_connection,
     };
     server::serve(listener, app, settings, shutdown).await;
     for t in tasks {

@@ -27,14 +27,25 @@ pub struct BlockArg {
     pub fill: bool,
 }
 
-/// What a filter method does with node-local filter state.
+/// An event method: subscriptions and polling filters, served by kengate from the served
+/// head (`events/`), never by a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterOp {
-    /// Creates a filter on one node and returns its id.
-    Create,
-    /// Reads a filter by the id at param 0.
-    Use,
-    /// Removes the filter with the id at param 0.
+pub enum EventOp {
+    /// `*_subscribe` (WebSocket only).
+    Subscribe,
+    /// `*_unsubscribe`.
+    Unsubscribe,
+    /// `*_newFilter`.
+    NewFilter,
+    /// `*_newBlockFilter`.
+    NewBlockFilter,
+    /// `*_newPendingTransactionFilter`.
+    NewPendingTransactionFilter,
+    /// `*_getFilterChanges`.
+    FilterChanges,
+    /// `*_getFilterLogs`.
+    FilterLogs,
+    /// `*_uninstallFilter`.
     Uninstall,
 }
 
@@ -49,14 +60,12 @@ pub enum Class {
     Logs,
     /// Lookup by a hash: a `null` from one node is not final while a higher node exists.
     ByHash,
-    /// Node-local filter state.
-    Filter(FilterOp),
+    /// Subscriptions and polling filters, served by kengate itself.
+    Event(EventOp),
     /// Transaction submission (raw or node-signed): not retried blindly.
     Write,
     /// Reads that do not depend on the head (chain id, gas price, client version ...).
     Chain,
-    /// WebSocket subscriptions.
-    Subscribe,
     /// `kengate_getTransactionStatus`: answered from kengate's lifecycle records.
     TxStatus,
 }
@@ -169,13 +178,18 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("getTransactionReceiptBySenderTxHash", KLAY, Class::ByHash, A),
     ("getDecodedAnchoringTransactionByHash", KLAY, Class::ByHash, A),
     ("getBlockWithConsensusInfoByHash", KLAY, Class::ByHash, A),
-    // filters (node-local)
-    ("newFilter", BOTH, Class::Filter(FilterOp::Create), A),
-    ("newBlockFilter", BOTH, Class::Filter(FilterOp::Create), A),
-    ("newPendingTransactionFilter", BOTH, Class::Filter(FilterOp::Create), A),
-    ("getFilterChanges", BOTH, Class::Filter(FilterOp::Use), A),
-    ("getFilterLogs", BOTH, Class::Filter(FilterOp::Use), A),
-    ("uninstallFilter", BOTH, Class::Filter(FilterOp::Uninstall), A),
+    // polling filters, owned by kengate
+    ("newFilter", BOTH, Class::Event(EventOp::NewFilter), A),
+    ("newBlockFilter", BOTH, Class::Event(EventOp::NewBlockFilter), A),
+    (
+        "newPendingTransactionFilter",
+        BOTH,
+        Class::Event(EventOp::NewPendingTransactionFilter),
+        A,
+    ),
+    ("getFilterChanges", BOTH, Class::Event(EventOp::FilterChanges), A),
+    ("getFilterLogs", BOTH, Class::Event(EventOp::FilterLogs), A),
+    ("uninstallFilter", BOTH, Class::Event(EventOp::Uninstall), A),
     // writes: raw transactions are signed by the client
     ("sendRawTransaction", BOTH, Class::Write, A),
     // the node signs with keys it holds
@@ -187,8 +201,8 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("signTransactionAsFeePayer", KLAY, Class::Chain, NODE_KEY),
     ("accounts", BOTH, Class::Chain, NODE_KEY),
     // subscriptions
-    ("subscribe", BOTH, Class::Subscribe, A),
-    ("unsubscribe", BOTH, Class::Subscribe, A),
+    ("subscribe", BOTH, Class::Event(EventOp::Subscribe), A),
+    ("unsubscribe", BOTH, Class::Event(EventOp::Unsubscribe), A),
     // head-independent reads and pure functions
     ("chainID", KLAY, Class::Chain, A),
     ("chainId", BOTH, Class::Chain, A),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::events::Hub;
 use crate::jsonrpc::{parse_quantity, UpstreamReply};
 use crate::proxy::Gateway;
 
@@ -23,15 +24,18 @@ pub struct Network {
     chain_id: AtomicU64,
     /// Its request pipeline.
     pub gw: Arc<Gateway>,
+    /// Its subscriptions and polling filters.
+    pub events: Arc<Hub>,
 }
 
 impl Network {
     /// A network; `chain_id` as configured (learned later when `None`).
-    pub fn new(name: String, chain_id: Option<u64>, gw: Arc<Gateway>) -> Self {
+    pub fn new(name: String, chain_id: Option<u64>, gw: Arc<Gateway>, events: Arc<Hub>) -> Self {
         Self {
             name,
             chain_id: AtomicU64::new(chain_id.unwrap_or(0)),
             gw,
+            events,
         }
     }
 

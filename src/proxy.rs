@@ -13,13 +13,11 @@
 pub mod cache;
 pub mod coalesce;
 mod error;
-mod filters;
 mod forward;
 
 pub use cache::FinalCache;
 pub use coalesce::Coalescer;
 pub use error::{clip, ProxyError};
-pub use filters::FilterRegistry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +28,7 @@ use futures_util::future::join_all;
 use crate::access::{Access, Caller};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::events::{Hub, Session};
 use crate::jsonrpc::UpstreamReply;
 use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
 use crate::methods::{Class, Lookup, MethodSpec, MethodTable};
@@ -71,13 +70,18 @@ impl Settings {
     }
 }
 
-/// Who is calling, and the access rules their calls are admitted by.
+/// Who is calling, the access rules their calls are admitted by, and where their event
+/// methods (subscriptions, polling filters) go.
 #[derive(Debug, Clone, Copy)]
 pub struct Who<'a> {
     /// Weights, buckets.
     pub access: &'a Access,
     /// The authenticated caller.
     pub caller: &'a Caller,
+    /// The network's event hub.
+    pub events: &'a Arc<Hub>,
+    /// The WebSocket connection's subscriptions (`None` over HTTP).
+    pub session: Option<&'a Session>,
 }
 
 impl Who<'_> {
@@ -127,8 +131,6 @@ pub struct Gateway {
     pub cluster: Arc<Cluster>,
     /// Method classes and policy.
     pub methods: MethodTable,
-    /// Which node owns which filter id.
-    pub filters: FilterRegistry,
     /// Per-sender write ordering and read-your-writes state.
     pub senders: Senders,
     /// Transaction lifecycle records.
@@ -204,7 +206,7 @@ impl Gateway {
             Lookup::Allowed(spec) if !who.caller.allows(&call.method, spec.class == Class::Write) => {
                 (spec.name, Err(ProxyError::NotPermitted(spec.name.to_string())))
             }
-            Lookup::Allowed(spec) => (spec.name, self.route(call, &spec).await),
+            Lookup::Allowed(spec) => (spec.name, self.route(call, &spec, who).await),
             Lookup::Denied(why) => ("denied", Err(ProxyError::MethodDenied(clip(&call.method), why))),
             Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(clip(&call.method)))),
         };
@@ -220,11 +222,17 @@ impl Gateway {
         }
     }
 
-    async fn route(&self, call: &Call<'_>, spec: &MethodSpec) -> Result<Bytes, ProxyError> {
+    async fn route(&self, call: &Call<'_>, spec: &MethodSpec, who: &Who<'_>) -> Result<Bytes, ProxyError> {
         let view = self.cluster.view();
         match routing::plan(spec, call.params, &view)? {
             Decision::Answer(result) => Ok(result_response(call.id, &result)),
-            Decision::Subscription => Err(ProxyError::SubscriptionsUnsupported(call.method.to_string())),
+            Decision::Event(op) => {
+                let owner = who.caller.key.as_ref().map(|k| k.id());
+                match who.events.call(op, spec.name, call.params, owner, who.session).await {
+                    Ok(result) => Ok(result_response(call.id, &result)),
+                    Err(e) => Ok(error_response(call.id, &e)),
+                }
+            }
             Decision::TxStatus(hash) => {
                 let rec = self
                     .lifecycle
@@ -439,5 +447,48 @@ impl Gateway {
             self.cache
                 .offer(key, result.clone(), policy, self.cluster.view().served_head);
         }
+    }
+}
+
+/// The event feed reads blocks, headers and logs through the same pipeline as clients, so
+/// it sees only what the served head allows, from nodes that have it.
+impl crate::events::Fetch for Gateway {
+    fn call(
+        &self,
+        method: &'static str,
+        params: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, String>> + Send + '_>> {
+        Box::pin(async move {
+            let params = serde_json::value::RawValue::from_string(params).map_err(|e| e.to_string())?;
+            let id = serde_json::value::RawValue::from_string("1".to_owned()).map_err(|e| e.to_string())?;
+            let call = Call {
+                id: Some(&id),
+                method: method.into(),
+                params: Some(&params),
+            };
+            let Lookup::Allowed(spec) = self.methods.lookup(method) else {
+                return Err(format!("{method} is not in the method table"));
+            };
+            let plan = match routing::plan(&spec, call.params, &self.cluster.view()) {
+                Ok(Decision::Forward(plan)) => plan,
+                Ok(other) => return Err(format!("{method}: not a forwarded read ({other:?})")),
+                Err(e) => return Err(e.to_string()),
+            };
+            let reply = match plan.shared {
+                true => self.shared_read(&call, &spec, plan).await,
+                false => forward::forward(self, &call, &spec, plan).await.map(|r| r.bytes),
+            }
+            .map_err(|e| e.to_string())?;
+            let parsed = UpstreamReply::parse(&reply).map_err(|e| e.to_string())?;
+            match (parsed.error, parsed.result) {
+                (Some(e), _) => Err(e.get().to_owned()),
+                (None, Some(r)) => Ok(cache::raw_bytes(&reply, r)),
+                (None, None) => Ok(Bytes::from_static(b"null")),
+            }
+        })
+    }
+
+    fn served(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cluster.tracker.subscribe_served()
     }
 }

@@ -46,6 +46,11 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Largest request head; larger → 431.
     pub max_header_bytes: usize,
+    /// Messages queued per WS connection (replies and notifications); a subscriber that
+    /// lets it fill is disconnected.
+    pub ws_send_queue: usize,
+    /// Most subscriptions per WS connection.
+    pub ws_max_subscriptions: usize,
 }
 
 /// Shared by every connection.
@@ -286,6 +291,8 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
     let who = Who {
         access: &ctx.app.access,
         caller,
+        events: &net.events,
+        session: None,
     };
     match net.gw.handle_body(&body, &who).await {
         Ok(Some(reply)) => json(StatusCode::OK, reply),

@@ -112,10 +112,8 @@ fn answer(call: &Call<'_>, table: &MethodTable, view: &ClusterView) -> Bytes {
     match routing::plan(&spec, call.params, view) {
         Err(e) => error_bytes(call.id, &ProxyError::Route(e).to_rpc()),
         Ok(Decision::Answer(result)) => result_bytes(call.id, &result),
-        Ok(Decision::Subscription) => error_bytes(
-            call.id,
-            &ProxyError::SubscriptionsUnsupported(call.method.to_string()).to_rpc(),
-        ),
+        // Served by the event hub (no planning beyond the class).
+        Ok(Decision::Event(_)) => result_bytes(call.id, "null"),
         Ok(Decision::Forward(plan)) => {
             if let Some(p) = &plan.params {
                 // Rewritten params are sent to a node as-is: they must still be a JSON array.

@@ -45,3 +45,19 @@ impl RpcError {
         }
     }
 }
+
+/// Most bytes of a client's input (a method name) quoted back in an error message.
+const QUOTE_MAX: usize = 256;
+
+/// A client-supplied string as quoted in an error: at most [`QUOTE_MAX`] bytes, cut at a
+/// character boundary and marked when cut.
+pub fn clip(s: &str) -> String {
+    if s.len() <= QUOTE_MAX {
+        return s.to_owned();
+    }
+    let mut end = QUOTE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

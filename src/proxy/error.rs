@@ -3,25 +3,10 @@
 use thiserror::Error;
 
 use crate::cluster::UpstreamError;
+pub use crate::jsonrpc::clip;
 use crate::jsonrpc::{codes, RpcError};
 use crate::methods::Deny;
 use crate::routing::RouteError;
-
-/// Most bytes of a client's input (a method name) quoted back in an error message.
-const QUOTE_MAX: usize = 256;
-
-/// A client-supplied string as quoted in an error: at most [`QUOTE_MAX`] bytes, cut at a
-/// character boundary and marked when cut.
-pub fn clip(s: &str) -> String {
-    if s.len() <= QUOTE_MAX {
-        return s.to_owned();
-    }
-    let mut end = QUOTE_MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
 
 /// Why a denied method is denied, in the words of the refusal.
 fn deny_reason(why: Deny) -> &'static str {
@@ -43,9 +28,6 @@ pub enum ProxyError {
     /// Denied by policy, with the reason.
     #[error("the method {0} is not allowed through this gateway: {reason} (an operator can allow it under [methods] in proxy.toml)", reason = deny_reason(*.1))]
     MethodDenied(String, Deny),
-    /// Subscriptions need WebSocket session support, which is not served yet.
-    #[error("the method {0} (subscriptions) is not supported by this gateway yet; poll instead")]
-    SubscriptionsUnsupported(String),
     /// Params routing must read are malformed, or no served head exists yet.
     #[error(transparent)]
     Route(#[from] RouteError),
@@ -80,9 +62,7 @@ impl ProxyError {
     /// The error object sent to the client.
     pub fn to_rpc(&self) -> RpcError {
         let code = match self {
-            ProxyError::MethodNotFound(_) | ProxyError::MethodDenied(..) | ProxyError::SubscriptionsUnsupported(_) => {
-                codes::METHOD_NOT_FOUND
-            }
+            ProxyError::MethodNotFound(_) | ProxyError::MethodDenied(..) => codes::METHOD_NOT_FOUND,
             ProxyError::Route(RouteError::InvalidParams(_)) => codes::INVALID_PARAMS,
             ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream { .. } => codes::NO_UPSTREAM,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,

@@ -11,7 +11,7 @@ use super::cache::raw_bytes;
 use super::{Gateway, ProxyError};
 use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
-use crate::methods::{Class, FilterOp, MethodSpec};
+use crate::methods::MethodSpec;
 use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
 use crate::txpath::lifecycle::{hex, unhex, Transition};
@@ -54,19 +54,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + gw.settings.node_wait;
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
-    let filter_id = match &plan.target {
-        Target::FilterOwner(id) => Some(id.clone()),
-        _ => None,
-    };
-    let mut target = match plan.target {
-        Target::FilterOwner(ref id) => match gw.filters.owner(id) {
-            Some(node) => Target::Node(node),
-            // Not an id kengate saw created (or long idle): any node gives the node's answer
-            // to an unknown id ("filter not found", or `false` to uninstall).
-            None => Target::InSync,
-        },
-        t => t,
-    };
+    let mut target = plan.target;
     if plan.retry_null {
         // A tx kengate forwarded and has not seen mined: ask the node that accepted it first.
         if let Some(node) = first_param_hash(call).and_then(|h| gw.senders.sent_via(&h)) {
@@ -103,13 +91,8 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         };
         let Some(id) = picked else {
             let first = null_answer.is_none() && tried == NodeSet::default();
-            if let (Target::Node(_), true) = (&target, first && (plan.retry_null || is_filter(spec))) {
-                // The node that accepted the tx is gone: look it up like any other. The node
-                // that owned the filter is gone, and the filter with it: another node answers
-                // the id as unknown, as the owner would after losing it.
-                if let Some(fid) = &filter_id {
-                    gw.filters.remove(fid);
-                }
+            if let (Target::Node(_), true) = (&target, first && plan.retry_null) {
+                // The node that accepted the tx is gone: look it up like any other.
                 target = Target::InSync;
                 continue;
             }
@@ -187,9 +170,6 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 target = Target::Node(higher);
                 continue;
             }
-        }
-        if let Class::Filter(op) = spec.class {
-            track_filter(gw, op, call, id, &parsed);
         }
         if let (Some(w), Some(t)) = (plan.write, turn.as_mut()) {
             if maybe_delivered && parsed.error.is_some() && in_hand(gw, id, &w, &parsed).await {
@@ -355,10 +335,6 @@ async fn record_write(
     }
 }
 
-fn is_filter(spec: &MethodSpec) -> bool {
-    matches!(spec.class, Class::Filter(FilterOp::Use | FilterOp::Uninstall))
-}
-
 /// The first param as a 32-byte hash, if it is one.
 pub(super) fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
     let ps = crate::jsonrpc::split_params(call.params).ok()?;
@@ -381,25 +357,6 @@ fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamR
             error: None,
         }
     })
-}
-
-fn track_filter(gw: &Gateway, op: FilterOp, call: &Call<'_>, node: NodeId, reply: &UpstreamReply<'_>) {
-    match op {
-        FilterOp::Create => {
-            if let Some(id) = reply.result.and_then(|r| serde_json::from_str::<String>(r.get()).ok()) {
-                gw.filters.insert(id, node);
-            }
-        }
-        FilterOp::Uninstall => {
-            let first = crate::jsonrpc::split_params(call.params)
-                .ok()
-                .and_then(|ps| ps.first().copied());
-            if let Some(id) = first.and_then(|p| serde_json::from_str::<String>(p.get()).ok()) {
-                gw.filters.remove(&id);
-            }
-        }
-        FilterOp::Use => {}
-    }
 }
 
 /// `{"jsonrpc":"2.0","id":<client id>,"method":<upstream name>,"params":<params>}`. The

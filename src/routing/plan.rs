@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError};
 use crate::cluster::{ClusterView, NodeId};
 use crate::jsonrpc::{format_quantity, split_params};
-use crate::methods::{Class, FilterOp, MethodSpec};
+use crate::methods::{Class, EventOp, MethodSpec};
 use crate::txpath::decode::decode_hex;
 
 /// Which nodes may answer.
@@ -23,8 +23,6 @@ pub enum Target {
     SenderHome([u8; 20]),
     /// A stable in-sync node, for writes whose sender cannot be read.
     Primary,
-    /// The node that owns this filter id.
-    FilterOwner(String),
     /// Exactly this node.
     Node(NodeId),
 }
@@ -93,8 +91,8 @@ pub enum Decision {
     Answer(String),
     /// Forward upstream.
     Forward(Plan),
-    /// The method is a subscription, which needs WebSocket session support.
-    Subscription,
+    /// A subscription or polling-filter method: served by kengate's event hub.
+    Event(EventOp),
     /// Look up kengate's lifecycle record of this tx hash.
     TxStatus(String),
 }
@@ -147,7 +145,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             ..Plan::shared(Target::InSync, CachePolicy::IfMined)
         }),
         Class::Write => Decision::Forward(write_plan(spec, params)),
-        Class::Subscribe => Decision::Subscription,
+        Class::Event(op) => Decision::Event(op),
         Class::TxStatus => {
             let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
             let hash = ps
@@ -156,17 +154,6 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
                 .filter(|h| h.len() == 66 && h.starts_with("0x") && h[2..].bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| RouteError::InvalidParams("expected a transaction hash".into()))?;
             Decision::TxStatus(hash)
-        }
-        Class::Filter(FilterOp::Create) => Decision::Forward(read(Target::InSync)),
-        Class::Filter(FilterOp::Use | FilterOp::Uninstall) => {
-            // A filter id is a JSON string; anything else is the node's to refuse.
-            let id = split_params(params)
-                .ok()
-                .and_then(|ps| ps.first().and_then(|p| serde_json::from_str::<String>(p.get()).ok()));
-            Decision::Forward(match id {
-                Some(id) => Plan::new(Target::FilterOwner(id), RetryClass::Never),
-                None => as_sent(),
-            })
         }
         Class::Logs => {
             let ps = match split_params(params) {
@@ -422,15 +409,12 @@ mod tests {
         );
         assert_eq!(
             decide("klay_subscribe", r#"["newHeads"]"#, &[1]).unwrap(),
-            Decision::Subscription
+            Decision::Event(EventOp::Subscribe)
         );
         assert_eq!(
-            fwd("klay_getFilterChanges", r#"["0xabc"]"#),
-            (Target::FilterOwner("0xabc".into()), None)
+            decide("eth_getFilterChanges", r#"["0xabc"]"#, &[1]).unwrap(),
+            Decision::Event(EventOp::FilterChanges)
         );
-        // Not a string: the node's "cannot unmarshal number into Go value of type rpc.ID".
-        assert_eq!(fwd("klay_getFilterChanges", "[1]"), (Target::InSync, None));
-        assert_eq!(fwd("eth_uninstallFilter", "[]"), (Target::InSync, None));
         let Decision::Forward(p) = decide("klay_getTransactionReceipt", r#"["0x01"]"#, &[1]).unwrap() else {
             panic!()
         };

@@ -53,8 +53,8 @@ pub fn choose(
             .get(id)
             .filter(|n| n.is_up() && !tried.contains(id))
             .map(|_| id),
-        // Resolved by the caller (filter registry, rendezvous hashing) into `Target::Node`.
-        Target::FilterOwner(_) | Target::SenderHome(_) => None,
+        // Resolved by the caller (rendezvous hashing) into `Target::Node`.
+        Target::SenderHome(_) => None,
     }
 }
 

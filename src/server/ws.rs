@@ -1,6 +1,7 @@
 //! JSON-RPC over WebSocket on the same port and paths: the upgrade handshake, then one
 //! task reading messages (each handled concurrently, bounded per connection) and one
-//! writing replies. Request/response only; subscriptions come with session support.
+//! writing replies and subscription notifications from one bounded queue. A connection whose
+//! subscriptions overflow the queue is closed with code 1008 and the reason.
 
 use std::sync::Arc;
 
@@ -12,12 +13,16 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{text, Ctx, Resp};
+use std::time::Duration;
+
 use crate::access::Caller;
+use crate::events::{Hub, Session};
 use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::Network;
 use crate::proxy::{Gateway, Who};
@@ -36,7 +41,7 @@ pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
 /// Upgrades an authenticated request; the session keeps its caller (every message is
 /// admitted by the caller's buckets).
 pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Request<Incoming>) -> Resp {
-    let (gw, network) = (net.gw.clone(), net.name.clone());
+    let (gw, events, network) = (net.gw.clone(), net.events.clone(), net.name.clone());
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
@@ -54,7 +59,7 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Re
                     ..Default::default()
                 };
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
-                session(ctx, gw, network, caller, ws, in_flight).await;
+                session(ctx, gw, events, network, caller, ws, in_flight).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -70,9 +75,11 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Re
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     ctx: Arc<Ctx>,
     gw: Arc<Gateway>,
+    events: Arc<Hub>,
     network: String,
     caller: Caller,
     ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
@@ -80,22 +87,65 @@ async fn session(
 ) {
     let mut caller = Arc::new(caller);
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(in_flight);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(ctx.settings.ws_send_queue);
+    let (subs, mut overflow) = Session::new(tx.clone(), ctx.settings.ws_max_subscriptions);
+    let subs = Arc::new(subs);
+    let mut close = overflow.clone();
     let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                break;
+        // Queued messages go first; an overflow closes the connection with its code and
+        // reason once they are out. The session going away is not an overflow.
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(b) => {
+                        if sink.send(text_message(b)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                changed = close.changed(), if watching => {
+                    let why = close.borrow().clone();
+                    match (changed, why) {
+                        (Ok(()), Some(_)) => break,
+                        (Ok(()), None) => {}
+                        (Err(_), _) => watching = false,
+                    }
+                }
             }
+        }
+        // The queue ended because the session did: an overflow still says why.
+        let why = close.borrow().clone();
+        if let Some(o) = why {
+            let frame = CloseFrame {
+                code: CloseCode::from(o.code),
+                reason: o.reason.into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
         }
         let _ = sink.close().await;
     });
     let permits = Arc::new(Semaphore::new(in_flight));
-    while let Some(msg) = stream.next().await {
+    // Subscribers may never send again: their key is re-checked on a timer too.
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = overflow.changed() => break,
+            _ = recheck.tick() => {
+                if subs.is_empty() || ctx.app.access.recheck(&caller, &network).is_ok() {
+                    continue;
+                }
+                Some(Ok(Message::Text(String::new())))
+            }
+        };
         let body: Bytes = match msg {
-            Ok(Message::Text(t)) => Bytes::from(t),
-            Ok(Message::Binary(b)) => Bytes::from(b),
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue,
+            Some(Ok(Message::Text(t))) => Bytes::from(t),
+            Some(Ok(Message::Binary(b))) => Bytes::from(b),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            Some(Ok(_)) => continue,
         };
         // The key may have been revoked, rotated or expired since the upgrade.
         match ctx.app.access.recheck(&caller, &network) {
@@ -103,21 +153,27 @@ async fn session(
             Err(d) => {
                 ctx.app.audit.denied(d.reason());
                 let err = RpcError::new(codes::UNAUTHORIZED, d.message());
-                let body = error_response(None, &err);
-                let _ = tx
-                    .send(Message::Text(String::from_utf8_lossy(&body).into_owned()))
-                    .await;
+                let _ = tx.send(error_response(None, &err)).await;
                 break;
             }
         }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
-        let (gw, tx, ctx, caller) = (gw.clone(), tx.clone(), ctx.clone(), caller.clone());
+        let (gw, tx, ctx, caller, events, subs) = (
+            gw.clone(),
+            tx.clone(),
+            ctx.clone(),
+            caller.clone(),
+            events.clone(),
+            subs.clone(),
+        );
         tokio::spawn(async move {
             let who = Who {
                 access: &ctx.app.access,
                 caller: &caller,
+                events: &events,
+                session: Some(&subs),
             };
             let reply = match gw.handle_body(&body, &who).await {
                 Ok(reply) => reply,
@@ -128,15 +184,22 @@ async fn session(
                 }
             };
             if let Some(reply) = reply {
-                let msg = match String::from_utf8(reply.to_vec()) {
-                    Ok(s) => Message::Text(s),
-                    Err(e) => Message::Binary(e.into_bytes()),
-                };
-                let _ = tx.send(msg).await;
+                let _ = tx.send(reply).await;
             }
+            // Subscriptions this message made may notify now: their ids are queued first.
+            subs.replies_sent();
             drop(permit);
         });
     }
+    // Ends the subscriptions (their tasks hold queue senders), then the writer drains.
+    drop(subs);
     drop(tx);
     let _ = writer.await;
+}
+
+fn text_message(b: Bytes) -> Message {
+    match String::from_utf8(b.to_vec()) {
+        Ok(s) => Message::Text(s),
+        Err(e) => Message::Binary(e.into_bytes()),
+    }
 }

@@ -162,31 +162,6 @@ async fn a_null_receipt_is_retried_on_a_higher_node() {
 }
 
 #[tokio::test]
-async fn filters_stick_to_the_node_that_created_them() {
-    let (_fakes, gate, http) = setup(&[100, 100, 100]).await;
-    gate.wait_served(100).await;
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        ids.push(http.result(&gate.url, "klay_newBlockFilter", json!([])).await);
-    }
-    for id in &ids {
-        let owner: u64 = id.as_str().unwrap()[3..4].parse().unwrap();
-        for _ in 0..5 {
-            let r = http.result(&gate.url, "klay_getFilterChanges", json!([id])).await;
-            assert_eq!(r, json!([owner]));
-        }
-    }
-    assert_eq!(
-        http.result(&gate.url, "eth_uninstallFilter", json!([ids[0]])).await,
-        true
-    );
-    let r = http.rpc(&gate.url, "klay_getFilterChanges", json!([ids[0]])).await;
-    assert_eq!(r["error"]["message"], "filter not found");
-    let r = http.rpc(&gate.url, "klay_getFilterChanges", json!(["0xunknown"])).await;
-    assert_eq!(r["error"]["message"], "filter not found");
-}
-
-#[tokio::test]
 async fn reads_are_retried_on_another_node_and_failed_nodes_are_avoided() {
     let (fakes, gate, http) = setup(&[100, 100, 100]).await;
     gate.wait_served(100).await;

@@ -66,9 +66,12 @@ async fn params_kengate_cannot_read_reach_the_node_and_its_error_comes_back() {
             json!({"code": -32602, "message": message}),
             "{method} {params}: the node's error, unchanged"
         );
-        // Sent as the client sent it (kaia_ goes upstream as klay_ on Klaytn).
-        let upstream = method.replace("kaia_", "klay_");
-        assert_eq!(fakes[0].calls(), vec![(upstream, params)], "{method}");
+        // Sent as the client sent it (kaia_ goes upstream as klay_ on Klaytn); filters are
+        // kengate's own (events/), which answers with the node's words.
+        if !method.contains("Filter") {
+            let upstream = method.replace("kaia_", "klay_");
+            assert_eq!(fakes[0].calls(), vec![(upstream, params)], "{method}");
+        }
     }
     // A getLogs filter kengate cannot read is the node's to judge too.
     for params in [json!([5]), json!([{"fromBlock": "soon"}]), json!([])] {

@@ -42,6 +42,8 @@ struct State {
     /// (method, params) of every call except blockNumber polls.
     calls: Mutex<Vec<(String, Value)>>,
     filters: AtomicU64,
+    /// Logs in every block (`getLogs` of one block).
+    logs_per_block: AtomicU64,
     /// Filter ids uninstalled here.
     removed: Mutex<std::collections::HashSet<String>>,
     /// Hashes of raw txs accepted into this node's "pool".
@@ -76,6 +78,7 @@ impl Fake {
             calls: Mutex::new(Vec::new()),
             filters: AtomicU64::new(0),
             removed: Mutex::new(std::collections::HashSet::new()),
+            logs_per_block: AtomicU64::new(2),
             reject_sends: std::sync::atomic::AtomicBool::new(false),
             known_sends: std::sync::atomic::AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
@@ -121,6 +124,10 @@ impl Fake {
     /// Answers every call but blockNumber after `ms`.
     pub fn set_delay(&self, ms: u64) {
         self.st.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn set_logs_per_block(&self, n: u64) {
+        self.st.logs_per_block.store(n, Ordering::SeqCst);
     }
 
     pub fn known_sends(&self, on: bool) {
@@ -262,6 +269,40 @@ fn answer(st: &State, req: &Value) -> Value {
     let result: Result<Value, Value> = match base.as_str() {
         "blockNumber" => Ok(json!(format!("{head:#x}"))),
         "chainID" | "chainId" => Ok(json!("0x539")),
+        "getHeaderByNumber" => {
+            let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
+            let ns = method.split('_').next().unwrap_or("");
+            Ok(if n <= head {
+                json!({"number": format!("{n:#x}"), "hash": format!("0x{n:064x}"), "ns": ns, "node": id})
+            } else {
+                Value::Null
+            })
+        }
+        // Logs of one block: LOGS_PER_BLOCK logs, address 0xaa.. for even log indexes and
+        // 0xbb.. for odd ones, topic0 = the block number.
+        "getLogs" if params[0]["fromBlock"].is_string() && params[0]["fromBlock"] == params[0]["toBlock"] => {
+            let n = params[0]["fromBlock"].as_str().map(parse).unwrap_or(u64::MAX);
+            if n > head {
+                return json!({"jsonrpc": "2.0", "id": req["id"].clone(), "result": []});
+            }
+            let per = st.logs_per_block.load(Ordering::SeqCst);
+            Ok(Value::Array(
+                (0..per)
+                    .map(|i| {
+                        let addr = if i % 2 == 0 { "aa" } else { "bb" };
+                        json!({
+                            "address": format!("0x{}", addr.repeat(20)),
+                            "topics": [format!("0x{n:064x}")],
+                            "data": "0x",
+                            "blockNumber": format!("{n:#x}"),
+                            "logIndex": format!("{i:#x}"),
+                            "transactionHash": format!("0x{:064x}", n * 1000 + i),
+                            "removed": false,
+                        })
+                    })
+                    .collect(),
+            ))
+        }
         "getBlockByNumber" => {
             let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
             Ok(if n <= head {

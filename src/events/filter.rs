@@ -1,0 +1,185 @@
+//! Log filter criteria as `getLogs` / `logs` subscriptions take them (`address`: one or
+//! many; `topics`: positional, `null` wildcards, OR-lists; optional numeric `fromBlock` /
+//! `toBlock` bounds for polling filters), and the logs of one block, parsed once.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::jsonrpc::parse_quantity;
+use crate::txpath::lifecycle::unhex;
+
+/// One log of a block: its JSON as the node sent it, and what filters match on.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// The log object, verbatim.
+    pub raw: Bytes,
+    address: [u8; 20],
+    topics: Vec<[u8; 32]>,
+}
+
+/// Parses a `getLogs` result (an array of log objects). Logs that cannot be read are kept
+/// out (the node's own output; never expected).
+pub fn parse_logs(result: &[u8]) -> Result<Vec<Log>, String> {
+    #[derive(Deserialize)]
+    struct Fields<'a> {
+        #[serde(borrow)]
+        address: &'a str,
+        #[serde(default, borrow)]
+        topics: Vec<&'a str>,
+    }
+    let items: Vec<&RawValue> = serde_json::from_slice(result).map_err(|e| format!("logs are not an array: {e}"))?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let f: Fields<'_> = serde_json::from_str(item.get()).map_err(|e| format!("a log object: {e}"))?;
+        let address = unhex(&f.address.to_ascii_lowercase()).ok_or("a log address")?;
+        let topics = f
+            .topics
+            .iter()
+            .map(|t| unhex(&t.to_ascii_lowercase()).ok_or("a log topic"))
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
+        out.push(Log {
+            raw: Bytes::copy_from_slice(item.get().as_bytes()),
+            address,
+            topics,
+        });
+    }
+    Ok(out)
+}
+
+/// What a log filter selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Criteria {
+    /// Any of these addresses (empty: any).
+    addresses: Vec<[u8; 20]>,
+    /// Per position: any of these topics (empty: wildcard).
+    topics: Vec<Vec<[u8; 32]>>,
+    /// Numeric bounds (tags are open-ended here: changes only ever come from new blocks).
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+impl Criteria {
+    /// Reads a filter object; the error names the field, as the node's does.
+    pub fn parse(text: &str) -> Result<Criteria, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let obj = v.as_object().ok_or("filter criteria must be an object")?;
+        let mut c = Criteria::default();
+        match obj.get("address") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => c.addresses.push(address(s)?),
+            Some(Value::Array(a)) => {
+                for x in a {
+                    c.addresses.push(address(x.as_str().ok_or("invalid address")?)?);
+                }
+            }
+            Some(_) => return Err("invalid addresses in query".into()),
+        }
+        match obj.get("topics") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(positions)) => {
+                for p in positions {
+                    c.topics.push(match p {
+                        Value::Null => Vec::new(),
+                        Value::String(s) => vec![topic(s)?],
+                        Value::Array(any) => any
+                            .iter()
+                            .filter(|t| !t.is_null())
+                            .map(|t| topic(t.as_str().ok_or("invalid topic(s)")?))
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err("invalid topic(s)".into()),
+                    });
+                }
+            }
+            Some(_) => return Err("invalid topic(s)".into()),
+        }
+        c.from = bound(obj.get("fromBlock"));
+        c.to = bound(obj.get("toBlock"));
+        Ok(c)
+    }
+
+    /// Whether a log of block `number` matches.
+    pub fn matches(&self, number: u64, log: &Log) -> bool {
+        if self.from.is_some_and(|f| number < f) || self.to.is_some_and(|t| number > t) {
+            return false;
+        }
+        if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
+            return false;
+        }
+        self.topics
+            .iter()
+            .enumerate()
+            .all(|(i, any)| any.is_empty() || log.topics.get(i).is_some_and(|t| any.contains(t)))
+    }
+}
+
+fn address(s: &str) -> Result<[u8; 20], String> {
+    unhex(&s.to_ascii_lowercase()).ok_or_else(|| format!("invalid address {:?}", crate::jsonrpc::clip(s)))
+}
+
+fn topic(s: &str) -> Result<[u8; 32], String> {
+    unhex(&s.to_ascii_lowercase()).ok_or_else(|| format!("invalid topic {:?}", crate::jsonrpc::clip(s)))
+}
+
+fn bound(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::String(s) => parse_quantity(s),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(addr: u8, topics: &[u8]) -> String {
+        let t: Vec<String> = topics
+            .iter()
+            .map(|b| format!("\"0x{}\"", format!("{b:02x}").repeat(32)))
+            .collect();
+        format!(
+            r#"{{"address":"0x{}","topics":[{}],"data":"0x","logIndex":"0x0"}}"#,
+            format!("{addr:02x}").repeat(20),
+            t.join(",")
+        )
+    }
+
+    fn check(crit: &str, logs: &[(u8, &[u8])], want: &[bool]) {
+        let c = Criteria::parse(crit).unwrap();
+        let body = format!(
+            "[{}]",
+            logs.iter().map(|(a, t)| log(*a, t)).collect::<Vec<_>>().join(",")
+        );
+        let parsed = parse_logs(body.as_bytes()).unwrap();
+        let got: Vec<bool> = parsed.iter().map(|l| c.matches(10, l)).collect();
+        assert_eq!(got, want, "{crit}");
+    }
+
+    #[test]
+    fn addresses_and_positional_topics() {
+        let a = format!("0x{}", "aa".repeat(20));
+        let b = format!("0x{}", "bb".repeat(20));
+        let t1 = format!("0x{}", "01".repeat(32));
+        let t2 = format!("0x{}", "02".repeat(32));
+        let logs: &[(u8, &[u8])] = &[(0xaa, &[1, 2]), (0xbb, &[2]), (0xcc, &[1])];
+        check("{}", logs, &[true, true, true]);
+        check(&format!(r#"{{"address":"{a}"}}"#), logs, &[true, false, false]);
+        check(&format!(r#"{{"address":["{a}","{b}"]}}"#), logs, &[true, true, false]);
+        check(&format!(r#"{{"topics":["{t1}"]}}"#), logs, &[true, false, true]);
+        check(&format!(r#"{{"topics":[null,"{t2}"]}}"#), logs, &[true, false, false]);
+        check(&format!(r#"{{"topics":[["{t1}","{t2}"]]}}"#), logs, &[true, true, true]);
+        check(
+            &format!(r#"{{"address":"{b}","topics":[["{t1}","{t2}"]]}}"#),
+            logs,
+            &[false, true, false],
+        );
+        assert!(Criteria::parse(r#"{"address":"0x12"}"#).is_err());
+        assert!(Criteria::parse(r#"{"topics":[5]}"#).is_err());
+        assert!(Criteria::parse("[1]").is_err());
+        let c = Criteria::parse(r#"{"fromBlock":"0x5","toBlock":7}"#).unwrap();
+        let l = &parse_logs(format!("[{}]", log(1, &[])).as_bytes()).unwrap()[0];
+        assert!(!c.matches(4, l) && c.matches(5, l) && c.matches(7, l) && !c.matches(8, l));
+    }
+}
