@@ -1760,3 +1760,75 @@ async fn an_open_websocket_stops_working_once_its_key_is_revoked() {
     .await;
     assert!(end.is_ok(), "the server keeps a revoked key's socket open");
 }
+
+#[tokio::test]
+async fn filters_and_subscriptions_belong_to_their_key_and_end_with_it() {
+    let (_fakes, gate) = one_network(|c| {
+        c.auth.enabled = true;
+        c.auth.admin_token = Some(ADMIN_TOKEN.into());
+    })
+    .await;
+    let http = Http::default();
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let with_admin = [("authorization", admin.as_str())];
+    let mut keys = Vec::new();
+    for label in ["a", "b"] {
+        let r = http
+            .post_with_headers(
+                &format!("{}/admin/keys", gate.url),
+                &with_admin,
+                json!({ "label": label }).to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let j = r.json();
+        keys.push((j["id"].as_str().unwrap().to_owned(), j["token"].as_str().unwrap().to_owned()));
+    }
+    let bearer = |i: usize| format!("Bearer {}", keys[i].1);
+    let rpc = |i: usize, method: &'static str, params: Value| {
+        let (http, url, auth) = (http.clone(), gate.url.clone(), bearer(i));
+        async move {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+            http.post_with_headers(&url, &[("authorization", auth.as_str())], body).await.json()
+        }
+    };
+    let id = rpc(0, "klay_newBlockFilter", json!([])).await["result"].clone();
+    assert!(id.is_string(), "{id}");
+    // Another key cannot see, poll or remove it.
+    let r = rpc(1, "klay_getFilterChanges", json!([id])).await;
+    assert_eq!(r["error"]["message"], "filter not found", "{r}");
+    assert_eq!(rpc(1, "klay_uninstallFilter", json!([id])).await["result"], false);
+    assert_eq!(rpc(0, "klay_getFilterChanges", json!([id])).await["result"], json!([]));
+
+    // A key's subscriptions end when the key is revoked, even if the client never sends again.
+    let ws_url = format!("{}/v1/klaytn/{}", gate.url.replace("http://", "ws://"), keys[0].1);
+    let mut ws = ws_connect(&ws_url, &[]).await.expect("upgrade with a URL token");
+    let r = ws_call(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 7, "method": "klay_subscribe", "params": ["newHeads"]}).to_string(),
+    )
+    .await;
+    assert!(r["result"].is_string(), "{r}");
+    // Open and quiet while the key is valid.
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), ws.next()).await;
+    assert!(quiet.is_err(), "the socket did not stay open: {quiet:?}");
+    let r = http
+        .request(
+            http::Method::DELETE,
+            &format!("{}/admin/keys/{}", gate.url, keys[0].0),
+            &with_admin,
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "a revoked key's subscriptions kept the socket open");
+}
