@@ -61,17 +61,31 @@ pub struct Criteria {
 }
 
 impl Criteria {
-    /// Reads a filter object; the error names the field, as the node's does.
+    /// Reads a filter object; the error is the node's (Klaytn v1.12.1's `FilterCriteria`).
     pub fn parse(text: &str) -> Result<Criteria, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let obj = v.as_object().ok_or("filter criteria must be an object")?;
-        let mut c = Criteria::default();
+        let obj = v
+            .as_object()
+            .ok_or("json: cannot unmarshal non-object into Go value of type filters.input")?;
+        let mut c = Criteria {
+            from: block_number(obj.get("fromBlock"))?,
+            to: block_number(obj.get("toBlock"))?,
+            ..Criteria::default()
+        };
+        let given = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
+        if given("blockHash") && (given("fromBlock") || given("toBlock")) {
+            return Err("cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other".into());
+        }
         match obj.get("address") {
             None | Some(Value::Null) => {}
-            Some(Value::String(s)) => c.addresses.push(address(s)?),
+            Some(Value::String(s)) => c
+                .addresses
+                .push(decode(s).map_err(|e| format!("invalid address: {e}"))?),
             Some(Value::Array(a)) => {
-                for x in a {
-                    c.addresses.push(address(x.as_str().ok_or("invalid address")?)?);
+                for (i, x) in a.iter().enumerate() {
+                    let s = x.as_str().ok_or_else(|| format!("non-string address at index {i}"))?;
+                    c.addresses
+                        .push(decode(s).map_err(|e| format!("invalid address at index {i}: {e}"))?);
                 }
             }
             Some(_) => return Err("invalid addresses in query".into()),
@@ -82,20 +96,28 @@ impl Criteria {
                 for p in positions {
                     c.topics.push(match p {
                         Value::Null => Vec::new(),
-                        Value::String(s) => vec![topic(s)?],
-                        Value::Array(any) => any
-                            .iter()
-                            .filter(|t| !t.is_null())
-                            .map(|t| topic(t.as_str().ok_or("invalid topic(s)")?))
-                            .collect::<Result<_, _>>()?,
+                        Value::String(s) => vec![decode(s)?],
+                        Value::Array(any) => {
+                            let mut v = Vec::new();
+                            for t in any {
+                                match t {
+                                    // A null inside an OR-list matches anything.
+                                    Value::Null => {
+                                        v.clear();
+                                        break;
+                                    }
+                                    Value::String(s) => v.push(decode(s)?),
+                                    _ => return Err("invalid topic(s)".into()),
+                                }
+                            }
+                            v
+                        }
                         _ => return Err("invalid topic(s)".into()),
                     });
                 }
             }
             Some(_) => return Err("invalid topic(s)".into()),
         }
-        c.from = bound(obj.get("fromBlock"));
-        c.to = bound(obj.get("toBlock"));
         Ok(c)
     }
 
@@ -114,20 +136,65 @@ impl Criteria {
     }
 }
 
-fn address(s: &str) -> Result<[u8; 20], String> {
-    unhex(&s.to_ascii_lowercase()).ok_or_else(|| format!("invalid address {:?}", crate::jsonrpc::clip(s)))
-}
-
-fn topic(s: &str) -> Result<[u8; 32], String> {
-    unhex(&s.to_ascii_lowercase()).ok_or_else(|| format!("invalid topic {:?}", crate::jsonrpc::clip(s)))
-}
-
-fn bound(v: Option<&Value>) -> Option<u64> {
-    match v? {
-        Value::String(s) => parse_quantity(s),
-        Value::Number(n) => n.as_u64(),
-        _ => None,
+/// `hexutil.Decode` into exactly `N` bytes, with the node's error texts.
+fn decode<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).ok_or_else(|| {
+        if s.is_empty() {
+            "empty hex string"
+        } else {
+            "hex string without 0x prefix"
+        }
+        .to_owned()
+    })?;
+    if digits.len() % 2 == 1 {
+        return Err("hex string of odd length".into());
     }
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("invalid hex string".into());
+    }
+    if digits.len() != 2 * N {
+        return Err(format!("hex has invalid length {} after decoding", digits.len() / 2));
+    }
+    unhex(&format!("0x{}", digits.to_ascii_lowercase())).ok_or_else(|| "invalid hex string".into())
+}
+
+/// `rpc.BlockNumber` as a filter bound: a JSON integer, a tag (open-ended here, `earliest`
+/// is 0) or a strict hex quantity; otherwise the node's error.
+fn block_number(v: Option<&Value>) -> Result<Option<u64>, String> {
+    let s = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => {
+            return n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| "hex string without 0x prefix".into())
+        }
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err("hex string without 0x prefix".into()),
+    };
+    match s {
+        "latest" | "pending" => return Ok(None),
+        "earliest" => return Ok(Some(0)),
+        _ => {}
+    }
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .ok_or("hex string without 0x prefix")?;
+    if digits.is_empty() {
+        return Err("hex string \"0x\"".into());
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return Err("hex number with leading zero digits".into());
+    }
+    if digits.len() > 16 {
+        return Err("hex number > 64 bits".into());
+    }
+    let n = parse_quantity(s).ok_or("invalid hex string")?;
+    if n > i64::MAX as u64 {
+        return Err("Blocknumber too high".into());
+    }
+    Ok(Some(n))
 }
 
 #[cfg(test)]
@@ -175,9 +242,29 @@ mod tests {
             logs,
             &[false, true, false],
         );
-        assert!(Criteria::parse(r#"{"address":"0x12"}"#).is_err());
-        assert!(Criteria::parse(r#"{"topics":[5]}"#).is_err());
+        let err = |s: &str| Criteria::parse(s).unwrap_err();
+        assert_eq!(
+            err(r#"{"address":"0x12"}"#),
+            "invalid address: hex has invalid length 1 after decoding"
+        );
+        assert_eq!(
+            err(r#"{"address":["0x1"]}"#),
+            "invalid address at index 0: hex string of odd length"
+        );
+        assert_eq!(err(r#"{"topics":[5]}"#), "invalid topic(s)");
+        assert_eq!(err(r#"{"fromBlock":"1234"}"#), "hex string without 0x prefix");
+        assert_eq!(err(r#"{"toBlock":"0x01"}"#), "hex number with leading zero digits");
+        assert_eq!(
+            err(r#"{"fromBlock":"0x1","blockHash":"0x00"}"#),
+            "cannot specify both BlockHash and FromBlock/ToBlock, choose one or the other"
+        );
         assert!(Criteria::parse("[1]").is_err());
+        assert_eq!(
+            Criteria::parse(r#"{"fromBlock":"latest","toBlock":"earliest"}"#)
+                .unwrap()
+                .to,
+            Some(0)
+        );
         let c = Criteria::parse(r#"{"fromBlock":"0x5","toBlock":7}"#).unwrap();
         let l = &parse_logs(format!("[{}]", log(1, &[])).as_bytes()).unwrap()[0];
         assert!(!c.matches(4, l) && c.matches(5, l) && c.matches(7, l) && !c.matches(8, l));

@@ -9,5 +9,6 @@ mod access;
 mod clients;
 mod cluster;
 mod consistency;
+mod events;
 mod faults;
 mod writes;

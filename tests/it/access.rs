@@ -1782,14 +1782,19 @@ async fn filters_and_subscriptions_belong_to_their_key_and_end_with_it() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text());
         let j = r.json();
-        keys.push((j["id"].as_str().unwrap().to_owned(), j["token"].as_str().unwrap().to_owned()));
+        keys.push((
+            j["id"].as_str().unwrap().to_owned(),
+            j["token"].as_str().unwrap().to_owned(),
+        ));
     }
     let bearer = |i: usize| format!("Bearer {}", keys[i].1);
     let rpc = |i: usize, method: &'static str, params: Value| {
         let (http, url, auth) = (http.clone(), gate.url.clone(), bearer(i));
         async move {
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-            http.post_with_headers(&url, &[("authorization", auth.as_str())], body).await.json()
+            http.post_with_headers(&url, &[("authorization", auth.as_str())], body)
+                .await
+                .json()
         }
     };
     let id = rpc(0, "klay_newBlockFilter", json!([])).await["result"].clone();

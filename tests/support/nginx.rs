@@ -7,6 +7,8 @@ use std::time::Duration;
 /// A running nginx; killed when dropped.
 pub struct Nginx {
     pub url: String,
+    /// WebSocket round-robin over the ENs' WS endpoints (per connection), when started with them.
+    pub ws_url: Option<String>,
     child: Child,
     _dir: TempDir,
 }
@@ -30,11 +32,36 @@ fn nginx_bin() -> String {
 impl Nginx {
     /// Round-robin over `upstreams` (http://host:port URLs), with upstream keep-alive.
     pub fn start(upstreams: &[String]) -> Nginx {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_with_ws(upstreams, &[])
+    }
+
+    /// Also a WebSocket proxy on a second port: each connection to one of `ws_upstreams`
+    /// (ws://host:port), round-robin, as a load balancer in front of ENs would do.
+    pub fn start_with_ws(upstreams: &[String], ws_upstreams: &[String]) -> Nginx {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let port = free();
+        let ws_port = free();
+        let ws_servers: String = ws_upstreams
+            .iter()
+            .map(|u| format!("    server {};\n", u.trim_start_matches("ws://").trim_end_matches('/')))
+            .collect();
+        let ws_block = if ws_upstreams.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "  upstream ens_ws {{\n{ws_servers}  }}\n\
+                 server {{\n    listen 127.0.0.1:{ws_port};\n    location / {{\n      proxy_pass http://ens_ws;\n\
+                 proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection \"upgrade\";\n      proxy_set_header Host localhost;\n\
+                 proxy_read_timeout 3600s;\n    }}\n  }}\n"
+            )
+        };
         let dir = std::env::temp_dir().join(format!("kengate-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let servers: String = upstreams
@@ -55,7 +82,7 @@ impl Nginx {
                upstream ens {{\n{servers}    keepalive 64;\n  }}\n\
                server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ens;\n\
                  proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
-                 proxy_set_header Host localhost;\n    }}\n  }}\n}}\n"
+                 proxy_set_header Host localhost;\n    }}\n  }}\n{ws_block}}}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let child = Command::new(nginx_bin())
@@ -72,6 +99,7 @@ impl Nginx {
         }
         Nginx {
             url: format!("http://127.0.0.1:{port}"),
+            ws_url: (!ws_upstreams.is_empty()).then(|| format!("ws://127.0.0.1:{ws_port}")),
             child,
             _dir: TempDir(dir),
         }
