@@ -94,7 +94,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         Self {
             max_subscriptions_per_connection: 1000,
-            max_per_key: 10_000,
+            max_per_key: 100_000,
             send_queue: 4096,
             filter_idle_timeout_ms: 5 * 60 * 1000,
             max_filter_changes: 10_000,
