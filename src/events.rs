@@ -15,7 +15,7 @@
 //! owner label.
 
 mod feed;
-mod filter;
+pub mod filter;
 mod polling;
 mod session;
 
