@@ -56,7 +56,7 @@ struct Args {
     /// kengate's HTTP URL for the head probe (default: --url with http:// for ws://).
     #[arg(long)]
     http: Option<String>,
-    /// Subscribers (one connection each).
+    /// Subscribers (one connection each); 0: only the probe (kengate's baseline CPU).
     #[arg(short = 'n', long, default_value_t = 1000)]
     n: usize,
     /// Blocks to measure once every subscriber is subscribed.
@@ -91,8 +91,10 @@ struct Args {
 /// kengate's counters at one moment (what could be read).
 #[derive(Debug, Default)]
 struct Snapshot {
-    /// utime + stime, in clock ticks.
+    /// kengate's utime + stime, in clock ticks.
     cpu_ticks: Option<u64>,
+    /// This process's (the subscribers' and the probe's), in clock ticks.
+    own_cpu_ticks: Option<u64>,
     rss_kb: Option<u64>,
     /// `kengate_event_blocks_total`, summed over networks.
     blocks: Option<u64>,
@@ -108,17 +110,15 @@ async fn snapshot(client: &HttpClient, pid: Option<u32>, metrics: Option<&str>) 
         at: Some(Instant::now()),
         ..Snapshot::default()
     };
+    s.own_cpu_ticks = cpu_ticks("/proc/self/stat");
     if let Some(pid) = pid {
-        // Fields after the ")" that ends the command name: state is #3, utime #14, stime #15.
-        s.cpu_ticks = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|st| {
-            let rest = &st[st.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        });
-        s.rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|st| {
-            let line = st.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        });
+        s.cpu_ticks = cpu_ticks(&format!("/proc/{pid}/stat"));
+        s.rss_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|st| {
+                let line = st.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse().ok()
+            });
     }
     if let Some(url) = metrics {
         let text = async {
@@ -129,7 +129,9 @@ async fn snapshot(client: &HttpClient, pid: Option<u32>, metrics: Option<&str>) 
         };
         if let Some(text) = text.await {
             for line in text.lines() {
-                let Some((name, value)) = line.rsplit_once(' ') else { continue };
+                let Some((name, value)) = line.rsplit_once(' ') else {
+                    continue;
+                };
                 let Ok(value) = value.parse::<f64>() else { continue };
                 let value = value as u64;
                 if name.starts_with("kengate_event_blocks_total") {
@@ -148,18 +150,33 @@ async fn snapshot(client: &HttpClient, pid: Option<u32>, metrics: Option<&str>) 
     s
 }
 
+/// utime + stime of a process, from its /proc/PID/stat.
+fn cpu_ticks(path: &str) -> Option<u64> {
+    let st = std::fs::read_to_string(path).ok()?;
+    // Fields after the ")" that ends the command name: state is #3, utime #14, stime #15.
+    let rest = st.get(st.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 /// kengate's figures over the window, from two snapshots.
 fn window_figures(a: &Snapshot, b: &Snapshot, clk_tck: u64) -> Value {
     let sub = |x: Option<u64>, y: Option<u64>| Some(y?.saturating_sub(x?));
     let blocks = sub(a.blocks, b.blocks);
-    let cpu_ms = sub(a.cpu_ticks, b.cpu_ticks).map(|t| t as f64 * 1000.0 / clk_tck.max(1) as f64);
+    let to_ms = |t: u64| t as f64 * 1000.0 / clk_tck.max(1) as f64;
+    let cpu_ms = sub(a.cpu_ticks, b.cpu_ticks).map(to_ms);
+    let own_ms = sub(a.own_cpu_ticks, b.own_cpu_ticks).map(to_ms);
+    let per_block = |c: Option<f64>| match (c, blocks) {
+        (Some(c), Some(n)) if n > 0 => json!((c / n as f64 * 10.0).round() / 10.0),
+        _ => Value::Null,
+    };
     let mut fetches = serde_json::Map::new();
-    let mut per_block = serde_json::Map::new();
+    let mut fetches_per_block = serde_json::Map::new();
     for (kind, after) in &b.fetches {
         let d = after.saturating_sub(a.fetches.get(kind).copied().unwrap_or(0));
         fetches.insert(kind.clone(), json!(d));
         if let Some(n) = blocks.filter(|n| *n > 0) {
-            per_block.insert(kind.clone(), json!((d as f64 / n as f64 * 100.0).round() / 100.0));
+            fetches_per_block.insert(kind.clone(), json!((d as f64 / n as f64 * 100.0).round() / 100.0));
         }
     }
     let secs = match (a.at, b.at) {
@@ -170,14 +187,12 @@ fn window_figures(a: &Snapshot, b: &Snapshot, clk_tck: u64) -> Value {
         "window_s": (secs * 100.0).round() / 100.0,
         "event_blocks": blocks,
         "cpu_ms": cpu_ms.map(|c| c.round()),
-        "cpu_ms_per_block": match (cpu_ms, blocks) {
-            (Some(c), Some(n)) if n > 0 => json!((c / n as f64 * 10.0).round() / 10.0),
-            _ => Value::Null,
-        },
+        "cpu_ms_per_block": per_block(cpu_ms),
+        "client_cpu_ms_per_block": per_block(own_ms),
         "rss_kb_start": a.rss_kb,
         "rss_kb_end": b.rss_kb,
         "fetches": fetches,
-        "fetches_per_block": per_block,
+        "fetches_per_block": fetches_per_block,
     })
 }
 
@@ -371,6 +386,7 @@ async fn probe(
             _ = tick.tick() => {}
             _ = stop.changed() => return Ok(()),
         }
+        let sent = shared.now_us();
         let req = hyper::Request::post(http.as_str())
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))
@@ -394,7 +410,9 @@ async fn probe(
                 continue;
             }
         };
-        let t = shared.now_us();
+        // The head moved after the previous answer and before this one: stamp the send time
+        // (at most one interval late, at most one round trip early).
+        let t = sent;
         polls.fetch_add(1, Ordering::Relaxed);
         if last.is_none_or(|l| n > l) {
             let mut s = seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -440,8 +458,8 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    if args.n == 0 || args.blocks == 0 || args.concurrency == 0 {
-        return Err("-n, --blocks and --concurrency must be > 0".into());
+    if args.blocks == 0 || args.concurrency == 0 {
+        return Err("--blocks and --concurrency must be > 0".into());
     }
     if let Some(limit) = open_files_limit() {
         if limit < args.n as u64 + 64 {
@@ -501,7 +519,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     let connect_s = opening.elapsed().as_secs_f64();
-    if connected == 0 {
+    if connected == 0 && args.n > 0 {
         let _ = stop_tx.send(true);
         return Err(format!(
             "no subscriber connected: {}",
@@ -520,15 +538,24 @@ async fn run(args: Args) -> Result<(), String> {
     let seen = Arc::new(Mutex::new(BTreeMap::new()));
     let (head_tx, mut head_rx) = watch::channel(0u64);
     let polls = Arc::new(AtomicU64::new(0));
-    let probe_task = tokio::spawn(probe(
-        http,
-        Duration::from_millis(args.probe_ms.max(1)),
-        shared.clone(),
-        seen.clone(),
-        head_tx,
-        polls.clone(),
-        stop_rx.clone(),
-    ));
+    // On its own thread and current-thread runtime: on the shared runtime its replies would
+    // wait behind the subscriber tasks busy with the very notifications being timed.
+    let probe_task = {
+        let every = Duration::from_millis(args.probe_ms.max(1));
+        let (shared, seen, polls, stop) = (shared.clone(), seen.clone(), polls.clone(), stop_rx.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("head-probe".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(probe(http, every, shared, seen, head_tx, polls, stop)),
+                    Err(e) => Err(format!("probe runtime: {e}")),
+                };
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| format!("probe thread: {e}"))?;
+        done_rx
+    };
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
     let start_head = tokio::time::timeout(Duration::from_secs(30), async {
         head_rx.wait_for(|h| *h > 0).await.map(|h| *h)
@@ -548,10 +575,7 @@ async fn run(args: Args) -> Result<(), String> {
     shared.last_block.store(to, Ordering::Relaxed);
     let meter: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let before = snapshot(&meter, args.pid, args.metrics.as_deref()).await;
-    let reached = tokio::time::timeout_at(
-        deadline.into(),
-        head_rx.wait_for(|h| *h >= to),
-    );
+    let reached = tokio::time::timeout_at(deadline.into(), head_rx.wait_for(|h| *h >= to));
     let timed_out = !matches!(reached.await, Ok(Ok(_)));
     // Wait for subscribers still missing the last block (or gone), then a little for stragglers.
     let grace = Instant::now() + Duration::from_millis(args.grace_ms);
@@ -565,7 +589,7 @@ async fn run(args: Args) -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = snapshot(&meter, args.pid, args.metrics.as_deref()).await;
     let _ = stop_tx.send(true);
-    let probe_result = probe_task.await.map_err(|e| e.to_string())?;
+    let probe_result = probe_task.await.map_err(|_| "probe thread died".to_string())?;
     let mut received = Vec::with_capacity(tasks.len());
     for t in tasks {
         received.push(t.await.map_err(|e| e.to_string())?);
@@ -641,9 +665,7 @@ async fn run(args: Args) -> Result<(), String> {
         "probe_polls": polls.load(Ordering::Relaxed),
         "timed_out": timed_out,
     });
-    if args.pid.is_some() || args.metrics.is_some() {
-        out["kengate"] = window_figures(&before, &after, args.clk_tck);
-    }
+    out["window"] = window_figures(&before, &after, args.clk_tck);
     println!("{out}");
     if window.is_empty() {
         return Err(format!("no block of {from}..={to} seen in {} s", args.timeout_s));

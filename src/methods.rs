@@ -384,6 +384,12 @@ impl MethodTable {
         }
     }
 
+    /// A method's row whatever the policy (kengate's own reads, e.g. the event feed's, are
+    /// not client calls).
+    pub fn row(&self, method: &str) -> Option<MethodSpec> {
+        self.by_name.get(method).copied()
+    }
+
     /// All names in the table (for metrics pre-registration and docs).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_name.keys().copied()
