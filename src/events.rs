@@ -287,7 +287,12 @@ impl Hub {
                 // The filter's whole range, read like a client's getLogs (served-head bounds).
                 let method = if ns == Ns::Eth { "eth_getLogs" } else { "klay_getLogs" };
                 let answer = self.fetch.call(method, format!("[{crit}]")).await;
-                let bytes = answer.map_err(|e| RpcError::new(codes::SERVER_ERROR, e))?;
+                // A node's refusal (its error object) is the client's answer, unchanged.
+                let bytes = answer.map_err(|e| {
+                    serde_json::from_str::<NodeError>(&e)
+                        .map(|n| RpcError::new(n.code, n.message))
+                        .unwrap_or_else(|_| RpcError::new(codes::SERVER_ERROR, e))
+                })?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
             EventCall::Uninstall => {
@@ -352,6 +357,13 @@ impl Hub {
     fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.cfg.filter_idle_timeout_ms)
     }
+}
+
+/// A node's JSON-RPC error object.
+#[derive(serde::Deserialize)]
+struct NodeError {
+    code: i64,
+    message: String,
 }
 
 fn invalid(msg: &str) -> RpcError {
