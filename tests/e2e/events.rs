@@ -207,21 +207,6 @@ async fn judge(seen: &Seen, url: &str, contract: &str) -> Verdict {
     v
 }
 
-fn watch_states(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<HashSet<(usize, String)>> {
-    tokio::spawn(async move {
-        let http = Http::default();
-        let mut seen = HashSet::new();
-        while !stop.load(Ordering::SeqCst) {
-            let s = http.get(&format!("{url}/status")).await.json();
-            for (i, n) in s["nodes"].as_array().into_iter().flatten().enumerate() {
-                seen.insert((i, n["state"].as_str().unwrap_or("").to_owned()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        seen
-    })
-}
-
 /// Detaches EN2 and stops EN3 during the run (each on its own thread: localnet blocks).
 fn faults(net: Arc<Localnet>, plan: &'static [(u64, &'static [&'static str])]) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
@@ -264,7 +249,7 @@ async fn real_subscribers_see_every_block_and_event_once_through_kengate() {
     let ws = format!("ws://{}", gate.addr);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let states = watch_states(gate.url.clone(), stop.clone());
+    let states = gate.watch_states(stop.clone());
     const PLAN: &[(u64, &[&str])] = &[
         (8, &["detach", "2"]),
         (18, &["attach", "2"]),

@@ -128,22 +128,6 @@ fn run_schedule(net: Arc<Localnet>, stop: Arc<AtomicBool>) -> Vec<std::thread::J
         .collect()
 }
 
-/// Node states kengate's /status showed, as (node, state) pairs, sampled until `stop`.
-fn watch_states(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<HashSet<(usize, String)>> {
-    tokio::spawn(async move {
-        let http = Http::default();
-        let mut seen = HashSet::new();
-        while !stop.load(Ordering::SeqCst) {
-            let s = http.get(&format!("{url}/status")).await.json();
-            for (i, n) in s["nodes"].as_array().into_iter().flatten().enumerate() {
-                seen.insert((i, n["state"].as_str().unwrap_or("").to_owned()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        seen
-    })
-}
-
 /// Hashes with no receipt on EN1 after waiting up to `wait` (batches of 100).
 async fn unmined(en: &str, hashes: &[String], wait: Duration) -> Vec<String> {
     let http = Http::default();
@@ -213,7 +197,7 @@ async fn overlapping_faults_reach_no_client_through_kengate() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let schedule = run_schedule(net.clone(), stop.clone());
-    let states = watch_states(gate.url.clone(), stop.clone());
+    let states = gate.watch_states(stop.clone());
     let (ethers, caver) = tokio::join!(
         workload(&net, "ethers-ext", &gate.url, "0-7", 4, secs),
         workload(&net, "caver-js", &gate.url, "10-13", 1, secs),

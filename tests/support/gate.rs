@@ -85,6 +85,27 @@ impl Gate {
         }
     }
 
+    /// Samples `/status` every 100 ms until `stop`; returns every (node, state) it showed, so
+    /// a fault test can assert its faults really happened.
+    pub fn watch_states(
+        &self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> tokio::task::JoinHandle<std::collections::HashSet<(usize, String)>> {
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            let http = Http::default();
+            let mut seen = std::collections::HashSet::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let s = http.get(&format!("{url}/status")).await.json();
+                for (i, n) in s["nodes"].as_array().into_iter().flatten().enumerate() {
+                    seen.insert((i, n["state"].as_str().unwrap_or("").to_owned()));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen
+        })
+    }
+
     /// Waits until every node is in sync.
     pub async fn wait_all_in_sync(&self) -> Value {
         self.wait_status("every node in sync", |s| {
