@@ -52,7 +52,6 @@ impl Reply {
 /// Forwards one call according to `plan`.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + gw.settings.node_wait;
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
     let mut target = plan.target;
     if plan.retry_null {
@@ -108,6 +107,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                     continue;
                 }
                 Some(rx) => {
+                    let deadline = tokio::time::Instant::from_std(started) + gw.settings.node_wait;
                     if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
                         // A node may be back: every node is a candidate again (attempts stay
                         // bounded by max_retries and the deadline).
@@ -132,16 +132,20 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             .await;
         let reply = match outcome {
             Ok(reply) => reply,
-            Err(e) => {
-                let done = match plan.write {
-                    Some(w) => resend_after(gw, w, e, &mut failures, &mut maybe_delivered).await,
-                    None => give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer),
-                };
-                match done {
-                    Some(done) => return done,
-                    None => continue,
-                }
-            }
+            Err(e) => match after_failure(
+                gw,
+                spec,
+                (plan.write, plan.retry),
+                e,
+                &mut failures,
+                &mut null_answer,
+                &mut maybe_delivered,
+            )
+            .await
+            {
+                Some(done) => return done,
+                None => continue,
+            },
         };
         let parsed = match UpstreamReply::parse(&reply) {
             Ok(parsed) => parsed,
@@ -152,11 +156,17 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                     kind: UpstreamErrorKind::BadReply,
                     detail: bad.to_string(),
                 };
-                let done = match plan.write {
-                    Some(w) => resend_after(gw, w, e, &mut failures, &mut maybe_delivered).await,
-                    None => give_up(gw, spec, plan.retry, e, &mut failures, &mut null_answer),
-                };
-                match done {
+                match after_failure(
+                    gw,
+                    spec,
+                    (plan.write, plan.retry),
+                    e,
+                    &mut failures,
+                    &mut null_answer,
+                    &mut maybe_delivered,
+                )
+                .await
+                {
                     Some(done) => return done,
                     None => continue,
                 }
@@ -175,12 +185,15 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             if maybe_delivered && parsed.error.is_some() && in_hand(gw, id, &w, &parsed).await {
                 // Re-sent after its answer was lost, and this node already has it: the client
                 // gets the hash, as from the first node.
-                let bytes = result_response(call.id, &format!("\"{}\"", hex(&w.hash)));
-                let accepted = UpstreamReply::parse(&bytes).map_err(|_| ProxyError::Store("reply".into()))?;
-                record_write(gw, w, t, id, &body, &accepted).await;
-                return Ok(Reply::new(bytes.clone(), &accepted));
+                let result = format!("\"{}\"", hex(&w.hash));
+                record_write(gw, w, t, id, &body, None).await;
+                return Ok(Reply {
+                    bytes: result_response(call.id, &result),
+                    result: Some(Bytes::from(result)),
+                    error: None,
+                });
             }
-            record_write(gw, w, t, id, &body, &parsed).await;
+            record_write(gw, w, t, id, &body, parsed.error).await;
         }
         if let Some(addr) = plan.nonce_floor {
             if let Some(raised) = raise_nonce(gw, call, &addr, &parsed) {
@@ -221,6 +234,23 @@ fn give_up(
     gw.metrics.retry("transport");
     tracing::debug!(method = spec.name, node = e.node, error = %e, "retrying on another node");
     None
+}
+
+/// After a transport failure (or a reply that is not JSON-RPC): a signed transaction is
+/// re-sent, anything else retried as its class allows.
+async fn after_failure(
+    gw: &Gateway,
+    spec: &MethodSpec,
+    (write, retry): (Option<WriteTx>, RetryClass),
+    e: UpstreamError,
+    failures: &mut u32,
+    null_answer: &mut Option<Reply>,
+    maybe_delivered: &mut bool,
+) -> Option<Result<Reply, ProxyError>> {
+    match write {
+        Some(w) => resend_after(gw, w, e, failures, maybe_delivered).await,
+        None => give_up(gw, spec, retry, e, failures, null_answer),
+    }
 }
 
 /// A signed transaction's attempt failed. A connect failure never reached the node; after a
@@ -308,9 +338,9 @@ async fn record_write(
     turn: &mut Turn,
     node: NodeId,
     body: &Bytes,
-    reply: &UpstreamReply<'_>,
+    error: Option<&serde_json::value::RawValue>,
 ) {
-    let transition = match reply.error {
+    let transition = match error {
         None => {
             turn.forwarded(
                 w.nonce,
