@@ -369,6 +369,13 @@ impl Gateway {
             if plan.retry_null && parsed.is_null_result() {
                 continue;
             }
+            // Mined above the served head: the single-call path holds it until announced.
+            let above = |r: &serde_json::value::RawValue| {
+                cache::mined_in(r.get().as_bytes()).is_some_and(|n| n > view.served_head)
+            };
+            if plan.cache == CachePolicy::IfMined && parsed.result.is_some_and(above) {
+                continue;
+            }
             let (member, json) = match (parsed.error, parsed.result) {
                 (Some(e), _) => ("error", e),
                 (None, Some(r)) => ("result", r),

@@ -102,24 +102,21 @@ struct Mined<'a> {
     number: Option<&'a str>,
 }
 
+/// The block a by-hash answer (a tx, a receipt, a block, a header) says it was mined in.
+pub fn mined_in(result: &[u8]) -> Option<u64> {
+    if result.first() != Some(&b'{') {
+        return None;
+    }
+    let m = serde_json::from_slice::<Mined<'_>>(result).ok()?;
+    m.block_number.or(m.number).and_then(parse_quantity)
+}
+
 /// Whether `result` (a successful answer's JSON) is final under `policy`.
 pub fn is_final(policy: CachePolicy, result: &[u8], served_head: u64) -> bool {
     match policy {
         CachePolicy::No => false,
         CachePolicy::Final => result != b"null",
-        CachePolicy::IfMined => {
-            // Only objects that name their block: a tx, a receipt, a block, a header.
-            if result.first() != Some(&b'{') {
-                return false;
-            }
-            let Ok(m) = serde_json::from_slice::<Mined<'_>>(result) else {
-                return false;
-            };
-            m.block_number
-                .or(m.number)
-                .and_then(parse_quantity)
-                .is_some_and(|n| n <= served_head)
-        }
+        CachePolicy::IfMined => mined_in(result).is_some_and(|n| n <= served_head),
     }
 }
 

@@ -7,12 +7,12 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::cache::raw_bytes;
+use super::cache::{mined_in, raw_bytes};
 use super::{Gateway, ProxyError};
 use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::MethodSpec;
-use crate::routing::{choose, higher_node, NodeSet, Plan, RetryClass, Target, WriteTx};
+use crate::routing::{choose, higher_node, CachePolicy, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
 use crate::txpath::lifecycle::{hex, unhex, Transition};
 use crate::txpath::senders::{Kept, Turn};
@@ -200,7 +200,39 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 return Ok(raised);
             }
         }
+        if plan.cache == CachePolicy::IfMined {
+            let mined = parsed.result.and_then(|r| mined_in(r.get().as_bytes()));
+            if let Some(n) = mined.filter(|&n| n > gw.cluster.view().served_head) {
+                // Mined in a block kengate has not announced yet: a client told of it could not
+                // read that block back. Answered once the served head has it; "not yet" (null)
+                // if it does not get there within the bound.
+                if !served_reaches(gw, n, started).await {
+                    let null = Bytes::from_static(b"null");
+                    return Ok(Reply {
+                        bytes: result_response(call.id, "null"),
+                        result: Some(null),
+                        error: None,
+                    });
+                }
+            }
+        }
         return Ok(Reply::new(reply.clone(), &parsed));
+    }
+}
+
+/// Waits until the served head reaches `n`, up to `cluster.node_wait_ms` from the call's
+/// start; whether it did.
+async fn served_reaches(gw: &Gateway, n: u64, started: Instant) -> bool {
+    let mut served = gw.cluster.tracker.subscribe_served();
+    let deadline = tokio::time::Instant::from_std(started) + gw.settings.node_wait;
+    loop {
+        if *served.borrow_and_update() >= n {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, served.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return false,
+        }
     }
 }
 

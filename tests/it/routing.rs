@@ -135,23 +135,45 @@ async fn explicit_blocks_go_only_to_nodes_that_have_them() {
 }
 
 #[tokio::test]
-async fn a_null_receipt_is_retried_on_a_higher_node() {
-    let (fakes, gate, http) = setup(&[100, 100, 101]).await;
+async fn a_null_receipt_is_retried_on_a_higher_node_and_answered_once_announced() {
+    let (fakes, gate, http) = setup(&[100, 100, 102]).await;
     gate.wait_served(100).await;
     let hash = format!("0x{:064x}", 0xabc);
     for f in &fakes {
         f.add_tx(&hash, 101); // only node 2 has block 101 so far
     }
-    for m in [
+    // Node 2 has the receipt, in block 101, above the served head (100): the answer is held
+    // until kengate announces block 101, so a client told of it can read that block back.
+    let lookups: Vec<_> = [
         "klay_getTransactionReceipt",
         "eth_getTransactionReceipt",
         "kaia_getTransactionByHash",
-    ] {
-        for _ in 0..10 {
-            let r = http.result(&gate.url, m, json!([hash])).await;
-            assert_eq!(r["node"], 2, "{m} answered by a lagging node: {r}");
-        }
+    ]
+    .into_iter()
+    .map(|m| {
+        let (http, url, hash) = (http.clone(), gate.url.clone(), hash.clone());
+        tokio::spawn(async move { (m, http.result(&url, m, json!([hash])).await) })
+    })
+    .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        lookups.iter().all(|l| !l.is_finished()),
+        "answered before block 101 was served"
+    );
+    fakes[0].set_head(101);
+    fakes[1].set_head(101);
+    let served = gate.wait_served(101).await;
+    assert_eq!(served["served_head"], 101);
+    for l in lookups {
+        let (m, r) = l.await.unwrap();
+        assert_eq!(r["node"], 2, "{m} answered by a lagging node: {r}");
+        assert_eq!(r["blockNumber"], "0x65", "{m}: {r}");
     }
+    // Announced now: answered at once.
+    let r = http
+        .result(&gate.url, "klay_getTransactionReceipt", json!([hash]))
+        .await;
+    assert_eq!(r["blockNumber"], "0x65");
     // Unknown everywhere: null after asking each higher node once, not an error.
     let missing = format!("0x{:064x}", 0xdef);
     assert_eq!(
@@ -159,6 +181,24 @@ async fn a_null_receipt_is_retried_on_a_higher_node() {
             .await,
         Value::Null
     );
+}
+
+#[tokio::test]
+async fn a_receipt_above_the_served_head_is_not_yet_when_it_never_gets_there() {
+    let fakes = fake::cluster(&[100, 100, 102]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cache.max_bytes = 0;
+    cfg.cluster.node_wait_ms = 300;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let hash = format!("0x{:064x}", 0xabd);
+    for f in &fakes {
+        f.add_tx(&hash, 101);
+    }
+    let r = Http::default()
+        .result(&gate.url, "klay_getTransactionReceipt", json!([hash]))
+        .await;
+    assert_eq!(r, Value::Null, "a receipt of an unannounced block was returned");
 }
 
 #[tokio::test]
@@ -314,9 +354,8 @@ async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_hig
     let (fakes, gate, http) = setup(&[100, 102]).await;
     gate.wait_served(100).await;
     let tx = "0x4444444444444444444444444444444444444444444444444444444444444444";
-    for f in &fakes {
-        f.add_tx(tx, 101);
-    }
+    // Only node 1 knows the tx (mined at 100, which both have).
+    fakes[1].add_tx(tx, 100);
     let mut calls: Vec<Value> = (0..8)
         .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"klay_getBalance","params":[format!("0x{i:040x}"), "latest"]}))
         .collect();
@@ -329,9 +368,9 @@ async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_hig
         assert_eq!(reply["id"], i, "{reply}");
         assert!(reply["result"].is_object(), "{reply}");
     }
-    // Mined at 101: only node 1 has it; a null from node 0 is retried there.
+    // Only node 1 has it; a null from node 0 is retried there.
     assert_eq!(r[8]["id"], "receipt");
-    assert_eq!(r[8]["result"]["blockNumber"], "0x65", "{}", r[8]);
+    assert_eq!(r[8]["result"]["blockNumber"], "0x64", "{}", r[8]);
     assert_eq!(
         (r[9]["id"].clone(), r[9]["result"]["number"].clone()),
         (json!("old"), json!("0x10"))
