@@ -111,8 +111,10 @@ async fn emitter(net: &Localnet, rpc: &str, address_file: &str, secs: u64) -> Va
         .await
         .expect("emitter did not end")
         .expect("run node");
+    // A failed deploy (through the nginx baseline it can be) is reported as null; the kengate
+    // run asserts the contract address.
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("emitter: {e}: {text}"))
+    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or(Value::Null)
 }
 
 /// Value transfers alongside (the fault workload with its senders only).
@@ -198,7 +200,7 @@ async fn judge(seen: &Seen, url: &str, contract: &str) -> Verdict {
         .map(|e| e["block"].as_u64().unwrap_or(u64::MAX))
         .min();
     let last = seen.blocks.iter().max().map(|b| b.saturating_sub(2));
-    if let (Some(first), Some(last)) = (first, last) {
+    if let (Some(first), Some(last), false) = (first, last, contract.is_empty()) {
         if first <= last {
             let want = logs(url, contract, first, last).await;
             v.missed_events = want.iter().filter(|k| !counts.contains_key(*k)).count();
@@ -329,6 +331,9 @@ async fn real_subscribers_see_every_block_and_event_once_through_kengate() {
     );
     let _ = schedule.join();
     let contract = emitted["contract"].as_str().unwrap_or_default().to_owned();
+    if contract.is_empty() {
+        println!("nginx: the emitter could not deploy its contract through nginx (events not judged)");
+    }
     for ((name, _, _), seen) in CLIENTS.iter().zip([&a, &b, &c]) {
         let v = judge(seen, &net.en_http[0], &contract).await;
         println!("nginx   {name:<10} {v:?}");
