@@ -176,7 +176,7 @@ async fn overlapping_faults_reach_no_client_through_kengate() {
     let secs: u64 = std::env::var("FAULTS_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(190);
+        .unwrap_or(240);
     let net = Arc::new(Localnet::load());
     let gate = Gate::start(test_config(&net.nodes())).await;
     gate.wait_all_in_sync().await;
