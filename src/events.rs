@@ -11,7 +11,7 @@
 //! ```
 //!
 //! It talks to the rest of kengate through [`Fetch`] (how to read through the routing core)
-//! and [`EventCall`]s; it knows nothing of HTTP, of the proxy or of access keys beyond an
+//! and [`EventOp`]s; it knows nothing of HTTP, of the proxy or of access keys beyond an
 //! owner label.
 
 mod feed;
@@ -40,7 +40,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::EventsConfig;
 use crate::jsonrpc::{codes, split_params, RpcError};
-use crate::methods::EventOp as EventCall;
+use crate::methods::EventOp;
 
 /// How the event feed reads through the routing core (implemented by the proxy's gateway).
 pub trait Fetch: Send + Sync + 'static {
@@ -244,7 +244,7 @@ impl Hub {
     /// `owner` the caller's access key id (filters and subscriptions are scoped to it).
     pub async fn call(
         self: &Arc<Self>,
-        op: EventCall,
+        op: EventOp,
         method: &str,
         params: Option<&RawValue>,
         owner: Option<&str>,
@@ -254,22 +254,22 @@ impl Hub {
         let args = split_params(params).map_err(|_| invalid("non-array args"))?;
         let owner = owner.unwrap_or("");
         match op {
-            EventCall::Subscribe => {
+            EventOp::Subscribe => {
                 let Some(session) = session else {
                     return Err(RpcError::new(codes::SERVER_ERROR, "notifications not supported"));
                 };
                 session.subscribe(self, ns, &args, owner)
             }
-            EventCall::Unsubscribe => {
+            EventOp::Unsubscribe => {
                 let id = string_arg(&args, 0)?;
                 match session.map(|s| s.unsubscribe(&id)) {
                     Some(true) => Ok("true".into()),
                     _ => Err(RpcError::new(codes::SERVER_ERROR, "subscription not found")),
                 }
             }
-            EventCall::NewBlockFilter => self.new_filter(polling::Kind::Blocks, owner),
-            EventCall::NewPendingTransactionFilter => self.new_filter(polling::Kind::Pending, owner),
-            EventCall::NewFilter => {
+            EventOp::NewBlockFilter => self.new_filter(polling::Kind::Blocks, owner),
+            EventOp::NewPendingTransactionFilter => self.new_filter(polling::Kind::Pending, owner),
+            EventOp::NewFilter => {
                 let raw = args
                     .first()
                     .ok_or_else(|| invalid("missing value for required argument 0"))?;
@@ -277,11 +277,11 @@ impl Hub {
                     filter::Criteria::parse(raw.get()).map_err(|e| invalid(&format!("invalid argument 0: {e}")))?;
                 self.new_filter(polling::Kind::Logs(Box::new(crit), raw.get().to_owned()), owner)
             }
-            EventCall::FilterChanges => {
+            EventOp::FilterChanges => {
                 let id = string_arg(&args, 0)?;
                 self.polling.changes(&id, owner).ok_or_else(filter_not_found)
             }
-            EventCall::FilterLogs => {
+            EventOp::FilterLogs => {
                 let id = string_arg(&args, 0)?;
                 let crit = self.polling.criteria(&id, owner).ok_or_else(filter_not_found)?;
                 // The filter's whole range, read like a client's getLogs (served-head bounds).
@@ -295,7 +295,7 @@ impl Hub {
                 })?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
-            EventCall::Uninstall => {
+            EventOp::Uninstall => {
                 let id = string_arg(&args, 0)?;
                 let removed = self.polling.remove(&id, owner);
                 if let Some(want) = removed {

@@ -17,7 +17,7 @@ mod forward;
 
 pub use cache::FinalCache;
 pub use coalesce::Coalescer;
-pub use error::{clip, ProxyError};
+pub use error::ProxyError;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,8 +29,8 @@ use crate::access::{Access, Caller};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::events::{Hub, Session};
-use crate::jsonrpc::UpstreamReply;
 use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
+use crate::jsonrpc::{clip, UpstreamReply};
 use crate::methods::{Class, Lookup, MethodSpec, MethodTable};
 use crate::metrics::{Audit, Metrics};
 use crate::routing::{self, choose, CachePolicy, Decision, NodeSet, Plan, Target};

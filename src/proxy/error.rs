@@ -3,7 +3,6 @@
 use thiserror::Error;
 
 use crate::cluster::UpstreamError;
-pub use crate::jsonrpc::clip;
 use crate::jsonrpc::{codes, RpcError};
 use crate::methods::Deny;
 use crate::routing::RouteError;

@@ -257,7 +257,6 @@ fn give_up(
     let retry = match retry {
         RetryClass::Read => e.retryable_read(),
         RetryClass::Write => e.retryable_write(),
-        RetryClass::Never => false,
     };
     if !retry || *failures >= gw.settings.max_retries {
         return Some(Err(ProxyError::Upstream(e)));

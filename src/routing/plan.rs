@@ -32,10 +32,9 @@ pub enum Target {
 pub enum RetryClass {
     /// Idempotent read: retry timeouts, broken connections and 5xx on another candidate.
     Read,
-    /// Submission: retry only when the request provably never reached a node.
+    /// Submission: retried only when it provably never reached a node (a decoded signed tx
+    /// is re-sent by the write path instead: same bytes, same hash).
     Write,
-    /// Node-local state: nowhere else to go.
-    Never,
 }
 
 /// Where and how to forward a call.

@@ -50,6 +50,19 @@ async fn setup(heads: &[u64], wait_ms: u64) -> (Vec<Fake>, Gate, Http) {
     (fakes, gate, Http::default())
 }
 
+/// Every fake stops listening, and kengate has seen them all go down.
+async fn kill_all(fakes: &[Fake], gate: &Gate) {
+    for f in fakes {
+        f.kill();
+    }
+    gate.wait_status("every node down", |s| {
+        s["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|n| n["state"] == "down"))
+    })
+    .await;
+}
+
 async fn attempts(gate: &Gate, http: &Http, hash: &str) -> serde_json::Value {
     http.result(&gate.url, "kengate_getTransactionStatus", json!([hash]))
         .await
@@ -142,15 +155,7 @@ async fn a_node_refusing_the_resent_tx_is_the_clients_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_no_node_waits_for_one_to_return() {
     let (fakes, gate, http) = setup(&[100, 100], 10_000).await;
-    for f in &fakes {
-        f.kill();
-    }
-    gate.wait_status("every node down", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["state"] == "down"))
-    })
-    .await;
+    kill_all(&fakes, &gate).await;
     let started = Instant::now();
     let call = {
         let (http, url) = (http.clone(), gate.url.clone());
@@ -178,15 +183,7 @@ async fn a_call_with_no_node_waits_for_one_to_return() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_no_node_fails_clearly_after_the_bound() {
     let (fakes, gate, http) = setup(&[100, 100], 600).await;
-    for f in &fakes {
-        f.kill();
-    }
-    gate.wait_status("every node down", |s| {
-        s["nodes"]
-            .as_array()
-            .is_some_and(|n| n.iter().all(|n| n["state"] == "down"))
-    })
-    .await;
+    kill_all(&fakes, &gate).await;
     let started = Instant::now();
     let r = http.rpc(&gate.url, "eth_gasPrice", json!([])).await;
     let waited = started.elapsed();
