@@ -5,7 +5,7 @@
 //! whatever the number of subscribers.
 //!
 //! ```text
-//! served head ─► feed: block N ─► fetch (routing core) ─► BlockEvent ─┬─► broadcast ─► one task per subscription ─► connection queue
+//! served head ─► feed: block N ─► fetch (routing core) ─► BlockEvent ─┬─► fan-out: one pass over the live subscriptions ─► connection queues
 //!                                                                    └─► polling filters (buffered changes)
 //! node pools ─► pending watcher (newPendingTransactions, de-duplicated) ─► the same two
 //! ```
@@ -14,13 +14,15 @@
 //! and [`EventOp`]s; it knows nothing of HTTP, of the proxy or of access keys beyond an
 //! owner label.
 
+mod fanout;
 mod feed;
 pub mod filter;
 mod polling;
 mod session;
 
+pub use fanout::Overflow;
 pub use feed::spawn;
-pub use session::{Overflow, Session};
+pub use session::Session;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,7 +38,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::value::RawValue;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::config::EventsConfig;
 use crate::jsonrpc::{codes, split_params, RpcError};
@@ -201,8 +203,8 @@ impl EventCounters {
 pub struct Hub {
     cfg: EventsConfig,
     fetch: Arc<dyn Fetch>,
-    blocks: broadcast::Sender<Arc<BlockEvent>>,
-    pending: broadcast::Sender<Arc<str>>,
+    /// Live subscriptions (the fan-out).
+    subscribers: fanout::Subscribers,
     demand: Demand,
     polling: polling::Filters,
     /// Subscriptions + filters per owner (access key id; "" = anonymous). A std Mutex: held
@@ -219,9 +221,6 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// Blocks the broadcast keeps for subscribers still formatting the previous ones.
-const BLOCK_BACKLOG: usize = 256;
-
 impl Hub {
     /// A hub reading through `fetch`, registering its metrics in `registry`.
     pub fn new(cfg: EventsConfig, fetch: Arc<dyn Fetch>, node_ws: Vec<String>, registry: &mut Registry) -> Arc<Hub> {
@@ -230,8 +229,7 @@ impl Hub {
         Arc::new(Hub {
             cfg,
             fetch,
-            blocks: broadcast::channel(BLOCK_BACKLOG).0,
-            pending: broadcast::channel(4096).0,
+            subscribers: fanout::Subscribers::default(),
             demand: Demand::default(),
             polling: polling::Filters::default(),
             per_owner: Mutex::new(HashMap::new()),

@@ -24,15 +24,17 @@
 // other's timeouts. Calls go through provider.send (as examples/caver-js/load.js does); "calls" counts every
 // JSON-RPC call handed to a provider (batch elements counted one by one).
 //
-// Output: exactly one JSON line on stdout:
+// Output: one JSON line on stdout, the last:
 //   {"calls":N, "sent":[hash...], "sent_by_kind":{kind:n}, "write_errors":[{kind,message,...}],
 //    "read_errors":[message...], "stale_nonce":K, ...extras}
+// With PROGRESS_MS set, {"progress":{"calls":N}} lines come before it, one every PROGRESS_MS.
 // SIGTERM / SIGINT end the run early (in-flight calls finish) and still print the line.
 //
 // Env: RPC_URL, ACCOUNTS_FILE (or LOCALNET_ACCOUNTS), CHAIN_ID (or LOCALNET_CHAIN_ID, default 1337),
 // SENDERS ("10-15" or "10,12"; "" = none), FEE_PAYER (default 19), READERS (default 0), DURATION_S
 // (default 60), PACE_MS (default 0), KINDS (comma list, default all), ERROR_PAUSE_MS (default 100),
-// REQUEST_TIMEOUT_MS (default 10000), MAX_ERRORS (most messages kept per error list, default 2000).
+// REQUEST_TIMEOUT_MS (default 10000), MAX_ERRORS (most messages kept per error list, default 2000),
+// PROGRESS_MS (default 0: no progress lines).
 const fs = require('fs')
 const Caver = require('caver-js')
 
@@ -118,6 +120,11 @@ async function main() {
     const stop = () => { deadline = 0 }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    // Progress for a caller that runs the workload until enough calls were made (then SIGTERM).
+    const progressMs = num('PROGRESS_MS', 0)
+    const progress = progressMs > 0
+        ? setInterval(() => process.stdout.write(JSON.stringify({ progress: { calls: stats.calls } }) + '\n'), progressMs)
+        : null
 
     const out = {
         sent: [],
@@ -246,6 +253,7 @@ async function main() {
         elapsed_s: Number(elapsed.toFixed(3)),
         calls_per_s: Math.round(stats.calls / elapsed),
     }
+    if (progress) clearInterval(progress)
     process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0))
 }
 

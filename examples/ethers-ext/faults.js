@@ -20,9 +20,10 @@
 // block is null or is not block n, the receipts are not an array of the block's length, a receipt or tx
 // of a listed tx is null, or klay_blockNumber goes below the highest value this reader has seen.
 //
-// Output: exactly one JSON line on stdout (diagnostics go to stderr):
+// Output: one JSON line on stdout, the last (diagnostics go to stderr):
 //   {"calls":N, "sent":[hash...], "sent_by_kind":{kind:n}, "write_errors":[{kind,message,...}],
 //    "read_errors":[message...], "stale_nonce":K, ...extra fields, see `report` below}
+// With PROGRESS_MS set, {"progress":{"calls":N}} lines come before it, one every PROGRESS_MS.
 // "calls" counts JSON-RPC calls as they leave the process (every element of every HTTP request body,
 // counted in the HTTP layer, so library-made calls and 429 retries are counted too).
 // SIGTERM / SIGINT end the run early (in-flight calls finish) and still print the line.
@@ -31,7 +32,8 @@
 // SENDERS (account indices, "0-5" or "0,3,7"; "" = none), FEE_PAYER (default 19), READERS (default 2),
 // DURATION_S (default 60), PACE_MS (pause between a sender's txs, default 0), KINDS (comma list, default all),
 // ERROR_PAUSE_MS (pause after an error, default 100), REQUEST_TIMEOUT_MS (per HTTP request, default 10000),
-// MAX_ERRORS (most messages kept per error list, default 2000; the *_count fields count all).
+// MAX_ERRORS (most messages kept per error list, default 2000; the *_count fields count all), PROGRESS_MS
+// (default 0: no progress lines).
 const fs = require('fs')
 const { FetchRequest, JsonRpcProvider, Network, keccak256, hexlify, toUtf8Bytes, toQuantity } = require('ethers')
 const { Wallet, TxType } = require('@kaiachain/ethers-ext/v6')
@@ -121,6 +123,11 @@ async function main() {
     const stop = () => { deadline = 0 }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    // Progress for a caller that runs the workload until enough calls were made (then SIGTERM).
+    const progressMs = num('PROGRESS_MS', 0)
+    const progress = progressMs > 0
+        ? setInterval(() => process.stdout.write(JSON.stringify({ progress: { calls: stats.calls } }) + '\n'), progressMs)
+        : null
 
     const out = {
         sent: [],
@@ -247,6 +254,7 @@ async function main() {
         elapsed_s: Number(elapsed.toFixed(3)),
         calls_per_s: Math.round(stats.calls / elapsed),
     }
+    if (progress) clearInterval(progress)
     process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0))
 }
 

@@ -36,10 +36,9 @@ async fn follow(hub: Arc<Hub>) {
         if head > 0 {
             let mut n = *next.get_or_insert(head + 1);
             while n <= head {
-                let ev = Arc::new(block(&hub, n).await);
+                let ev = block(&hub, n).await;
                 hub.polling.ingest(&ev, hub.cfg.max_filter_changes);
-                // No receiver is not an error: nobody is subscribed.
-                let _ = hub.blocks.send(ev);
+                hub.subscribers.block(&ev, hub.cfg.send_queue, &hub.counters);
                 hub.counters.blocks.inc();
                 n += 1;
                 let now = *served.borrow();
@@ -175,7 +174,7 @@ async fn watch_pending(hub: Arc<Hub>, url: String, seen: Arc<std::sync::Mutex<Se
             let fresh = seen.lock().map(|mut s| s.first_time(&hash)).unwrap_or(false);
             if fresh {
                 hub.polling.ingest_pending(&hash, hub.cfg.max_filter_changes);
-                let _ = hub.pending.send(hash);
+                hub.subscribers.pending(&hash, hub.cfg.send_queue, &hub.counters);
             }
         }
         let _ = ws.close(None).await;

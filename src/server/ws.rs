@@ -100,7 +100,13 @@ async fn session(
                 biased;
                 m = rx.recv() => match m {
                     Some(b) => {
-                        if sink.send(text_message(b)).await.is_err() {
+                        // What is queued already goes out in the same write.
+                        let mut ok = sink.feed(text_message(b)).await.is_ok();
+                        for _ in 1..COALESCE {
+                            let Ok(b) = rx.try_recv() else { break };
+                            ok = ok && sink.feed(text_message(b)).await.is_ok();
+                        }
+                        if !ok || sink.flush().await.is_err() {
                             break;
                         }
                     }
@@ -128,13 +134,15 @@ async fn session(
         let _ = sink.close().await;
     });
     let permits = Arc::new(Semaphore::new(in_flight));
-    // Subscribers may never send again: their key is re-checked on a timer too.
+    // Subscribers may never send again: their key is re-checked on a timer too (a keyless
+    // caller has nothing to re-check).
     let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    let keyed = caller.key.is_some();
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = overflow.changed() => break,
-            _ = recheck.tick() => {
+            _ = recheck.tick(), if keyed => {
                 if subs.is_empty() || ctx.app.access.recheck(&caller, &network).is_ok() {
                     continue;
                 }
@@ -191,11 +199,14 @@ async fn session(
             drop(permit);
         });
     }
-    // Ends the subscriptions (their tasks hold queue senders), then the writer drains.
+    // Ends the subscriptions (they hold queue senders), then the writer drains.
     drop(subs);
     drop(tx);
     let _ = writer.await;
 }
+
+/// Most queued messages written with one flush.
+const COALESCE: usize = 64;
 
 fn text_message(b: Bytes) -> Message {
     match String::from_utf8(b.to_vec()) {
