@@ -7,12 +7,14 @@
 mod heads;
 mod health;
 mod node;
+mod redact;
 mod tracker;
 mod view;
 
 pub use heads::spawn_head_watchers;
 pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
+pub use redact::shown as shown_url;
 pub use tracker::{HeadSource, HeadTimings, Tracker};
 pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};
 

@@ -298,7 +298,7 @@ impl Default for WritesConfig {
 }
 
 /// One upstream node.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// JSON-RPC over HTTP, e.g. `http://127.0.0.1:8551`.
@@ -307,6 +307,21 @@ pub struct NodeConfig {
     /// alone works, a subscription only makes head changes visible sooner).
     #[serde(default)]
     pub ws: Option<String>,
+    /// Its name in metrics, logs, `/status`, errors and tx records (default `en1`, `en2`, …
+    /// by position). Letters, digits, `-`, `_`, `.`; unique within the network.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Hide the URLs' paths wherever they are shown (a provider that puts the key in the path).
+    /// Userinfo, query values and fragments are always hidden.
+    #[serde(default)]
+    pub secret_path: bool,
+}
+
+impl NodeConfig {
+    /// The node's name: configured, or `en<position + 1>`.
+    pub fn name_at(&self, position: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("en{}", position + 1))
+    }
 }
 
 /// Head tracking, health and retries.
@@ -346,6 +361,17 @@ pub struct LimitsConfig {
     pub header_read_timeout_ms: u64,
     /// Largest request head (request line + headers), in bytes; larger → HTTP 431.
     pub max_header_bytes: usize,
+    /// A request body must arrive whole within this many ms (HTTP 408 and close after it).
+    pub body_timeout_ms: u64,
+    /// ... and may pause at most this many ms between two reads.
+    pub body_idle_timeout_ms: u64,
+    /// Most client connections open at once (more are answered 503 and closed).
+    pub max_connections: usize,
+    /// Most client connections from one address (the TCP peer: behind a load balancer, the
+    /// balancer's; size it for that).
+    pub max_connections_per_ip: usize,
+    /// Bytes of request bodies being read or handled, all clients together (over it: 503).
+    pub max_buffered_body_bytes: usize,
 }
 
 /// Method policy: which methods clients may call beyond the defaults.
@@ -402,6 +428,11 @@ impl Default for LimitsConfig {
             ws_max_in_flight: 64,
             header_read_timeout_ms: 10_000,
             max_header_bytes: 64 * 1024,
+            body_timeout_ms: 30_000,
+            body_idle_timeout_ms: 10_000,
+            max_connections: 20_000,
+            max_connections_per_ip: 2_000,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -560,7 +591,10 @@ impl Config {
             for (i, n) in net.nodes.iter().enumerate() {
                 let uri: http::Uri = match n.http.parse() {
                     Ok(u) => u,
-                    Err(_) => return invalid(&format!("{prefix}nodes[{i}].http"), &format!("not a URL: {:?}", n.http)),
+                    Err(_) => {
+                        let shown = crate::cluster::shown_url(&n.http, n.secret_path);
+                        return invalid(&format!("{prefix}nodes[{i}].http"), &format!("not a URL: {shown:?}"));
+                    }
                 };
                 if uri.scheme_str() != Some("http") || uri.host().is_none() {
                     return invalid(
@@ -572,6 +606,20 @@ impl Config {
                     if !(ws.starts_with("ws://") || ws.starts_with("wss://")) {
                         return invalid(&format!("{prefix}nodes[{i}].ws"), "must be a ws:// or wss:// URL");
                     }
+                }
+                let name = n.name_at(i);
+                let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+                if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+                    return invalid(
+                        &format!("{prefix}nodes[{i}].name"),
+                        "letters, digits, '-', '_' and '.', 1-64 characters",
+                    );
+                }
+                if net.nodes[..i].iter().enumerate().any(|(j, o)| o.name_at(j) == name) {
+                    return invalid(
+                        &format!("{prefix}nodes[{i}].name"),
+                        &format!("node name {name:?} is used twice in the network"),
+                    );
                 }
             }
         }
@@ -606,6 +654,23 @@ impl Config {
         }
         if self.limits.max_header_bytes < 8192 {
             return invalid("limits.max_header_bytes", "must be at least 8192");
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.body_timeout_ms", l.body_timeout_ms),
+            ("limits.body_idle_timeout_ms", l.body_idle_timeout_ms),
+            ("limits.max_connections", l.max_connections as u64),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip as u64),
+        ] {
+            if v == 0 {
+                return invalid(key, "must be > 0");
+            }
+        }
+        if l.max_buffered_body_bytes < l.max_body_bytes {
+            return invalid(
+                "limits.max_buffered_body_bytes",
+                "must be at least limits.max_body_bytes (one whole body must fit)",
+            );
         }
         for (key, list) in [
             ("methods.allow", &self.methods.allow),
@@ -679,5 +744,20 @@ mod tests {
         assert!(err(&format!("{node}[methods]\nallow = [\"a b\"]")).contains("methods.allow"));
         assert!(err(&format!("{node}[limits]\nmax_batch = 0")).contains("limits.max_batch"));
         assert!(err("listen = \"nope\"").contains("listen"));
+        let named = |a: &str, b: &str| {
+            format!(
+                "[[nodes]]\nhttp = \"http://a:1\"\nname = \"{a}\"\n[[nodes]]\nhttp = \"http://b:1\"\nname = \"{b}\"\n"
+            )
+        };
+        assert!(err(&named("en1", "en1")).contains("nodes[1].name"));
+        assert!(err(&named("en 1", "b")).contains("nodes[0].name"));
+        // The default name of the second node is en2.
+        assert!(
+            err("[[nodes]]\nhttp = \"http://a:1\"\nname = \"en2\"\n[[nodes]]\nhttp = \"http://b:1\"\n")
+                .contains("used twice")
+        );
+        // A malformed URL is quoted without its credentials.
+        let e = err("[[nodes]]\nhttp = \"http://u:s3cret@a b\"");
+        assert!(e.contains("nodes[0].http") && !e.contains("s3cret"), "{e}");
     }
 }

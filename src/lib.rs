@@ -83,6 +83,8 @@ pub struct App {
     pub access: Arc<Access>,
     /// The per-key request audit.
     pub audit: Arc<Audit>,
+    /// The listener's counters (connections and bodies refused at the edge).
+    pub edge: Arc<metrics::EdgeCounters>,
 }
 
 /// Builds kengate from a config (validated here; no IO beyond opening the store; background
@@ -98,6 +100,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         );
     let mut registry = metrics::root_registry();
     let audit = Arc::new(Audit::new(&mut registry));
+    let edge = Arc::new(metrics::EdgeCounters::new(&mut registry));
     let networks = config.networks();
     let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
     let access = Access::new(&config.auth, &config.throttle, &names, store.clone()).map_err(StartError::Access)?;
@@ -116,6 +119,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         store,
         access: Arc::new(access),
         audit,
+        edge,
     })
 }
 
@@ -133,9 +137,11 @@ fn build_gateway(
             key: format!("nodes[{id}].http"),
             reason: "not a URL".into(),
         })?;
-        nodes.push(Arc::new(Node::new(id, http, n.ws.clone())));
+        let node = Node::new(id, n.name_at(id), http, n.ws.clone(), n.secret_path);
+        tracing::info!(network = %net.name, node = %node.name, url = %node.shown, ws = ?node.shown_ws, "node");
+        nodes.push(Arc::new(node));
     }
-    let names: Vec<String> = net.nodes.iter().map(|n| n.http.clone()).collect();
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let cluster = Arc::new(Cluster {
         tracker: Tracker::new(names.clone(), config.cluster.max_lag),
         keys: nodes
@@ -187,6 +193,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         max_header_bytes: config.limits.max_header_bytes,
         ws_send_queue: config.events.send_queue,
         ws_max_subscriptions: config.events.max_subscriptions_per_connection,
+        edge: server::EdgeLimits {
+            max_connections: config.limits.max_connections,
+            max_connections_per_ip: config.limits.max_connections_per_ip,
+            body_timeout: Duration::from_millis(config.limits.body_timeout_ms),
+            body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
+            max_buffered_body_bytes: config.limits.max_buffered_body_bytes,
+        },
     };
     server::serve(listener, app, settings, shutdown).await;
     for t in tasks {

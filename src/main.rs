@@ -76,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             .map(|(i, http)| NodeConfig {
                 http: http.clone(),
                 ws: cli.node_ws.get(i).cloned(),
+                ..NodeConfig::default()
             })
             .collect();
     }

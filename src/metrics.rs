@@ -358,3 +358,47 @@ impl Audit {
         self.denied.get_or_create(&ReasonLabels { reason }).inc();
     }
 }
+
+/// The listener's own counters: connections and request bodies refused at the edge.
+#[derive(Debug, Default)]
+pub struct EdgeCounters {
+    /// Connections open now.
+    pub open_connections: Gauge,
+    /// Connections refused at accept, by cap (`global`, `per_ip`).
+    refused_connections: Family<ReasonLabels, Counter>,
+    /// Requests refused while their body was read, by reason (`body_timeout`, `buffer_full`).
+    refused_bodies: Family<ReasonLabels, Counter>,
+}
+
+impl EdgeCounters {
+    /// Registers them in the root registry.
+    pub fn new(root: &mut Registry) -> Self {
+        let e = EdgeCounters::default();
+        root.register(
+            "open_connections",
+            "Client connections open now",
+            e.open_connections.clone(),
+        );
+        root.register(
+            "refused_connections",
+            "Client connections refused at accept, by cap (global, per_ip)",
+            e.refused_connections.clone(),
+        );
+        root.register(
+            "refused_bodies",
+            "Requests refused while their body was read (body_timeout, buffer_full)",
+            e.refused_bodies.clone(),
+        );
+        e
+    }
+
+    /// Counts a refused connection.
+    pub fn refused_connection(&self, reason: &'static str) {
+        self.refused_connections.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a refused body.
+    pub fn refused_body(&self, reason: &'static str) {
+        self.refused_bodies.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}

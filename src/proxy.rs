@@ -340,6 +340,7 @@ impl Gateway {
             .await
         {
             Ok(r) => r,
+            Err(e) if e.client_caused() => return out,
             Err(e) => {
                 self.metrics.upstream_error(e.node, e.kind_label());
                 if e.kind == crate::cluster::UpstreamErrorKind::Connect {

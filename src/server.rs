@@ -11,7 +11,10 @@
 
 mod admin;
 mod api;
+mod edge;
 mod ws;
+
+pub use edge::EdgeLimits;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -51,6 +54,8 @@ pub struct ServerSettings {
     pub ws_send_queue: usize,
     /// Most subscriptions per WS connection.
     pub ws_max_subscriptions: usize,
+    /// Connection caps and body deadlines.
+    pub edge: EdgeLimits,
 }
 
 /// Shared by every connection.
@@ -58,13 +63,15 @@ pub struct ServerSettings {
 struct Ctx {
     app: Arc<App>,
     settings: ServerSettings,
+    edge: Arc<edge::Edge>,
 }
 
 type Resp = Response<Full<Bytes>>;
 
 /// Accepts connections until `shutdown` resolves, then lets open ones finish (bounded).
 pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSettings, shutdown: impl Future<Output = ()>) {
-    let ctx = Arc::new(Ctx { app, settings });
+    let edge = edge::Edge::new(settings.edge.clone(), app.edge.clone());
+    let ctx = Arc::new(Ctx { app, settings, edge });
     // Connections hold a receiver; on shutdown each finishes its request in flight and
     // closes, and the sender sees when the last one has gone.
     let (closing_tx, closing_rx) = watch::channel(false);
@@ -80,6 +87,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSetting
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
+                };
+                let Some(place) = ctx.edge.admit(peer.ip()) else {
+                    // Told why, best effort (never waits on the client), and closed.
+                    let _ = stream.try_write(edge::REFUSED);
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
@@ -108,6 +120,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSetting
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(closing);
+                    drop(place);
                 });
             }
             () = &mut shutdown => break,
@@ -206,13 +219,11 @@ async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Resu
         Route::Ready if is_get => admin::ready(app),
         Route::Status if is_get => admin::status(app),
         Route::Metrics if is_get => admin::metrics(app),
-        Route::Health | Route::Ready | Route::Status | Route::Metrics => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
-        }
+        Route::Health | Route::Ready | Route::Status | Route::Metrics => not_allowed("GET", "use GET\n"),
         Route::Keys(rest) => keys_admin(&ctx, rest.to_owned(), req).await,
         Route::Tx { network, rest } => {
             if !is_get {
-                return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"));
+                return Ok(not_allowed("GET", "use GET\n"));
             }
             let (net, _caller) = match admit_request(&ctx, peer, &req, network, None, None) {
                 Ok(x) => x,
@@ -242,7 +253,7 @@ async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Resu
                 Method::POST => rpc(&ctx, net, &caller, req).await,
                 Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req),
                 Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
-                _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST for JSON-RPC\n"),
+                _ => not_allowed("GET, POST", "use POST for JSON-RPC (GET opens a WebSocket)\n"),
             }
         }
         Route::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -283,18 +294,18 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
     if declared.is_some_and(|n| n > max as u64) {
         return too_large(max);
     }
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(max),
-        Err(_) => return text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+    let body = match ctx.edge.read_body(req.into_body(), max).await {
+        Ok(b) => b,
+        Err(e) => return body_refused(e, max),
     };
+    let body = &body.bytes;
     let who = Who {
         access: &ctx.app.access,
         caller,
         events: &net.events,
         session: None,
     };
-    match net.gw.handle_body(&body, &who).await {
+    match net.gw.handle_body(body, &who).await {
         Ok(Some(reply)) => json(StatusCode::OK, reply),
         Ok(None) => json(StatusCode::OK, Bytes::new()),
         Err(t) => {
@@ -329,15 +340,25 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
         return r;
     }
     let method = req.method().clone();
-    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "admin request body over 64 KiB"),
+    let body = match ctx.edge.read_body(req.into_body(), 64 * 1024).await {
+        Ok(b) => b.bytes.clone(),
+        Err(edge::BodyError::TooLarge) => {
+            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "admin request body over 64 KiB")
+        }
+        Err(e) => return body_refused(e, 64 * 1024),
     };
     let access = access.clone();
     // Key management touches the store (blocking IO).
     let done = tokio::task::spawn_blocking(move || crate::access::admin_keys(&access, &method, &rest, &body)).await;
     match done {
-        Ok((status, value)) => json(status, Bytes::from(value.to_string())),
+        Ok((status, value)) => {
+            let allow = value["allow"].as_str().and_then(|a| HeaderValue::from_str(a).ok());
+            let mut r = json(status, Bytes::from(value.to_string()));
+            if let (StatusCode::METHOD_NOT_ALLOWED, Some(a)) = (status, allow) {
+                r.headers_mut().insert(header::ALLOW, a);
+            }
+            r
+        }
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "key management failed"),
     }
 }
@@ -346,6 +367,9 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
 /// message), `WWW-Authenticate` / `Retry-After`.
 fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Resp {
     app.audit.denied(d.reason());
+    if d.status() == StatusCode::UNAUTHORIZED {
+        tracing::debug!(reason = d.detail(), "authentication failed");
+    }
     let code = match d {
         Denied::RateLimited { .. } => codes::LIMIT_EXCEEDED,
         _ => codes::UNAUTHORIZED,
@@ -384,6 +408,36 @@ fn json(status: StatusCode, body: Bytes) -> Resp {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The answer to a body that could not be read; all but "too large" close the connection.
+fn body_refused(e: edge::BodyError, max: usize) -> Resp {
+    let mut r = match e {
+        edge::BodyError::TooLarge => return too_large(max),
+        edge::BodyError::TimedOut => text(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time (limits.body_timeout_ms, limits.body_idle_timeout_ms)\n",
+        ),
+        edge::BodyError::Busy => {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many request bytes in flight (limits.max_buffered_body_bytes); retry\n",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+            r
+        }
+        edge::BodyError::Broken => text(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+    };
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// 405 with the `Allow` header.
+fn not_allowed(allow: &'static str, body: &str) -> Resp {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, body);
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 

@@ -87,7 +87,8 @@ pub struct TxRecord {
     pub nonce: u64,
     /// Current state.
     pub status: TxStatus,
-    /// URL of the node that accepted it (its home node at the time).
+    /// Name of the node that accepted it (its home node at the time; a URL in records made
+    /// before node names).
     pub node: Option<String>,
     /// The upstream request that submitted it (for re-submission after a restart).
     pub request: String,
@@ -122,7 +123,7 @@ pub struct TxRecord {
 /// A failed submission attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
-    /// The node's URL.
+    /// The node's name.
     pub node: String,
     /// What went wrong (`timeout`, `io`, `connect`, `status`, `bad_reply`).
     pub outcome: String,

@@ -62,19 +62,29 @@ impl Denied {
         }
     }
 
-    /// Metric label.
+    /// Metric label. An unknown key id and a wrong secret share one (`bad_credentials`), as
+    /// they share one 401: `/metrics` must not tell a guesser which ids exist. The operator's
+    /// log has the difference ([`Denied::detail`]).
     pub fn reason(&self) -> &'static str {
         match self {
             Denied::MissingCredential => "missing_credential",
             Denied::MalformedCredential(_) => "malformed_credential",
-            Denied::UnknownKey => "unknown_key",
-            Denied::WrongSecret => "wrong_secret",
+            Denied::UnknownKey | Denied::WrongSecret => "bad_credentials",
             Denied::Revoked => "revoked",
             Denied::Disabled => "disabled",
             Denied::Expired => "expired",
             Denied::NetworkNotAllowed => "network",
             Denied::IpNotAllowed => "ip",
             Denied::RateLimited { .. } => "rate",
+        }
+    }
+
+    /// The reason for the operator's log (tells an unknown id from a wrong secret).
+    pub fn detail(&self) -> &'static str {
+        match self {
+            Denied::UnknownKey => "unknown_key",
+            Denied::WrongSecret => "wrong_secret",
+            other => other.reason(),
         }
     }
 
@@ -157,8 +167,13 @@ mod tests {
         };
         check(Denied::MissingCredential, 401, "missing_credential");
         check(Denied::MalformedCredential("x"), 401, "malformed_credential");
-        check(Denied::UnknownKey, 401, "unknown_key");
-        check(Denied::WrongSecret, 401, "wrong_secret");
+        // Unknown id and wrong secret share a metric label; only the log tells them apart.
+        check(Denied::UnknownKey, 401, "bad_credentials");
+        check(Denied::WrongSecret, 401, "bad_credentials");
+        assert_eq!(
+            (Denied::UnknownKey.detail(), Denied::WrongSecret.detail()),
+            ("unknown_key", "wrong_secret")
+        );
         check(Denied::Revoked, 401, "revoked");
         check(Denied::Expired, 401, "expired");
         check(Denied::Disabled, 403, "disabled");

@@ -67,7 +67,7 @@ async fn ws_loop(cluster: Arc<Cluster>, node: Arc<Node>, url: String) {
         match res {
             Ok(()) => backoff = Duration::from_millis(250),
             Err(e) => {
-                tracing::debug!(node = node.id, %url, error = %e, "newHeads subscription ended");
+                tracing::debug!(node = %node.name, error = %e, "newHeads subscription ended");
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode, Uri};
+use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
@@ -83,6 +84,13 @@ impl UpstreamError {
         }
     }
 
+    /// Whether the node refused the request itself (a 4xx other than 408 and 429, e.g. 413 for
+    /// a body over its limit): the client's answer, not a node fault, and no other node would
+    /// answer differently.
+    pub fn client_caused(&self) -> bool {
+        matches!(self.kind, UpstreamErrorKind::Status(s) if (400..500).contains(&s) && s != 408 && s != 429)
+    }
+
     /// Whether a write may be retried elsewhere: only if it provably never reached the node.
     pub fn retryable_write(&self) -> bool {
         self.kind == UpstreamErrorKind::Connect
@@ -100,15 +108,71 @@ impl UpstreamError {
     }
 }
 
+/// `uri` without `user:password@` (a hosted node's credentials go in a header instead).
+fn without_userinfo(uri: &Uri) -> Uri {
+    let Some(auth) = uri.authority() else {
+        return uri.clone();
+    };
+    let Some((_, host)) = auth.as_str().rsplit_once('@') else {
+        return uri.clone();
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.authority = host.parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// `Authorization: Basic base64(user:password)` from `uri`'s userinfo, percent-decoded.
+fn basic_auth(uri: &Uri) -> Option<HeaderValue> {
+    let (userinfo, _) = uri.authority()?.as_str().rsplit_once('@')?;
+    let raw = userinfo.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            raw[i],
+            raw.get(i + 1).and_then(|&b| hex(b)),
+            raw.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                decoded.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let mut v = HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(decoded)
+    ))
+    .ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
 /// One upstream node.
 #[derive(Debug)]
 pub struct Node {
     /// Position in the node list.
     pub id: NodeId,
+    /// Its name in metrics, logs, `/status`, errors and tx records (`nodes[].name`, default
+    /// `en1`, `en2`, … by position).
+    pub name: String,
+    /// `http` as shown anywhere (credentials hidden, see [`super::shown_url`]).
+    pub shown: String,
     /// JSON-RPC over HTTP endpoint.
     pub http: Uri,
+    /// `http` without its userinfo: what requests go to.
+    target: Uri,
+    /// `Authorization: Basic …` from `http`'s userinfo (percent-decoded), if it has one.
+    basic: Option<HeaderValue>,
     /// WebSocket endpoint for `newHeads`, if known.
     pub ws: Option<String>,
+    /// `ws` as shown anywhere.
+    pub shown_ws: Option<String>,
     /// Calls currently in flight (load for the selector).
     in_flight: AtomicU32,
     /// Exponentially weighted latency of successful calls, in microseconds.
@@ -120,10 +184,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with no history.
-    pub fn new(id: NodeId, http: Uri, ws: Option<String>) -> Self {
+    /// A node with no history; `hide_path` hides its URL paths wherever they are shown.
+    pub fn new(id: NodeId, name: String, http: Uri, ws: Option<String>, hide_path: bool) -> Self {
         Self {
             id,
+            name,
+            shown: super::shown_url(&http.to_string(), hide_path),
+            shown_ws: ws.as_deref().map(|w| super::shown_url(w, hide_path)),
+            target: without_userinfo(&http),
+            basic: basic_auth(&http),
             http,
             ws,
             in_flight: AtomicU32::new(0),
@@ -182,6 +251,8 @@ impl Node {
         };
         match &res {
             Ok(_) => self.record_latency(started.elapsed()),
+            // A refusal of the request says nothing about the node's health.
+            Err(e) if e.client_caused() => {}
             Err(e) => {
                 if let Ok(mut g) = self.last_error.lock() {
                     *g = Some(e.to_string());
@@ -194,8 +265,13 @@ impl Node {
     async fn post_inner(&self, client: &UpstreamClient, body: Bytes) -> Result<Bytes, UpstreamError> {
         let req = Request::builder()
             .method(Method::POST)
-            .uri(self.http.clone())
-            .header(header::CONTENT_TYPE, "application/json")
+            .uri(self.target.clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        let req = match &self.basic {
+            Some(v) => req.header(header::AUTHORIZATION, v.clone()),
+            None => req,
+        };
+        let req = req
             .body(Full::new(body))
             .map_err(|e| self.err(UpstreamErrorKind::Connect, e.to_string()))?;
         let resp = client.inner.request(req).await.map_err(|e| {
@@ -216,7 +292,7 @@ impl Node {
             let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             return Err(self.err(
                 UpstreamErrorKind::Status(status.as_u16()),
-                format!("HTTP {status}: {snippet}"),
+                format!("HTTP {status}: {}", snippet.trim_end()),
             ));
         }
         Ok(body)

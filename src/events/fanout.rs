@@ -59,19 +59,18 @@ impl Conn {
         match self.out.try_send(Bytes::from(m)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                let first = self.overflow.send_if_modified(|o| {
+                self.overflow.send_if_modified(|o| {
                     if o.is_some() {
                         return false;
                     }
+                    // Counted before the connection hears of it (and closes).
+                    counters.slow_closes.inc();
                     *o = Some(Overflow {
                         code: 1008,
                         reason: format!("subscriber too slow: more than events.send_queue = {queue} messages queued"),
                     });
                     true
                 });
-                if first {
-                    counters.slow_closes.inc();
-                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,

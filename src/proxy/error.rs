@@ -43,6 +43,10 @@ pub enum ProxyError {
     /// kengate's own store failed.
     #[error("kengate store error: {0}")]
     Store(String),
+    /// The node refused the request itself (HTTP 4xx, e.g. 413 over its body limit): its
+    /// status and text, not counted against the node.
+    #[error("the node refused this request: {}", .0.detail)]
+    NodeRefused(UpstreamError),
     /// Every attempt failed at the transport level.
     #[error("upstream node {} failed: {}", .0.node, .0.kind_label())]
     Upstream(UpstreamError),
@@ -65,6 +69,7 @@ impl ProxyError {
             ProxyError::Route(RouteError::InvalidParams(_)) => codes::INVALID_PARAMS,
             ProxyError::Route(RouteError::NotReady) | ProxyError::NoUpstream { .. } => codes::NO_UPSTREAM,
             ProxyError::Upstream(_) => codes::UPSTREAM_FAILED,
+            ProxyError::NodeRefused(_) => codes::INVALID_REQUEST,
             ProxyError::Store(_) => codes::INTERNAL_ERROR,
             ProxyError::Shared(e) => return e.clone(),
             ProxyError::RateLimited(_) => codes::LIMIT_EXCEEDED,

@@ -117,7 +117,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 }
             }
             gw.cluster.tracker.faults.no_node_errors.inc();
-            let labels: Vec<String> = nodes.iter().map(|n| n.http.to_string()).collect();
+            let labels: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
             let view = gw.cluster.view();
             return Err(ProxyError::NoUpstream {
                 waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -247,6 +247,10 @@ fn give_up(
     failures: &mut u32,
     null_answer: &mut Option<Reply>,
 ) -> Option<Result<Reply, ProxyError>> {
+    if e.client_caused() {
+        tracing::debug!(method = spec.name, node = e.node, error = %e, "the node refused the request");
+        return Some(null_answer.take().map_or_else(|| Err(ProxyError::NodeRefused(e)), Ok));
+    }
     gw.metrics.upstream_error(e.node, e.kind_label());
     if e.kind == UpstreamErrorKind::Connect {
         gw.cluster.tracker.observe_down(e.node, &e.detail);
@@ -296,18 +300,17 @@ async fn resend_after(
     failures: &mut u32,
     maybe_delivered: &mut bool,
 ) -> Option<Result<Reply, ProxyError>> {
+    if e.client_caused() {
+        // The node refused the request itself: the client's answer (nothing was submitted).
+        return Some(Err(ProxyError::NodeRefused(e)));
+    }
     gw.metrics.upstream_error(e.node, e.kind_label());
     if e.kind == UpstreamErrorKind::Connect {
         gw.cluster.tracker.observe_down(e.node, &e.detail);
     } else {
         *maybe_delivered = true;
     }
-    let node = gw
-        .cluster
-        .nodes
-        .get(e.node)
-        .map(|n| n.http.to_string())
-        .unwrap_or_default();
+    let node = gw.cluster.nodes.get(e.node).map(|n| n.name.clone()).unwrap_or_default();
     let attempt = Transition::Attempt {
         node,
         outcome: e.kind_label().to_owned(),
@@ -315,11 +318,10 @@ async fn resend_after(
     if let Err(err) = gw.lifecycle.transition(w.hash, attempt).await {
         tracing::warn!(error = %err, "could not record a transaction attempt");
     }
-    let client_caused = matches!(e.kind, UpstreamErrorKind::Status(s) if (400..500).contains(&s) && s != 429);
     let budget = u32::try_from(gw.cluster.nodes.len())
         .unwrap_or(u32::MAX)
         .saturating_add(gw.settings.max_retries);
-    if client_caused || *failures >= budget {
+    if *failures >= budget {
         return Some(Err(ProxyError::Upstream(e)));
     }
     *failures += 1;
@@ -384,7 +386,7 @@ async fn record_write(
             );
             gw.senders.remember(w.hash, node);
             Transition::Submitted {
-                node: gw.cluster.nodes[node].http.to_string(),
+                node: gw.cluster.nodes[node].name.clone(),
             }
         }
         Some(e) => Transition::Rejected {

@@ -50,8 +50,9 @@ fn network_status(net: &Network) -> serde_json::Value {
         .map(|(node, v)| {
             json!({
                 "id": node.id,
-                "url": node.http.to_string(),
-                "ws": node.ws,
+                "name": node.name,
+                "url": node.shown,
+                "ws": node.shown_ws,
                 "ws_subscribed": node.ws_subscribed(),
                 "head": v.head,
                 "lag": view.highest.saturating_sub(v.head),

@@ -54,7 +54,7 @@ pub struct Mined {
 pub enum Transition {
     /// A node accepted it.
     Submitted {
-        /// The node's URL.
+        /// The node's name.
         node: String,
     },
     /// Seen in a node's pool.
@@ -68,7 +68,7 @@ pub enum Transition {
     },
     /// An attempt to submit it failed at the transport level (it was re-sent elsewhere).
     Attempt {
-        /// The node's URL.
+        /// The node's name.
         node: String,
         /// What went wrong (`timeout`, `io`, `connect`, `status`, `bad_reply`).
         outcome: String,

@@ -54,7 +54,13 @@ pub async fn restore(gw: &Gateway) {
         let node = rec
             .node
             .as_deref()
-            .and_then(|url| gw.cluster.nodes.iter().position(|n| n.http == url))
+            .and_then(|recorded| {
+                // A node name; records made before names were kept hold the node's URL.
+                gw.cluster
+                    .nodes
+                    .iter()
+                    .position(|n| n.name == recorded || n.http == recorded)
+            })
             .unwrap_or(usize::MAX);
         let body = Bytes::from(rec.request.into_bytes());
         gw.senders.lock(&sender).await.forwarded(
@@ -171,7 +177,7 @@ async fn resubmit_if_home_left(
                     gw,
                     k.hash,
                     Transition::Submitted {
-                        node: node.http.to_string(),
+                        node: node.name.clone(),
                     },
                 )
                 .await;

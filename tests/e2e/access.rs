@@ -91,7 +91,7 @@ async fn kas_sdk_and_stock_clients_work_with_credentials_and_are_refused_without
     let metrics =
         String::from_utf8_lossy(&Http::default().get(&format!("{}/metrics", gate.url)).await.body).to_string();
     for needle in [
-        r#"kengate_denied_requests_total{reason="wrong_secret"}"#,
+        r#"kengate_denied_requests_total{reason="bad_credentials"}"#,
         &format!(r#"kengate_key_requests_total{{key="{KEY_ID}",method="klay_sendRawTransaction",outcome="ok"}} 1"#),
         r#"kengate_key_requests_total{key="url-token","#,
     ] {

@@ -17,7 +17,15 @@ async fn status_and_metrics_describe_the_cluster() {
     assert_eq!(s["nodes"][1]["state"], "lagging");
     assert_eq!(s["nodes"][1]["lag"], 5);
     assert_eq!(s["nodes"][0]["url"], format!("{}/", fakes[0].url));
+    assert_eq!(s["nodes"][0]["name"], "en1");
     assert_eq!(http.get(&format!("{}/ready", gate.url)).await.status, 200);
+    // A wrong method is told which are right.
+    for (path, allow) in [("/status", "GET"), ("/v1/tx/0x00", "GET"), ("/", "GET, POST")] {
+        let r = http
+            .request(http::Method::PUT, &format!("{}{path}", gate.url), &[], "")
+            .await;
+        assert_eq!((r.status, r.headers["allow"].to_str().unwrap()), (405, allow), "{path}");
+    }
 
     http.result(&gate.url, "klay_gasPrice", json!([])).await;
     http.rpc(&gate.url, "debug_traceTransaction", json!([])).await;
@@ -33,13 +41,58 @@ async fn status_and_metrics_describe_the_cluster() {
         "kengate_request_duration_seconds_bucket",
         r#"kengate_served_head_update_seconds_count{network="klaytn"} 1"#,
         "kengate_served_head_trail_seconds_bucket",
-        &format!(r#"kengate_node_head{{network="klaytn",node="{}"}} 95"#, fakes[1].url),
-        &format!(
-            r#"kengate_node_lag_blocks{{network="klaytn",node="{}"}} 5"#,
-            fakes[1].url
-        ),
-        &format!(r#"kengate_node_in_sync{{network="klaytn",node="{}"}} 0"#, fakes[1].url),
+        r#"kengate_node_head{network="klaytn",node="en2"} 95"#,
+        r#"kengate_node_lag_blocks{network="klaytn",node="en2"} 5"#,
+        r#"kengate_node_in_sync{network="klaytn",node="en2"} 0"#,
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+}
+
+/// A hosted node's credentials (userinfo, query values, a key in the path) reach the node and
+/// nowhere else: not `/status`, not `/metrics`, not the error a call gets when no node is left.
+#[tokio::test]
+async fn node_credentials_reach_the_node_and_are_never_shown() {
+    let fakes = fake::cluster(&[100, 100]).await;
+    let hosted = format!(
+        "{}/v2/s3cretpath?apikey=s3cret",
+        fakes[0].url.replace("http://", "http://user:s3cr%40t@")
+    );
+    let mut cfg = test_config(&[(hosted, None), (fakes[1].url.clone(), None)]);
+    cfg.nodes[0].secret_path = true;
+    cfg.nodes[1].name = Some("backup".into());
+    cfg.cluster.node_wait_ms = 200;
+    let gate = Gate::start(cfg).await;
+    let s = gate.wait_served(100).await;
+    assert_eq!(
+        s["nodes"][0]["url"],
+        format!("{}/***?apikey=***", fakes[0].url.replace("http://", "http://***@"))
+    );
+    assert_eq!(s["nodes"][0]["name"], "en1");
+    assert_eq!(s["nodes"][1]["name"], "backup");
+    // The node gets its path, query and credentials (as HTTP Basic, percent-decoded).
+    assert_eq!(
+        fakes[0].last_request(),
+        (
+            "/v2/s3cretpath?apikey=s3cret".to_owned(),
+            Some("Basic dXNlcjpzM2NyQHQ=".to_owned())
+        )
+    );
+    let http = Http::default();
+    let m = http.get(&format!("{}/metrics", gate.url)).await;
+    let metrics = String::from_utf8(m.body.to_vec()).unwrap();
+    assert!(metrics.contains(r#"kengate_node_head{network="klaytn",node="en1"} 100"#));
+    assert!(metrics.contains(r#"kengate_node_head{network="klaytn",node="backup"} 100"#));
+    for f in &fakes {
+        f.kill();
+    }
+    let err = http
+        .rpc(&gate.url, "klay_getBlockByNumber", json!(["0x1", false]))
+        .await;
+    let message = err["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("en1") && message.contains("backup"), "{err}");
+    let status = http.get(&format!("{}/status", gate.url)).await;
+    for shown in [metrics, message, String::from_utf8(status.body.to_vec()).unwrap()] {
+        assert!(!shown.contains("s3cr") && !shown.contains("user:"), "{shown}");
     }
 }

@@ -8,6 +8,7 @@ mod access;
 mod admin;
 mod bad_input;
 mod cache;
+mod edge;
 mod events;
 mod faults;
 mod routing;

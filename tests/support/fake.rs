@@ -31,6 +31,9 @@ pub enum Mode {
     /// Takes every `sendRawTransaction` into the pool, then breaks the connection mid-reply
     /// (a node that accepted the tx and died before answering); everything else as `Ok`.
     ResetSends = 4,
+    /// Answers every call but head polls with HTTP 413 (Klaytn's own body limit, lower than
+    /// kengate's): a refusal of the request, not a node fault.
+    Refuse413 = 5,
 }
 
 struct State {
@@ -57,6 +60,8 @@ struct State {
     delay_ms: AtomicU64,
     /// HTTP requests other than head polls and chain-id probes (a batch counts once).
     requests: AtomicU64,
+    /// The last request's target (path and query) and `Authorization` header.
+    last_request: Mutex<(String, Option<String>)>,
 }
 
 /// One fake node.
@@ -84,6 +89,7 @@ impl Fake {
             delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             pool: Mutex::new(std::collections::HashSet::new()),
+            last_request: Mutex::new((String::new(), None)),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -95,6 +101,11 @@ impl Fake {
             st,
             server: Mutex::new(Some(server)),
         }
+    }
+
+    /// The last request's target (path and query) and `Authorization` header.
+    pub fn last_request(&self) -> (String, Option<String>) {
+        self.st.last_request.lock().unwrap().clone()
     }
 
     pub fn set_head(&self, h: u64) {
@@ -194,6 +205,13 @@ async fn serve(listener: TcpListener, st: Arc<State>) {
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let st = st.clone();
                 async move {
+                    let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                    let auth = req
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    *st.last_request.lock().unwrap() = (target, auth);
                     let body = req
                         .into_body()
                         .collect()
@@ -228,6 +246,12 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         .is_some_and(|m| m.ends_with("_blockNumber") || m.ends_with("_chainID"));
     if !own {
         st.requests.fetch_add(1, Ordering::SeqCst);
+        if st.mode.load(Ordering::SeqCst) == Mode::Refuse413 as u8 {
+            return http::Response::builder()
+                .status(413)
+                .body(Full::new(Bytes::from_static(b"content length too large\n")))
+                .unwrap();
+        }
     }
     let delay = st.delay_ms.load(Ordering::SeqCst);
     if delay > 0 && !req["method"].as_str().unwrap_or("").ends_with("_blockNumber") {

@@ -25,6 +25,7 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
             .map(|(http, ws)| NodeConfig {
                 http: http.clone(),
                 ws: ws.clone(),
+                ..NodeConfig::default()
             })
             .collect(),
         ..Config::default()

@@ -1,0 +1,160 @@
+//! What a client can hold of kengate before its request is handled: stalled and trickled
+//! bodies end with 408, connection caps (per address and overall) answer 503 and close,
+//! the shared budget of buffered body bytes answers 503 — and honest clients go on.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::client::Http;
+use crate::support::fake;
+use crate::support::gate::{test_config, Gate};
+
+async fn gate(tweak: impl FnOnce(&mut kengate::config::LimitsConfig)) -> (Vec<fake::Fake>, Gate) {
+    let fakes = fake::cluster(&[100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    tweak(&mut cfg.limits);
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    (fakes, gate)
+}
+
+/// A POST whose head declares `declared` bytes, with `sent` of them sent.
+async fn partial_post(gate: &Gate, declared: usize, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(gate.addr).await.expect("connect");
+    let head =
+        format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![b' '; sent]).await.unwrap();
+    s
+}
+
+/// Everything the server sends until it closes (or `within` passes: then what came).
+async fn until_closed(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+async fn metric(gate: &Gate, line: &str) -> bool {
+    let m = Http::default().get(&format!("{}/metrics", gate.url)).await.text();
+    m.contains(line)
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_and_closed() {
+    let (_fakes, gate) = gate(|l| l.body_idle_timeout_ms = 300).await;
+    let started = Instant::now();
+    let mut s = partial_post(&gate, 100_000, 1_000).await;
+    let (reply, closed) = until_closed(&mut s, Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(closed, "the connection stays open after 408");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(metric(&gate, r#"kengate_refused_bodies_total{reason="body_timeout"} 1"#).await);
+}
+
+#[tokio::test]
+async fn a_trickled_body_meets_the_total_deadline() {
+    let (_fakes, gate) = gate(|l| {
+        l.body_timeout_ms = 600;
+        l.body_idle_timeout_ms = 10_000;
+    })
+    .await;
+    let mut s = partial_post(&gate, 1_000, 1).await;
+    let started = Instant::now();
+    // One byte every 50 ms never trips the idle deadline; the total one ends it.
+    let reply = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if s.write_all(b" ").await.is_err() || started.elapsed() > Duration::from_secs(5) {
+            break until_closed(&mut s, Duration::from_secs(2)).await.0;
+        }
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await {
+            if n > 0 {
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+        }
+    };
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn connection_caps_answer_503_and_free_their_places() {
+    let (_fakes, gate) = gate(|l| l.max_connections_per_ip = 3).await;
+    // The gate's own helpers use connections too: wait for them to close first.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(gate.addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(gate.addr).await.unwrap();
+    let (reply, closed) = until_closed(&mut extra, Duration::from_secs(5)).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 503") && reply.contains("too many connections"),
+        "{reply}"
+    );
+    assert!(closed);
+    assert!(
+        metric_after_freeing(
+            &gate,
+            &mut held,
+            r#"kengate_refused_connections_total{reason="per_ip"} "#
+        )
+        .await
+    );
+}
+
+/// Closes `held`, then reads `/metrics` (which needs a place) until `line` shows.
+async fn metric_after_freeing(gate: &Gate, held: &mut Vec<TcpStream>, line: &str) -> bool {
+    held.clear();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if metric(gate, line).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_body_budget_refuses_more_than_it_holds_and_recovers() {
+    let (_fakes, gate) = gate(|l| {
+        l.max_body_bytes = 2048;
+        l.max_buffered_body_bytes = 4096;
+        l.body_idle_timeout_ms = 800;
+    })
+    .await;
+    // Two stalled bodies hold 4000 of the 4096 bytes...
+    let _a = partial_post(&gate, 2048, 2000).await;
+    let _b = partial_post(&gate, 2048, 2000).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so a third body is refused at once, with Retry-After.
+    let mut c = partial_post(&gate, 2048, 500).await;
+    let (reply, _) = until_closed(&mut c, Duration::from_secs(5)).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 503") && reply.contains("retry-after: 1"),
+        "{reply}"
+    );
+    // Once the stalled ones time out, their bytes return and calls go through.
+    let http = Http::default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = http.rpc_lenient(&gate.url, "klay_blockNumber", json!([])).await;
+        if r["result"] == "0x64" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the budget never came back: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metric(&gate, r#"kengate_refused_bodies_total{reason="buffer_full"} 1"#).await);
+}
