@@ -70,6 +70,8 @@ pub struct Access {
     weights: Weights,
     /// Per-IP buckets (`None`: unlimited).
     per_ip: Option<IpLimiter>,
+    /// Failed authentications per client address.
+    auth_failures: Option<limit::AuthFailures>,
     /// Keys from `proxy.toml`, built once (so their buckets live as long as kengate).
     config_keys: Vec<Arc<KeyEntry>>,
     /// What the request path reads, without a lock; replaced whole by `reload`.
@@ -154,6 +156,7 @@ impl Access {
             per_key: throttle.per_key,
             weights: Weights::new(&throttle.method_weights),
             per_ip: IpLimiter::new(throttle.per_ip),
+            auth_failures: limit::AuthFailures::new(throttle.auth_failures_per_ip),
             config_keys,
             keys: ArcSwap::from_pointee(KeyTable::new()),
             loaded_version: Mutex::new(None),
@@ -191,6 +194,31 @@ impl Access {
         if !self.enabled {
             return Ok(Caller::anonymous(ip));
         }
+        if let Some(f) = &self.auth_failures {
+            f.admit(ip)?;
+        }
+        self.check_credential(ip, headers, path_token, network).map_err(|d| {
+            // A credential that does not work is charged to the address: to its failure
+            // bucket (lock-out) and to its request bucket.
+            if d.status() == http::StatusCode::UNAUTHORIZED && d != Denied::MissingCredential {
+                if let Some(over) = self.auth_failures.as_ref().and_then(|f| f.failed(ip)) {
+                    return over;
+                }
+                if let Some(Err(over)) = self.per_ip.as_ref().map(|l| l.check(ip, 1)) {
+                    return over;
+                }
+            }
+            d
+        })
+    }
+
+    fn check_credential(
+        &self,
+        ip: IpAddr,
+        headers: &HeaderMap,
+        path_token: Option<&str>,
+        network: &str,
+    ) -> Result<Caller, Denied> {
         let cred = credential::from_request(headers, path_token)?;
         let table = self.keys.load();
         let entry = table.get(&cred.id);
@@ -281,6 +309,9 @@ impl Access {
     pub fn prune(&self) {
         if let Some(l) = &self.per_ip {
             l.prune();
+        }
+        if let Some(f) = &self.auth_failures {
+            f.prune();
         }
     }
 

@@ -242,6 +242,9 @@ pub struct ThrottleConfig {
     pub per_key: RateConfig,
     /// Cost of one call of a method (default 1), e.g. `{ eth_getLogs = 10 }`.
     pub method_weights: std::collections::BTreeMap<String, u32>,
+    /// Failed authentications per client address (auth on): past the burst, the address is
+    /// refused (429) before its credential is looked at until the bucket refills.
+    pub auth_failures_per_ip: RateConfig,
 }
 
 impl Default for ThrottleConfig {
@@ -250,7 +253,13 @@ impl Default for ThrottleConfig {
         Self {
             per_ip: RateConfig::default(),
             per_key: RateConfig::default(),
-            method_weights: heavy.iter().map(|m| (m.to_string(), 10)).collect(),
+            // The REST history reads up to 1,000 rows of the store.
+            method_weights: heavy
+                .iter()
+                .chain(&["kengate_listTransactions"])
+                .map(|m| (m.to_string(), 10))
+                .collect(),
+            auth_failures_per_ip: RateConfig { rps: 1, burst: 30 },
         }
     }
 }

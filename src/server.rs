@@ -225,12 +225,28 @@ async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Resu
             if !is_get {
                 return Ok(not_allowed("GET", "use GET\n"));
             }
-            let (net, _caller) = match admit_request(&ctx, peer, &req, network, None, None) {
+            let (net, caller) = match admit_request(&ctx, peer, &req, network, None, None) {
                 Ok(x) => x,
                 Err(resp) => return Ok(*resp),
             };
-            let rest = rest.to_owned();
-            api::tx(&net.gw, &rest, req.uri().query()).await
+            // A REST route is a method for the key's permissions and the buckets.
+            let method = api::method_of(rest);
+            if !caller.allows(method, false) {
+                return Ok(json_error(
+                    StatusCode::FORBIDDEN,
+                    &format!("this access key may not call {method} (GET /v1/tx…)"),
+                ));
+            }
+            if let Err(d) = app.access.admit(&caller, app.access.weight(method)) {
+                return Ok(denied(app, &d, None));
+            }
+            let started = std::time::Instant::now();
+            let resp = api::tx(&net.gw, rest, req.uri().query()).await;
+            if let Some(key) = &caller.key {
+                app.audit
+                    .call(key.shared_id(), method, started.elapsed(), resp.status().is_success());
+            }
+            resp
         }
         Route::KasWs => {
             let chain = req
@@ -272,11 +288,19 @@ fn admit_request<'a>(
 ) -> Result<(&'a Network, Caller), Box<Resp>> {
     let app = &ctx.app;
     let chain = chain_override.or_else(|| req.headers().get("x-chain-id").map(HeaderValue::as_bytes));
-    let net = app
-        .networks
-        .select(network, chain)
-        .map_err(|e| Box::new(network_error(&e)))?;
     let ip = app.access.client_ip(peer, req.headers());
+    let net = app.networks.select(network, chain).map_err(|e| {
+        // With auth on, which networks exist is not told before a credential works: a
+        // credential that does not is refused as on any network.
+        if app.access.enabled() {
+            if let Err(d) = app.access.authenticate(ip, req.headers(), token, "") {
+                if d.status() != StatusCode::FORBIDDEN {
+                    return Box::new(denied(app, &d, None));
+                }
+            }
+        }
+        Box::new(network_error(&e))
+    })?;
     let caller = app
         .access
         .authenticate(ip, req.headers(), token, &net.name)

@@ -94,6 +94,78 @@ impl IpLimiter {
     }
 }
 
+/// Failed authentications per client address (`throttle.auth_failures_per_ip`): each takes a
+/// cell; an address whose bucket is empty is locked out — every request it makes is refused
+/// with 429 before its credential is looked at — until a cell is back, so a guesser gets a
+/// bounded number of tries however it spreads them over keys.
+pub(crate) struct AuthFailures {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Locked addresses (their bucket) and until when. A std Mutex, only taken while some
+    /// address is locked (`any`), never across `.await`.
+    locked: std::sync::Mutex<HashMap<IpAddr, std::time::Instant>>,
+    any: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for AuthFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFailures").finish_non_exhaustive()
+    }
+}
+
+impl AuthFailures {
+    /// `None` when `rate` is unlimited.
+    pub(crate) fn new(rate: RateConfig) -> Option<Self> {
+        Some(Self {
+            limiter: DefaultKeyedRateLimiter::dashmap(quota(rate)?),
+            locked: std::sync::Mutex::new(HashMap::new()),
+            any: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Refuses a locked-out address.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<(), Denied> {
+        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let locked = self.locked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match locked.get(&bucket_of(ip)) {
+            Some(until) => match until.checked_duration_since(std::time::Instant::now()) {
+                Some(wait) => Err(Denied::RateLimited {
+                    retry_after_secs: (wait.as_secs() + 1).max(1),
+                }),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one failure. Past the burst the address is locked out, and this failure is
+    /// answered as over the limit (the returned refusal).
+    pub(crate) fn failed(&self, ip: IpAddr) -> Option<Denied> {
+        let b = bucket_of(ip);
+        let not_until = self.limiter.check_key(&b).err()?;
+        let now = self.limiter.clock().now();
+        let wait = not_until.wait_time_from(now);
+        self.locked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(b, std::time::Instant::now() + wait);
+        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(refused(&not_until, now))
+    }
+
+    /// Forgets expired lock-outs and full buckets.
+    pub(crate) fn prune(&self) {
+        let mut locked = self.locked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        locked.retain(|_, until| *until > now);
+        self.any.store(!locked.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        drop(locked);
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
 fn bucket_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -128,6 +200,27 @@ mod tests {
 
     fn rate(rps: u32, burst: u32) -> RateConfig {
         RateConfig { rps, burst }
+    }
+
+    #[test]
+    fn an_address_is_locked_out_after_its_failures_and_others_are_not() {
+        let f = AuthFailures::new(rate(1, 3)).unwrap();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..3 {
+            assert_eq!(f.admit(a), Ok(()));
+            assert_eq!(f.failed(a), None);
+        }
+        assert_eq!(f.admit(a), Ok(()), "the burst is spent, not exceeded");
+        assert!(matches!(f.failed(a), Some(Denied::RateLimited { .. })));
+        assert!(matches!(f.admit(a), Err(Denied::RateLimited { .. })));
+        assert_eq!(f.admit(b), Ok(()));
+        // The same /64 is the same client.
+        let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        for _ in 0..4 {
+            let _ = f.failed(v6("2001:db8::1"));
+        }
+        assert!(f.admit(v6("2001:db8::ffff")).is_err());
+        assert!(f.admit(v6("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]

@@ -59,6 +59,17 @@ impl Session {
         }
     }
 
+    /// The connection must close with `code` and `reason` (unless it already must).
+    pub fn close_with(&self, code: u16, reason: String) {
+        self.conn.overflow.send_if_modified(|o| {
+            if o.is_some() {
+                return false;
+            }
+            *o = Some(Overflow { code, reason });
+            true
+        });
+    }
+
     /// Live subscriptions.
     pub fn len(&self) -> usize {
         self.subs.lock().unwrap_or_else(PoisonError::into_inner).len()

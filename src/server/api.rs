@@ -15,6 +15,16 @@ fn error(status: StatusCode, msg: &str) -> Resp {
     json(status, Bytes::from(json!({ "error": msg }).to_string()))
 }
 
+/// The method name a REST route counts as (the key's `methods`, `throttle.method_weights`,
+/// the audit): one record is `kengate_getTransactionStatus`, as over JSON-RPC; the history is
+/// `kengate_listTransactions`.
+pub(super) fn method_of(rest: &str) -> &'static str {
+    match rest {
+        "" | "/" => "kengate_listTransactions",
+        _ => "kengate_getTransactionStatus",
+    }
+}
+
 /// Routes `[/v1/{network}]/v1/tx...`; `rest` is what follows `/tx`.
 pub(super) async fn tx(gw: &Gateway, rest: &str, query: Option<&str>) -> Resp {
     match rest {

@@ -152,7 +152,14 @@ async fn session(
         let body: Bytes = match msg {
             Some(Ok(Message::Text(t))) => Bytes::from(t),
             Some(Ok(Message::Binary(b))) => Bytes::from(b),
-            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            Some(Err(e)) => {
+                // The client is told why (the writer sends the close frame).
+                if let Some((code, reason)) = close_for(&e, ctx.settings.max_body_bytes) {
+                    subs.close_with(code, reason);
+                }
+                break;
+            }
+            Some(Ok(Message::Close(_))) | None => break,
             Some(Ok(_)) => continue,
         };
         // The key may have been revoked, rotated or expired since the upgrade.
@@ -203,6 +210,18 @@ async fn session(
     drop(subs);
     drop(tx);
     let _ = writer.await;
+}
+
+/// The close code and reason for a read error the client caused: 1009 for a message over the
+/// size limit, 1007 for text that is not UTF-8, 1002 for any other protocol violation.
+fn close_for(e: &tokio_tungstenite::tungstenite::Error, max: usize) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Capacity(_) => Some((1009, format!("message over {max} bytes (limits.max_body_bytes)"))),
+        Error::Utf8 => Some((1007, "text message is not UTF-8".to_owned())),
+        Error::Protocol(p) => Some((1002, crate::jsonrpc::clip(&p.to_string()))),
+        _ => None,
+    }
 }
 
 /// Most queued messages written with one flush.

@@ -1838,3 +1838,114 @@ async fn filters_and_subscriptions_belong_to_their_key_and_end_with_it() {
     .await;
     assert!(end.is_ok(), "a revoked key's subscriptions kept the socket open");
 }
+
+/// Guessing credentials costs the guesser: each failure takes a token from its address's
+/// failure bucket; with none left every request from that address — even with a good key — is
+/// refused with 429 before its credential is looked at. Other addresses are not affected.
+#[tokio::test]
+async fn failed_authentications_lock_the_guessing_address_out() {
+    let (fakes, gate) = one_network(|c| {
+        c.auth.enabled = true;
+        c.auth.keys = vec![key("good")];
+        c.auth.trusted_proxies = vec!["127.0.0.1/32".into()];
+        c.throttle.auth_failures_per_ip = RateConfig { rps: 1, burst: 3 };
+    })
+    .await;
+    let http = Http::default();
+    let post = |auth: String, from: &'static str| {
+        let (http, url) = (http.clone(), gate.url.clone());
+        async move {
+            let headers = [("authorization", auth.as_str()), ("x-forwarded-for", from)];
+            http.post_with_headers(&url, &headers, call("klay_gasPrice", 1)).await
+        }
+    };
+    let wrong = || format!("Bearer good.{}", "x".repeat(43));
+    for i in 0..3 {
+        let r = post(wrong(), "192.0.2.1").await;
+        assert_eq!(r.status, 401, "guess {i}: {}", r.text());
+    }
+    let r = post(wrong(), "192.0.2.1").await;
+    assert_eq!(r.status, 429, "the fourth guess: {}", r.text());
+    let r = post(bearer("good"), "192.0.2.1").await;
+    assert_eq!(r.status, 429, "a good key from the locked address: {}", r.text());
+    assert!(r.headers.contains_key("retry-after"));
+    assert_result(&post(bearer("good"), "192.0.2.2").await, "another address");
+    assert_eq!(calls(&fakes), 1, "only the other address's call reached the node");
+}
+
+/// With auth on, which networks exist is not told to a caller whose credential does not work:
+/// an unknown network or chain id is a 401 without one, and a 404 only with a working key.
+#[tokio::test]
+async fn networks_are_not_discoverable_before_authentication() {
+    let two = two_networks(|c| {
+        c.auth.enabled = true;
+        c.auth.keys = vec![key("good")];
+    })
+    .await;
+    let http = Http::default();
+    let url = |p: &str| format!("{}{p}", two.gate.url);
+    for (path, chain) in [("/v1/nope", None), ("/", Some("5")), ("/v1/nope/tx?size=1", None)] {
+        let mut headers: Vec<(&str, &str)> = chain.iter().map(|c| ("x-chain-id", *c)).collect();
+        let r = if path.contains("/tx") {
+            http.request(http::Method::GET, &url(path), &headers, "").await
+        } else {
+            http.post_with_headers(&url(path), &headers, call("klay_gasPrice", 1))
+                .await
+        };
+        assert_eq!(r.status, 401, "{path} {chain:?} without a credential: {}", r.text());
+        let good = bearer("good");
+        headers.push(("authorization", good.as_str()));
+        let r = if path.contains("/tx") {
+            http.request(http::Method::GET, &url(path), &headers, "").await
+        } else {
+            http.post_with_headers(&url(path), &headers, call("klay_gasPrice", 1))
+                .await
+        };
+        assert_eq!(r.status, 404, "{path} {chain:?} with a good key: {}", r.text());
+    }
+    assert_eq!(ws_refused(&format!("ws://{}/v1/nope", two.gate.addr), &[]).await, 401);
+    drop((two.cypress, two.baobab));
+}
+
+/// The REST API goes through the same gate as JSON-RPC: the key's buckets (the history weighs
+/// 10, one record 1), the key's methods (`kengate_getTransactionStatus`,
+/// `kengate_listTransactions`) and the audit.
+#[tokio::test]
+async fn rest_calls_are_charged_and_permitted_like_methods() {
+    let (_fakes, gate) = one_network(|c| {
+        c.auth.enabled = true;
+        c.auth.keys = vec![
+            limited("slow", 1, 5),
+            KeyConfig {
+                methods: vec!["write".into()],
+                ..key("writer")
+            },
+        ];
+    })
+    .await;
+    let http = Http::default();
+    let get = |path: String, id: &'static str| {
+        let (http, url) = (http.clone(), format!("{}{path}", gate.url));
+        async move {
+            let auth = bearer(id);
+            http.request(http::Method::GET, &url, &[("authorization", auth.as_str())], "")
+                .await
+        }
+    };
+    let one = format!("/v1/tx/0x{}", "ab".repeat(32));
+    for i in 0..5 {
+        let r = get(one.clone(), "slow").await;
+        assert_eq!(r.status, 404, "record lookup {i}: {}", r.text());
+    }
+    let r = get(one.clone(), "slow").await;
+    assert_eq!(r.status, 429, "the sixth lookup at 1 rps, burst 5: {}", r.text());
+    assert!(r.headers.contains_key("retry-after"));
+    let r = get("/v1/tx?size=5".into(), "writer").await;
+    assert_eq!(r.status, 403, "a write-only key reads history: {}", r.text());
+    assert!(r.text().contains("kengate_listTransactions"), "{}", r.text());
+    let m = metrics(&gate).await;
+    assert_metrics_have(
+        &m,
+        &[r#"kengate_key_requests_total{key="slow",method="kengate_getTransactionStatus",outcome="error"} 5"#],
+    );
+}

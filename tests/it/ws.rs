@@ -34,3 +34,27 @@ async fn websocket_requests_and_batches() {
     assert_eq!(batch[0]["result"]["number"], "0x64");
     assert!(replies.iter().any(|r| r["error"]["code"] == -32700));
 }
+
+/// A message over the size limit closes the connection with 1009 and says why.
+#[tokio::test]
+async fn an_oversized_message_closes_with_1009() {
+    let fakes = fake::cluster(&[100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.limits.max_body_bytes = 1024;
+    cfg.limits.max_buffered_body_bytes = 4096;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
+        .await
+        .expect("ws connect");
+    ws.send(Message::text(" ".repeat(2000))).await.unwrap();
+    let frame = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => break f.expect("a close frame with a code"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(frame.code), 1009);
+    assert!(frame.reason.contains("limits.max_body_bytes"), "{}", frame.reason);
+}
