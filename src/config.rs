@@ -42,8 +42,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on for JSON-RPC (HTTP and WebSocket) and the admin endpoints.
+    /// Address to listen on for JSON-RPC (HTTP and WebSocket), REST, `/health`, `/ready` — and,
+    /// unless `admin_listen` is set, `/status`, `/metrics` and `/admin/keys`.
     pub listen: SocketAddr,
+    /// The private admin surface: when set, `/status`, `/metrics` (with per-key series) and
+    /// `/admin/keys` are served here only (plus `/health`, `/ready`), and `listen` answers 404
+    /// for them. Bind it to a private address.
+    pub admin_listen: Option<SocketAddr>,
     /// The upstream nodes (replaced by `--node` flags when given): the cluster of the
     /// network named in [`Config::network`]. Leave empty when `networks` lists the clusters.
     pub nodes: Vec<NodeConfig>,
@@ -398,6 +403,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            admin_listen: None,
             nodes: Vec::new(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),

@@ -60,6 +60,14 @@ pub enum StartError {
     /// Access control could not be set up (admin token, keys).
     #[error("access control: {0}")]
     Access(AccessError),
+    /// The admin listener could not be bound.
+    #[error("binding admin_listen {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The store could not be opened.
     #[error("{path}: {source}")]
     Store {
@@ -174,6 +182,17 @@ fn build_gateway(
 /// requests, then stops background tasks.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let app = Arc::new(build(&config)?);
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+            tracing::info!(addr = %l.local_addr().unwrap_or(addr), "admin surface (/status, /metrics, /admin/keys) listening");
+            Some(l)
+        }
+        None => None,
+    };
     let mut tasks = Vec::new();
     for net in app.networks.iter() {
         tasks.extend(cluster::spawn_head_watchers(&net.gw.cluster, &config.cluster));
@@ -201,7 +220,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             max_buffered_body_bytes: config.limits.max_buffered_body_bytes,
         },
     };
-    server::serve(listener, app, settings, shutdown).await;
+    server::serve(listener, admin, app, settings, shutdown).await;
     for t in tasks {
         t.abort();
     }

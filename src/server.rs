@@ -68,63 +68,95 @@ struct Ctx {
 
 type Resp = Response<Full<Bytes>>;
 
-/// Accepts connections until `shutdown` resolves, then lets open ones finish (bounded).
-pub async fn serve(listener: TcpListener, app: Arc<App>, settings: ServerSettings, shutdown: impl Future<Output = ()>) {
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// `listen`: everything, or — with a private admin surface — everything but it.
+    Public { admin_elsewhere: bool },
+    /// `admin_listen`: `/status`, `/metrics`, `/admin/keys`, `/health`, `/ready` only; not
+    /// subject to the connection caps (an operator can look while the public side is flooded).
+    Admin,
+}
+
+/// Accepts connections on `listener` (and `admin`, the private admin surface) until
+/// `shutdown` resolves, then lets open ones finish (bounded).
+pub async fn serve(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    app: Arc<App>,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
     let edge = edge::Edge::new(settings.edge.clone(), app.edge.clone());
     let ctx = Arc::new(Ctx { app, settings, edge });
+    let public = Surface::Public {
+        admin_elsewhere: admin.is_some(),
+    };
+    let accept_admin = || async {
+        match &admin {
+            Some(l) => l.accept().await,
+            None => std::future::pending().await,
+        }
+    };
     // Connections hold a receiver; on shutdown each finishes its request in flight and
     // closes, and the sender sees when the last one has gone.
     let (closing_tx, closing_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Some(place) = ctx.edge.admit(peer.ip()) else {
+        let (accepted, surface) = tokio::select! {
+            a = listener.accept() => (a, public),
+            a = accept_admin() => (a, Surface::Admin),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let place = match surface {
+            Surface::Admin => None,
+            Surface::Public { .. } => match ctx.edge.admit(peer.ip()) {
+                Some(p) => Some(p),
+                None => {
                     // Told why, best effort (never waits on the client), and closed.
                     let _ = stream.try_write(edge::REFUSED);
                     continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
-                let svc = service_fn(move |req| handle(ctx.clone(), peer, req));
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(read_timeout)
-                    // The parsed head's size (431 above it), however fast it arrived; the read
-                    // buffer may hold a little more than one head.
-                    .max_header_size(max_head)
-                    .max_buf_size(max_head.max(8192) * 2)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades();
-                let mut closing = closing_rx.clone();
-                tokio::spawn(async move {
-                    tokio::pin!(conn);
-                    let res = tokio::select! {
-                        res = conn.as_mut() => res,
-                        _ = closing.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    drop(closing);
-                    drop(place);
-                });
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
+        let svc = service_fn(move |req| handle(ctx.clone(), surface, peer, req));
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
+            // The parsed head's size (431 above it), however fast it arrived; the read
+            // buffer may hold a little more than one head.
+            .max_header_size(max_head)
+            .max_buf_size(max_head.max(8192) * 2)
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                res = conn.as_mut() => res,
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
             }
-            () = &mut shutdown => break,
-        }
+            drop(closing);
+            drop(place);
+        });
     }
     drop(listener);
     drop(closing_rx);
@@ -211,10 +243,37 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle(ctx: Arc<Ctx>, surface: Surface, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let app = &ctx.app;
     let is_get = req.method() == Method::GET;
-    Ok(match route(req.uri().path()) {
+    let route = route(req.uri().path());
+    let admin_route = matches!(route, Route::Status | Route::Metrics | Route::Keys(_));
+    let served_here = match surface {
+        Surface::Admin => admin_route || matches!(route, Route::Health | Route::Ready),
+        Surface::Public { admin_elsewhere } => !(admin_elsewhere && admin_route),
+    };
+    if !served_here {
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n"));
+    }
+    // Without a private admin surface, an operator who set an admin token wants it for
+    // /status and /metrics too (they name nodes and access keys).
+    if matches!(surface, Surface::Public { .. })
+        && matches!(route, Route::Status | Route::Metrics)
+        && app.access.admin_configured()
+        && !app.access.admin_authorized(req.headers())
+    {
+        app.audit.denied("admin_token");
+        let mut r = json_error(
+            StatusCode::UNAUTHORIZED,
+            "admin token required (Authorization: Bearer <token>), or use admin_listen",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kengate-admin\""),
+        );
+        return Ok(r);
+    }
+    Ok(match route {
         Route::Health if is_get => admin::health(),
         Route::Ready if is_get => admin::ready(app),
         Route::Status if is_get => admin::status(app),

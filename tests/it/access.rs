@@ -243,8 +243,18 @@ async fn ws_call(ws: &mut Ws, body: String) -> Value {
     ws_next(ws).await
 }
 
+/// `/metrics` (with the admin token, which it needs when the gate has one).
 async fn metrics(gate: &Gate) -> String {
-    Http::default().get(&format!("{}/metrics", gate.url)).await.text()
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    Http::default()
+        .request(
+            http::Method::GET,
+            &format!("{}/metrics", gate.url),
+            &[("authorization", admin.as_str())],
+            "",
+        )
+        .await
+        .text()
 }
 
 #[track_caller]

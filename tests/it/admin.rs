@@ -96,3 +96,82 @@ async fn node_credentials_reach_the_node_and_are_never_shown() {
         assert!(!shown.contains("s3cr") && !shown.contains("user:"), "{shown}");
     }
 }
+
+/// With `admin_listen`, what names nodes and keys (`/status`, `/metrics`, `/admin/keys`) is
+/// served there only; the public port answers 404 for it and the admin port serves nothing
+/// else. The admin port is not subject to the public connection caps.
+#[tokio::test]
+async fn the_private_admin_surface_is_the_only_place_for_status_and_metrics() {
+    let fakes = fake::cluster(&[100]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.admin_listen = Some(port);
+    cfg.limits.max_connections_per_ip = 1;
+    let gate = Gate::start(cfg).await;
+    let admin = format!("http://{port}");
+    let http = Http::default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // kengate binds the admin port as it starts.
+    while tokio::net::TcpStream::connect(port).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the admin port never opened");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    loop {
+        let s = http.get(&format!("{admin}/status")).await;
+        if s.status == 200 && s.json()["served_head"] == 100 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the admin surface never served");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for path in ["/status", "/metrics", "/admin/keys"] {
+        assert_eq!(
+            http.get(&format!("{}{path}", gate.url)).await.status,
+            404,
+            "public {path}"
+        );
+    }
+    assert_eq!(http.get(&format!("{admin}/metrics")).await.status, 200);
+    assert_eq!(http.get(&format!("{admin}/health")).await.status, 200);
+    assert_eq!(http.get(&format!("{}/health", gate.url)).await.status, 200);
+    let r = http
+        .post(
+            &admin,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "klay_blockNumber"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 404, "JSON-RPC on the admin surface");
+    // The public side is full (one connection per address, held here); the admin side is not.
+    let _held = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(Http::default().get(&format!("{admin}/status")).await.status, 200);
+}
+
+/// Without a private surface, an admin token (when set) guards `/status` and `/metrics`.
+#[tokio::test]
+async fn an_admin_token_guards_status_and_metrics_on_the_public_port() {
+    let fakes = fake::cluster(&[100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.auth.admin_token = Some("admin-token-0123456789abcdef".into());
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let http = Http::default();
+    for path in ["/status", "/metrics"] {
+        let url = format!("{}{path}", gate.url);
+        let r = http.get(&url).await;
+        assert_eq!(r.status, 401, "{path} without the token");
+        assert!(r.headers.contains_key("www-authenticate"));
+        let r = http
+            .request(
+                http::Method::GET,
+                &url,
+                &[("authorization", "Bearer admin-token-0123456789abcdef")],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path} with the token");
+    }
+    assert_eq!(http.get(&format!("{}/health", gate.url)).await.status, 200);
+}

@@ -13,8 +13,18 @@ use super::client::Http;
 pub struct Gate {
     pub addr: SocketAddr,
     pub url: String,
+    /// `Authorization` for `/status` when the config has an admin token.
+    admin: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// `/status`, with the admin token when the gate has one.
+async fn status(http: &Http, url: &str, admin: Option<&str>) -> Value {
+    let headers: Vec<(&str, &str)> = admin.iter().map(|a| ("authorization", *a)).collect();
+    http.request(http::Method::GET, &format!("{url}/status"), &headers, "")
+        .await
+        .json()
 }
 
 /// A config for tests: the given nodes, fast polling.
@@ -51,6 +61,7 @@ impl Gate {
     pub async fn start_on(addr: &str, config: Config) -> std::io::Result<Gate> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let admin = config.auth.admin_token.as_ref().map(|t| format!("Bearer {t}"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -61,13 +72,14 @@ impl Gate {
         Ok(Gate {
             addr,
             url: format!("http://{addr}"),
+            admin,
             stop: Some(tx),
             task,
         })
     }
 
     pub async fn status(&self) -> Value {
-        Http::default().get(&format!("{}/status", self.url)).await.json()
+        status(&Http::default(), &self.url, self.admin.as_deref()).await
     }
 
     /// Waits until `pred(status)` holds (bounded).
@@ -92,12 +104,12 @@ impl Gate {
         &self,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> tokio::task::JoinHandle<std::collections::HashSet<(usize, String)>> {
-        let url = self.url.clone();
+        let (url, admin) = (self.url.clone(), self.admin.clone());
         tokio::spawn(async move {
             let http = Http::default();
             let mut seen = std::collections::HashSet::new();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let s = http.get(&format!("{url}/status")).await.json();
+                let s = status(&http, &url, admin.as_deref()).await;
                 for (i, n) in s["nodes"].as_array().into_iter().flatten().enumerate() {
                     seen.insert((i, n["state"].as_str().unwrap_or("").to_owned()));
                 }
