@@ -1,18 +1,25 @@
 //! What one client can hold of kengate before a request is handled: connections (a global cap
-//! and one per client address), and request bodies (read within a total and an idle deadline,
-//! their bytes drawn from one shared budget). A refused connection gets a 503 and is closed; a
-//! body that stalls gets 408, one that would overflow the budget 503, and the connection closes.
+//! and one per client address), and request bodies and WebSocket messages (read within a total
+//! and an idle deadline, their bytes drawn from one shared budget). A refused connection gets a
+//! 503 and is closed; a body that stalls gets 408, one that would overflow the budget 503, and
+//! the connection closes; a WebSocket message that stalls or overflows ends its connection.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use crate::metrics::EdgeCounters;
 
@@ -172,6 +179,136 @@ impl Edge {
             }
         };
         Ok(Body { bytes, _budget: held })
+    }
+}
+
+/// What a WebSocket read error caused by [`Metered`] means.
+pub(super) const STALLED: &str = "message did not arrive in time";
+/// ... and this one: the shared budget is spent.
+pub(super) const OVER_BUDGET: &str = "too many request bytes in flight";
+
+/// A WebSocket connection's socket, read under the same rules as a request body: bytes of a
+/// message not yet complete are drawn from the shared budget, and a message must arrive whole
+/// within the total deadline without pausing past the idle one. The session calls
+/// [`Metered::done`] (through its [`MessageDone`] handle) at each complete message. Bytes of
+/// the next message that arrived in the same read as the end of one are not charged (at most
+/// one read, a few KiB).
+pub(super) struct Metered<T> {
+    inner: T,
+    edge: Arc<Edge>,
+    state: Arc<Mutex<Partial>>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The message being read: since when, the last read, its share of the budget.
+#[derive(Debug, Default)]
+struct Partial {
+    since: Option<Instant>,
+    last: Option<Instant>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// Tells a [`Metered`] socket that a whole message was read.
+#[derive(Debug, Clone)]
+pub(super) struct MessageDone(Arc<Mutex<Partial>>);
+
+impl MessageDone {
+    /// The message is complete: its bytes leave the budget and its deadlines end.
+    pub(super) fn done(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Partial::default();
+    }
+}
+
+impl<T> Metered<T> {
+    pub(super) fn new(inner: T, edge: Arc<Edge>) -> (Metered<T>, MessageDone) {
+        let state = Arc::new(Mutex::new(Partial::default()));
+        (
+            Metered {
+                inner,
+                edge,
+                state: state.clone(),
+                timer: None,
+            },
+            MessageDone(state),
+        )
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                if n == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let share = u32::try_from(n)
+                    .ok()
+                    .and_then(|n| this.edge.budget.clone().try_acquire_many_owned(n).ok());
+                let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(share) = share else {
+                    this.edge.counters.refused_body("buffer_full");
+                    return Poll::Ready(Err(io::Error::other(OVER_BUDGET)));
+                };
+                match &mut st.held {
+                    Some(h) => h.merge(share),
+                    None => st.held = Some(share),
+                }
+                let now = Instant::now();
+                st.since.get_or_insert(now);
+                st.last = Some(now);
+                this.timer = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let (since, last) = {
+                    let st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    (st.since, st.last)
+                };
+                let (Some(since), Some(last)) = (since, last) else {
+                    this.timer = None;
+                    return Poll::Pending;
+                };
+                let limits = &this.edge.limits;
+                let deadline = (since + limits.body_timeout).min(last + limits.body_idle_timeout);
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.edge.counters.refused_body("body_timeout");
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, STALLED)));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 

@@ -58,8 +58,9 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Re
                     max_frame_size: Some(max),
                     ..Default::default()
                 };
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(cfg)).await;
-                session(ctx, gw, events, network, caller, ws, in_flight).await;
+                let (io, done) = super::edge::Metered::new(TokioIo::new(upgraded), ctx.edge.clone());
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
+                session(ctx, gw, events, network, caller, (ws, done), in_flight).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -82,7 +83,10 @@ async fn session(
     events: Arc<Hub>,
     network: String,
     caller: Caller,
-    ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    (ws, done): (
+        WebSocketStream<super::edge::Metered<TokioIo<hyper::upgrade::Upgraded>>>,
+        super::edge::MessageDone,
+    ),
     in_flight: usize,
 ) {
     let mut caller = Arc::new(caller);
@@ -149,6 +153,9 @@ async fn session(
                 Some(Ok(Message::Text(String::new())))
             }
         };
+        if let Some(Ok(_)) = &msg {
+            done.done();
+        }
         let body: Bytes = match msg {
             Some(Ok(Message::Text(t))) => Bytes::from(t),
             Some(Ok(Message::Binary(b))) => Bytes::from(b),
@@ -220,6 +227,17 @@ fn close_for(e: &tokio_tungstenite::tungstenite::Error, max: usize) -> Option<(u
         Error::Capacity(_) => Some((1009, format!("message over {max} bytes (limits.max_body_bytes)"))),
         Error::Utf8 => Some((1007, "text message is not UTF-8".to_owned())),
         Error::Protocol(p) => Some((1002, crate::jsonrpc::clip(&p.to_string()))),
+        Error::Io(io) if io.to_string() == super::edge::STALLED => Some((
+            1008,
+            format!(
+                "{} (limits.body_timeout_ms, limits.body_idle_timeout_ms)",
+                super::edge::STALLED
+            ),
+        )),
+        Error::Io(io) if io.to_string() == super::edge::OVER_BUDGET => Some((
+            1013,
+            format!("{} (limits.max_buffered_body_bytes); retry", super::edge::OVER_BUDGET),
+        )),
         _ => None,
     }
 }

@@ -58,3 +58,44 @@ async fn an_oversized_message_closes_with_1009() {
     assert_eq!(u16::from(frame.code), 1009);
     assert!(frame.reason.contains("limits.max_body_bytes"), "{}", frame.reason);
 }
+
+/// A WebSocket message that stops arriving mid-frame ends its connection (1008, why), as a
+/// stalled HTTP body does: a client cannot hold a partial message and its memory forever.
+#[tokio::test]
+async fn a_stalled_message_closes_with_1008() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::MaybeTlsStream;
+    let fakes = fake::cluster(&[100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.limits.body_idle_timeout_ms = 300;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
+        .await
+        .expect("ws connect");
+    // A whole message first: the deadline is per message, not per connection.
+    ws.send(Message::text(r#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber"}"#))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Then a text frame of 1000 bytes (masked with a zero key) of which 100 arrive.
+    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+        panic!("plain TCP expected")
+    };
+    let mut frame = vec![0x81, 0x80 | 126, 0x03, 0xE8, 0, 0, 0, 0];
+    frame.extend_from_slice(&[b' '; 100]);
+    tcp.write_all(&frame).await.unwrap();
+    let mut replied = false;
+    let frame = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => break f.expect("a close frame with a code"),
+            Ok(Some(Ok(Message::Text(t)))) => replied |= t.contains("\"id\":1"),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert!(replied, "the whole message was answered");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert!(frame.reason.contains("did not arrive in time"), "{}", frame.reason);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
