@@ -8,6 +8,18 @@ use clap::{Parser, Subcommand};
 use kengate::access::cli::KeysCommand;
 use kengate::config::{Config, NodeConfig};
 
+/// jemalloc, not the system allocator: glibc's per-thread arenas kept what a burst of large
+/// request bodies freed (RSS ~100 MB above its baseline after 40 stalled 5 MiB bodies, growing
+/// round after round); jemalloc's background thread hands freed pages back to the OS within
+/// about a second (BENCHMARKS.md, "Memory after a burst").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts: a background thread purges pages left unused for
+/// a second (`dirty_decay_ms`), then at once (`muzzy_decay_ms`).
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+
 /// One consistent JSON-RPC endpoint in front of a cluster of Klaytn/Kaia endpoint nodes.
 #[derive(Debug, Parser)]
 #[command(version, about)]
