@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod admin;
+mod architecture;
 mod bad_input;
 mod cache;
 mod edge;
