@@ -175,3 +175,71 @@ async fn an_admin_token_guards_status_and_metrics_on_the_public_port() {
     }
     assert_eq!(http.get(&format!("{}/health", gate.url)).await.status, 200);
 }
+
+/// The binary's own log (debug level, with a node whose URL carries credentials going down and
+/// coming back) names nodes and never prints their secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_never_prints_node_credentials() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let fakes = fake::cluster(&[100, 100]).await;
+    let dir = std::env::temp_dir().join(format!("kengate-log-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("proxy.toml");
+    let hosted = |f: &fake::Fake| f.url.replace("http://", "http://user:s3cr%40t@") + "/v2/s3cretpath?apikey=s3cret";
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 300\nnode_wait_ms = 500\n\
+             [[nodes]]\nhttp = \"{}\"\nsecret_path = true\n\
+             [[nodes]]\nhttp = \"{}\"\nws = \"ws://u:s3cret@127.0.0.1:1/s3cret\"\nsecret_path = true\n",
+            hosted(&fakes[0]),
+            hosted(&fakes[1]),
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "kengate=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the kengate binary");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("kengate starts")
+            .unwrap()
+            .expect("a listening line");
+        if let Some(rest) = line.strip_prefix("kengate listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let http = Http::default();
+    // Calls, a node going down and coming back, a call with no node left.
+    http.rpc(&url, "klay_gasPrice", json!([])).await;
+    fakes[1].kill();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    fakes[0].set_mode(fake::Mode::Http500);
+    http.rpc(&url, "klay_getBlockByNumber", json!(["0x1", false])).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    while let Ok(Some(l)) = stdout.next_line().await {
+        log.push_str(&l);
+    }
+    assert!(log.contains("en1") && log.contains("en2"), "nodes are named:\n{log}");
+    assert!(log.contains("is down"), "the fault was logged:\n{log}");
+    assert!(
+        !log.contains("s3cr") && !log.contains("user:"),
+        "a secret in the log:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
