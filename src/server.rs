@@ -454,7 +454,7 @@ fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Re
         tracing::debug!(reason = d.detail(), "authentication failed");
     }
     let code = match d {
-        Denied::RateLimited { .. } => codes::LIMIT_EXCEEDED,
+        Denied::RateLimited { .. } | Denied::LockedOut { .. } => codes::LIMIT_EXCEEDED,
         _ => codes::UNAUTHORIZED,
     };
     let mut r = json(d.status(), error_response(id, &RpcError::new(code, d.message())));

@@ -44,6 +44,13 @@ pub enum Denied {
         /// Seconds until the request would be admitted (≥ 1): the `Retry-After` header.
         retry_after_secs: u64,
     },
+    /// Too many failed authentications from this address: every request is refused until
+    /// `throttle.auth_failures_per_ip` refills.
+    #[error("too many failed authentications from this address; retry after {retry_after_secs} s")]
+    LockedOut {
+        /// Seconds until the address may try again (≥ 1): the `Retry-After` header.
+        retry_after_secs: u64,
+    },
 }
 
 impl Denied {
@@ -58,7 +65,7 @@ impl Denied {
             | Denied::Revoked
             | Denied::Expired => StatusCode::UNAUTHORIZED,
             Denied::Disabled | Denied::NetworkNotAllowed | Denied::IpNotAllowed => StatusCode::FORBIDDEN,
-            Denied::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Denied::RateLimited { .. } | Denied::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -76,6 +83,7 @@ impl Denied {
             Denied::NetworkNotAllowed => "network",
             Denied::IpNotAllowed => "ip",
             Denied::RateLimited { .. } => "rate",
+            Denied::LockedOut { .. } => "auth_lockout",
         }
     }
 
@@ -101,7 +109,9 @@ impl Denied {
     /// `Retry-After` seconds of a 429.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Denied::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Denied::RateLimited { retry_after_secs } | Denied::LockedOut { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         }
     }

@@ -130,7 +130,7 @@ impl AuthFailures {
         let locked = self.locked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match locked.get(&bucket_of(ip)) {
             Some(until) => match until.checked_duration_since(std::time::Instant::now()) {
-                Some(wait) => Err(Denied::RateLimited {
+                Some(wait) => Err(Denied::LockedOut {
                     retry_after_secs: (wait.as_secs() + 1).max(1),
                 }),
                 None => Ok(()),
@@ -151,7 +151,11 @@ impl AuthFailures {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(b, std::time::Instant::now() + wait);
         self.any.store(true, std::sync::atomic::Ordering::Relaxed);
-        Some(refused(&not_until, now))
+        let retry_after_secs = match refused(&not_until, now) {
+            Denied::RateLimited { retry_after_secs } => retry_after_secs,
+            _ => 1,
+        };
+        Some(Denied::LockedOut { retry_after_secs })
     }
 
     /// Forgets expired lock-outs and full buckets.
@@ -211,8 +215,8 @@ mod tests {
             assert_eq!(f.failed(a), None);
         }
         assert_eq!(f.admit(a), Ok(()), "the burst is spent, not exceeded");
-        assert!(matches!(f.failed(a), Some(Denied::RateLimited { .. })));
-        assert!(matches!(f.admit(a), Err(Denied::RateLimited { .. })));
+        assert!(matches!(f.failed(a), Some(Denied::LockedOut { .. })));
+        assert!(matches!(f.admit(a), Err(Denied::LockedOut { .. })));
         assert_eq!(f.admit(b), Ok(()));
         // The same /64 is the same client.
         let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
