@@ -117,7 +117,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let place = match surface {
+        // The connection's place under the caps, held by the connection and, after an upgrade,
+        // by its WebSocket session (which outlives the HTTP connection's task).
+        let place: Place = Arc::new(match surface {
             Surface::Admin => None,
             Surface::Public { .. } => match ctx.edge.admit(peer.ip()) {
                 Some(p) => Some(p),
@@ -127,11 +129,12 @@ pub async fn serve(
                     continue;
                 }
             },
-        };
+        });
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
         let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
-        let svc = service_fn(move |req| handle(ctx.clone(), surface, peer, req));
+        let held = place.clone();
+        let svc = service_fn(move |req| handle(ctx.clone(), surface, peer, held.clone(), req));
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(read_timeout)
@@ -243,7 +246,16 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, surface: Surface, peer: SocketAddr, req: Request<Incoming>) -> Result<Resp, Infallible> {
+/// A connection's place under the connection caps (`None` on the admin surface).
+type Place = Arc<Option<edge::ConnGuard>>;
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    surface: Surface,
+    peer: SocketAddr,
+    place: Place,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
     let app = &ctx.app;
     let is_get = req.method() == Method::GET;
     let route = route(req.uri().path());
@@ -314,7 +326,7 @@ async fn handle(ctx: Arc<Ctx>, surface: Surface, peer: SocketAddr, req: Request<
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("chain-id=")))
                 .map(str::to_owned);
             match admit_request(&ctx, peer, &req, None, None, chain.as_deref().map(str::as_bytes)) {
-                Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req),
+                Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req, place),
                 Ok(_) => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
                 Err(resp) => *resp,
             }
@@ -326,7 +338,7 @@ async fn handle(ctx: Arc<Ctx>, surface: Surface, peer: SocketAddr, req: Request<
             };
             match *req.method() {
                 Method::POST => rpc(&ctx, net, &caller, req).await,
-                Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req),
+                Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req, place),
                 Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
                 _ => not_allowed("GET, POST", "use POST for JSON-RPC (GET opens a WebSocket)\n"),
             }

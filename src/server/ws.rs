@@ -40,7 +40,13 @@ pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
 
 /// Upgrades an authenticated request; the session keeps its caller (every message is
 /// admitted by the caller's buckets).
-pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Request<Incoming>) -> Resp {
+pub(super) fn upgrade(
+    ctx: &Arc<Ctx>,
+    net: &Network,
+    caller: Caller,
+    mut req: Request<Incoming>,
+    place: super::Place,
+) -> Resp {
     let (gw, events, network) = (net.gw.clone(), net.events.clone(), net.name.clone());
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
@@ -51,6 +57,8 @@ pub(super) fn upgrade(ctx: &Arc<Ctx>, net: &Network, caller: Caller, mut req: Re
     let ctx = ctx.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        // The connection keeps its place under the caps until the session ends.
+        let _place = place;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let cfg = WebSocketConfig {

@@ -158,3 +158,34 @@ async fn the_body_budget_refuses_more_than_it_holds_and_recovers() {
     }
     assert!(metric(&gate, r#"kengate_refused_bodies_total{reason="buffer_full"} 1"#).await);
 }
+
+#[tokio::test]
+async fn websocket_sessions_keep_their_place_under_the_caps() {
+    let (_fakes, gate) = gate(|l| l.max_connections_per_ip = 2).await;
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
+            .await
+            .expect("ws connect");
+        sessions.push(ws);
+    }
+    // The HTTP connections were upgraded away; the sessions still hold their places.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(gate.addr).await.unwrap();
+    let (reply, closed) = until_closed(&mut extra, Duration::from_secs(5)).await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(closed);
+    // A session that ends frees its place.
+    drop(sessions.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if tokio_tungstenite::connect_async(format!("ws://{}/", gate.addr))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
