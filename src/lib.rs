@@ -112,6 +112,22 @@ pub fn build(config: &Config) -> Result<App, StartError> {
     let networks = config.networks();
     let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
     let access = Access::new(&config.auth, &config.throttle, &names, store.clone()).map_err(StartError::Access)?;
+    // Access keys exist, and /status and /metrics (which name them) would be open on a public
+    // address: refuse to start rather than show them.
+    if access.enabled()
+        && !config.listen.ip().is_loopback()
+        && config.admin_listen.is_none()
+        && !access.admin_configured()
+    {
+        return Err(StartError::Config(ConfigError::Invalid {
+            key: "admin_listen".into(),
+            reason: format!(
+                "auth is on and listen ({}) is not a loopback address: set admin_listen (a private \
+                 address for /status, /metrics, /admin/keys) or auth.admin_token",
+                config.listen
+            ),
+        }));
+    }
     let mut list = Vec::new();
     for (i, net) in networks.into_iter().enumerate() {
         let reg = metrics::network_registry(&mut registry, &net.name);

@@ -243,3 +243,26 @@ async fn the_log_never_prints_node_credentials() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With access keys on a public address, `/status` and `/metrics` (which name keys) must be
+/// private: kengate refuses to start without `admin_listen` or an admin token.
+#[tokio::test]
+async fn auth_on_a_public_address_needs_a_private_admin_surface() {
+    let base = || {
+        let mut c = test_config(&[("http://127.0.0.1:1".into(), None)]);
+        c.auth.enabled = true;
+        c.auth.keys = vec![kengate::config::KeyConfig::new("k1", "k1-secret-0123456789")];
+        c
+    };
+    let mut public = base();
+    public.listen = "0.0.0.0:0".parse().unwrap();
+    let err = kengate::build(&public).expect_err("started with public status and metrics");
+    assert!(err.to_string().contains("admin_listen"), "{err}");
+    let mut with_token = public.clone();
+    with_token.auth.admin_token = Some("admin-token-0123456789abcdef".into());
+    assert!(kengate::build(&with_token).is_ok());
+    let mut with_admin = public;
+    with_admin.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    assert!(kengate::build(&with_admin).is_ok());
+    assert!(kengate::build(&base()).is_ok(), "loopback stays as it was");
+}
