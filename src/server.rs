@@ -274,16 +274,10 @@ async fn handle(
         && app.access.admin_configured()
         && !app.access.admin_authorized(req.headers())
     {
-        app.audit.denied("admin_token");
-        let mut r = json_error(
-            StatusCode::UNAUTHORIZED,
+        return Ok(admin_token_required(
+            app,
             "admin token required (Authorization: Bearer <token>), or use admin_listen",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"kengate-admin\""),
-        );
-        return Ok(r);
+        ));
     }
     Ok(match route {
         Route::Health if is_get => admin::health(),
@@ -423,16 +417,7 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
         );
     }
     if !access.admin_authorized(req.headers()) {
-        ctx.app.audit.denied("admin_token");
-        let mut r = json_error(
-            StatusCode::UNAUTHORIZED,
-            "admin token required (Authorization: Bearer <token>)",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"kengate-admin\""),
-        );
-        return r;
+        return admin_token_required(&ctx.app, "admin token required (Authorization: Bearer <token>)");
     }
     let method = req.method().clone();
     let body = match ctx.edge.read_body(req.into_body(), 64 * 1024).await {
@@ -503,6 +488,17 @@ fn json(status: StatusCode, body: Bytes) -> Resp {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// 401 for a missing or wrong admin token (counted), with its `WWW-Authenticate`.
+fn admin_token_required(app: &App, msg: &str) -> Resp {
+    app.audit.denied("admin_token");
+    let mut r = json_error(StatusCode::UNAUTHORIZED, msg);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"kengate-admin\""),
+    );
     r
 }
 

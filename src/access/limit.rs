@@ -29,11 +29,14 @@ fn cells(weight: u32, burst: NonZeroU32) -> NonZeroU32 {
     NonZeroU32::new(weight.min(burst.get())).unwrap_or(NonZeroU32::MIN)
 }
 
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 fn refused(not_until: &NotUntil<QuantaInstant>, now: QuantaInstant) -> Denied {
-    let wait: Duration = not_until.wait_time_from(now);
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Denied::RateLimited {
-        retry_after_secs: secs.max(1),
+        retry_after_secs: retry_after_secs(not_until.wait_time_from(now)),
     }
 }
 
@@ -131,7 +134,7 @@ impl AuthFailures {
         match locked.get(&bucket_of(ip)) {
             Some(until) => match until.checked_duration_since(std::time::Instant::now()) {
                 Some(wait) => Err(Denied::LockedOut {
-                    retry_after_secs: (wait.as_secs() + 1).max(1),
+                    retry_after_secs: retry_after_secs(wait),
                 }),
                 None => Ok(()),
             },
@@ -144,18 +147,15 @@ impl AuthFailures {
     pub(crate) fn failed(&self, ip: IpAddr) -> Option<Denied> {
         let b = bucket_of(ip);
         let not_until = self.limiter.check_key(&b).err()?;
-        let now = self.limiter.clock().now();
-        let wait = not_until.wait_time_from(now);
+        let wait = not_until.wait_time_from(self.limiter.clock().now());
         self.locked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(b, std::time::Instant::now() + wait);
         self.any.store(true, std::sync::atomic::Ordering::Relaxed);
-        let retry_after_secs = match refused(&not_until, now) {
-            Denied::RateLimited { retry_after_secs } => retry_after_secs,
-            _ => 1,
-        };
-        Some(Denied::LockedOut { retry_after_secs })
+        Some(Denied::LockedOut {
+            retry_after_secs: retry_after_secs(wait),
+        })
     }
 
     /// Forgets expired lock-outs and full buckets.

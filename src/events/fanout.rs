@@ -97,7 +97,7 @@ pub(super) struct Sub {
     /// counted lack it: they are before its start).
     started: AtomicBool,
     /// Releases its demand and owner count when the last reference goes.
-    _guard: Guard,
+    guard: Guard,
 }
 
 impl Sub {
@@ -115,7 +115,7 @@ impl Sub {
             kind,
             conn,
             started: AtomicBool::new(false),
-            _guard: Guard {
+            guard: Guard {
                 hub: hub.clone(),
                 want,
                 owner: owner.to_owned(),
@@ -125,7 +125,7 @@ impl Sub {
 
     /// The hub it belongs to.
     pub(super) fn hub(&self) -> &Arc<Hub> {
-        &self._guard.hub
+        &self.guard.hub
     }
 }
 

@@ -182,10 +182,23 @@ impl Edge {
     }
 }
 
-/// What a WebSocket read error caused by [`Metered`] means.
-pub(super) const STALLED: &str = "message did not arrive in time";
-/// ... and this one: the shared budget is spent.
-pub(super) const OVER_BUDGET: &str = "too many request bytes in flight";
+/// Why [`Metered`] ended a WebSocket read: the error inside the `io::Error` it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum MessageRefused {
+    /// Not whole within the total deadline, or paused past the idle one.
+    #[error("message did not arrive in time")]
+    Stalled,
+    /// The shared budget of buffered bytes is spent.
+    #[error("too many request bytes in flight")]
+    OverBudget,
+}
+
+impl MessageRefused {
+    /// The refusal an `io::Error` from [`Metered`] carries, if it is one.
+    pub(super) fn of(e: &io::Error) -> Option<MessageRefused> {
+        e.get_ref()?.downcast_ref::<MessageRefused>().copied()
+    }
+}
 
 /// A WebSocket connection's socket, read under the same rules as a request body: bytes of a
 /// message not yet complete are drawn from the shared budget, and a message must arrive whole
@@ -250,7 +263,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
                 let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(share) = share else {
                     this.edge.counters.refused_body("buffer_full");
-                    return Poll::Ready(Err(io::Error::other(OVER_BUDGET)));
+                    return Poll::Ready(Err(io::Error::other(MessageRefused::OverBudget)));
                 };
                 match &mut st.held {
                     Some(h) => h.merge(share),
@@ -282,7 +295,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
                 }
                 if timer.as_mut().poll(cx).is_ready() {
                     this.edge.counters.refused_body("body_timeout");
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, STALLED)));
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, MessageRefused::Stalled)));
                 }
                 Poll::Pending
             }

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::edge::MessageRefused;
 use super::{text, Ctx, Resp};
 use std::time::Duration;
 
@@ -228,24 +229,21 @@ async fn session(
 }
 
 /// The close code and reason for a read error the client caused: 1009 for a message over the
-/// size limit, 1007 for text that is not UTF-8, 1002 for any other protocol violation.
+/// size limit, 1007 for text that is not UTF-8, 1002 for any other protocol violation, 1008 for
+/// a message that stalled, 1013 when the shared byte budget is spent.
 fn close_for(e: &tokio_tungstenite::tungstenite::Error, max: usize) -> Option<(u16, String)> {
     use tokio_tungstenite::tungstenite::Error;
     match e {
         Error::Capacity(_) => Some((1009, format!("message over {max} bytes (limits.max_body_bytes)"))),
         Error::Utf8 => Some((1007, "text message is not UTF-8".to_owned())),
         Error::Protocol(p) => Some((1002, crate::jsonrpc::clip(&p.to_string()))),
-        Error::Io(io) if io.to_string() == super::edge::STALLED => Some((
-            1008,
-            format!(
-                "{} (limits.body_timeout_ms, limits.body_idle_timeout_ms)",
-                super::edge::STALLED
+        Error::Io(io) => Some(match MessageRefused::of(io)? {
+            r @ MessageRefused::Stalled => (
+                1008,
+                format!("{r} (limits.body_timeout_ms, limits.body_idle_timeout_ms)"),
             ),
-        )),
-        Error::Io(io) if io.to_string() == super::edge::OVER_BUDGET => Some((
-            1013,
-            format!("{} (limits.max_buffered_body_bytes); retry", super::edge::OVER_BUDGET),
-        )),
+            r @ MessageRefused::OverBudget => (1013, format!("{r} (limits.max_buffered_body_bytes); retry")),
+        }),
         _ => None,
     }
 }

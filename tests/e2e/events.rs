@@ -71,17 +71,14 @@ async fn subscriber(
         }
         p => p.to_owned(),
     };
-    let run = tokio::process::Command::new(&program)
+    let run = net
+        .example(dir, &program)
         .args(args)
-        .current_dir(net.repo.join("examples").join(dir))
         .env("WS_URL", ws)
         .env("HTTP_URL", http)
         .env("ADDRESS_FILE", address_file)
-        .env("CHAIN_ID", net.chain_id.to_string())
         .env("DURATION_S", secs.to_string())
         .env("STALL_S", "5")
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(secs + 60), run)
         .await
@@ -94,18 +91,14 @@ async fn subscriber(
 
 /// Runs `examples/ethers-ext/emitter.js` (deploys the Ping contract, then calls it).
 async fn emitter(net: &Localnet, rpc: &str, address_file: &str, secs: u64) -> Value {
-    let run = tokio::process::Command::new("node")
+    let run = net
+        .example("ethers-ext", "node")
         .arg("emitter.js")
-        .current_dir(net.repo.join("examples/ethers-ext"))
         .env("RPC_URL", rpc)
-        .env("ACCOUNTS_FILE", net.repo.join(".localnet/accounts.json"))
-        .env("CHAIN_ID", net.chain_id.to_string())
         .env("ADDRESS_FILE", address_file)
         .env("DURATION_S", secs.to_string())
         .env("DEPLOYER", "18")
         .env("PACE_MS", "150")
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(secs + 90), run)
         .await
@@ -119,12 +112,10 @@ async fn emitter(net: &Localnet, rpc: &str, address_file: &str, secs: u64) -> Va
 
 /// Value transfers alongside (the fault workload with its senders only).
 async fn transfers(net: &Localnet, rpc: &str, secs: u64) {
-    let _ = tokio::process::Command::new("node")
+    let _ = net
+        .example("ethers-ext", "node")
         .arg("faults.js")
-        .current_dir(net.repo.join("examples/ethers-ext"))
         .env("RPC_URL", rpc)
-        .env("ACCOUNTS_FILE", net.repo.join(".localnet/accounts.json"))
-        .env("CHAIN_ID", net.chain_id.to_string())
         .env("SENDERS", "0-3")
         .env("READERS", "0")
         .env("DURATION_S", secs.to_string())
@@ -132,7 +123,6 @@ async fn transfers(net: &Localnet, rpc: &str, secs: u64) {
         .env("REQUEST_TIMEOUT_MS", "30000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .status()
         .await;
 }

@@ -51,13 +51,10 @@ struct Workload {
 
 impl Workload {
     fn spawn(net: &Localnet, client: &'static str, url: &str, senders: &str, readers: u32) -> Workload {
-        let dir = net.repo.join("examples").join(client);
-        let mut child = tokio::process::Command::new("node")
+        let mut child = net
+            .example(client, "node")
             .arg("faults.js")
-            .current_dir(&dir)
             .env("RPC_URL", url)
-            .env("ACCOUNTS_FILE", net.repo.join(".localnet/accounts.json"))
-            .env("CHAIN_ID", net.chain_id.to_string())
             .env("SENDERS", senders)
             .env("READERS", readers.to_string())
             // Ended by SIGTERM; this only bounds a workload nobody ends.
@@ -68,8 +65,6 @@ impl Workload {
             // what kengate answers late is still its answer, as with clients' default timeouts.
             .env("REQUEST_TIMEOUT_MS", "30000")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("run node (scripts/clients install installs the examples' dependencies)");
         let calls = Arc::new(AtomicU64::new(0));

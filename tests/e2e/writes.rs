@@ -27,16 +27,13 @@ struct LoadResult {
 
 /// Runs `examples/<client>/load.js` against `url`.
 async fn client_load(net: &Localnet, client: &str, url: &str, senders: &str, txs: usize, pace_ms: u64) -> LoadResult {
-    let dir = net.repo.join("examples").join(client);
-    let out = tokio::process::Command::new("node")
+    let out = net
+        .example(client, "node")
         .arg("load.js")
-        .current_dir(&dir)
         .env("RPC_URL", url)
-        .env("ACCOUNTS_FILE", net.repo.join(".localnet/accounts.json"))
         .env("SENDERS", senders)
         .env("TXS", txs.to_string())
         .env("PACE_MS", pace_ms.to_string())
-        .stderr(Stdio::inherit())
         .output()
         .await
         .expect("run node (scripts/clients install installs the examples' dependencies)");

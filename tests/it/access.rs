@@ -1893,24 +1893,24 @@ async fn networks_are_not_discoverable_before_authentication() {
     })
     .await;
     let http = Http::default();
-    let url = |p: &str| format!("{}{p}", two.gate.url);
+    // REST is a GET, JSON-RPC a POST.
+    let send = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let (http, url) = (http.clone(), format!("{}{path}", two.gate.url));
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            if path.contains("/tx") {
+                http.request(http::Method::GET, &url, &headers, "").await
+            } else {
+                http.post_with_headers(&url, &headers, call("klay_gasPrice", 1)).await
+            }
+        }
+    };
     for (path, chain) in [("/v1/nope", None), ("/", Some("5")), ("/v1/nope/tx?size=1", None)] {
-        let mut headers: Vec<(&str, &str)> = chain.iter().map(|c| ("x-chain-id", *c)).collect();
-        let r = if path.contains("/tx") {
-            http.request(http::Method::GET, &url(path), &headers, "").await
-        } else {
-            http.post_with_headers(&url(path), &headers, call("klay_gasPrice", 1))
-                .await
-        };
+        let mut headers: Vec<(&str, String)> = chain.iter().map(|c| ("x-chain-id", c.to_string())).collect();
+        let r = send(path, headers.clone()).await;
         assert_eq!(r.status, 401, "{path} {chain:?} without a credential: {}", r.text());
-        let good = bearer("good");
-        headers.push(("authorization", good.as_str()));
-        let r = if path.contains("/tx") {
-            http.request(http::Method::GET, &url(path), &headers, "").await
-        } else {
-            http.post_with_headers(&url(path), &headers, call("klay_gasPrice", 1))
-                .await
-        };
+        headers.push(("authorization", bearer("good")));
+        let r = send(path, headers).await;
         assert_eq!(r.status, 404, "{path} {chain:?} with a good key: {}", r.text());
     }
     assert_eq!(ws_refused(&format!("ws://{}/v1/nope", two.gate.addr), &[]).await, 401);

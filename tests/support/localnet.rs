@@ -85,6 +85,18 @@ impl Localnet {
             .collect()
     }
 
+    /// `program` run in `examples/<dir>` against this cluster: its chain id and funded accounts
+    /// in the environment (`CHAIN_ID`, `ACCOUNTS_FILE`), stderr shown, killed when dropped.
+    pub fn example(&self, dir: &str, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.current_dir(self.repo.join("examples").join(dir))
+            .env("ACCOUNTS_FILE", self.repo.join(".localnet/accounts.json"))
+            .env("CHAIN_ID", self.chain_id.to_string())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Runs `scripts/localnet ARGS`; panics with its output when it fails.
     pub fn ctl(&self, args: &[&str]) -> String {
         let script: &Path = &self.repo.join("scripts/localnet");
