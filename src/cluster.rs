@@ -8,6 +8,7 @@ mod heads;
 mod health;
 mod node;
 mod redact;
+mod tls;
 mod tracker;
 mod view;
 
@@ -15,6 +16,9 @@ pub use heads::spawn_head_watchers;
 pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
 pub use redact::shown as shown_url;
+pub use tls::{
+    client_config, connect_ws, error_chain, provider as tls_provider, read_certs, read_key, TlsError, WsStream,
+};
 pub use tracker::{HeadSource, HeadTimings, Tracker};
 pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};
 

@@ -75,6 +75,51 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// WebSocket subscriptions and kengate-owned polling filters.
     pub events: EventsConfig,
+    /// TLS on `listen` (HTTPS and WSS); off unless `cert` and `key` are set.
+    pub tls: TlsConfig,
+    /// Which browser origins may call the JSON-RPC and REST paths (CORS); none by default.
+    pub cors: CorsConfig,
+}
+
+/// TLS on the public listener: PEM files, re-read when they change (no restart).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM, leaf first).
+    pub cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the listener speaks TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some()
+    }
+}
+
+/// Cross-origin calls from browsers.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call (`https://app.example.com`, exact match), or `["*"]` for any.
+    /// Empty: no CORS headers at all (browsers refuse cross-origin calls).
+    pub allowed_origins: Vec<String>,
+    /// Let pages send credentials (cookies, HTTP auth) and read the answer: only with listed
+    /// origins, never with `*` (the spec forbids it).
+    pub allow_credentials: bool,
+    /// How long a browser may reuse a preflight answer, in seconds.
+    pub max_age_secs: u32,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age_secs: 600,
+        }
+    }
 }
 
 /// WebSocket subscriptions and polling filters, all generated from the served head.
@@ -329,6 +374,29 @@ pub struct NodeConfig {
     /// Userinfo, query values and fragments are always hidden.
     #[serde(default)]
     pub secret_path: bool,
+    /// TLS to this node (`https://`, `wss://`): its own CA and a client certificate.
+    #[serde(default)]
+    pub tls: NodeTlsConfig,
+}
+
+/// TLS settings of one node; without them an `https://` node is verified against the system
+/// trust roots and kengate shows no client certificate.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeTlsConfig {
+    /// CA certificate(s) (PEM) the node's certificate must chain to, instead of the system roots.
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for a node that asks for one (mTLS), with `key`.
+    pub cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl NodeTlsConfig {
+    /// Whether anything is set.
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
 }
 
 impl NodeConfig {
@@ -416,6 +484,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             throttle: ThrottleConfig::default(),
             events: EventsConfig::default(),
+            tls: TlsConfig::default(),
+            cors: CorsConfig::default(),
         }
     }
 }
@@ -540,6 +610,42 @@ impl Config {
         Ok(())
     }
 
+    fn validate_cors(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| Err(ConfigError::Invalid { key, reason });
+        let c = &self.cors;
+        let any = c.allowed_origins.iter().any(|o| o == "*");
+        if any && c.allowed_origins.len() > 1 {
+            return invalid("cors.allowed_origins".into(), "\"*\" stands alone".into());
+        }
+        if any && c.allow_credentials {
+            return invalid(
+                "cors.allow_credentials".into(),
+                "not with allowed_origins = [\"*\"] (browsers refuse it): list the origins".into(),
+            );
+        }
+        for (i, o) in c.allowed_origins.iter().enumerate() {
+            if o == "*" {
+                continue;
+            }
+            // An origin is scheme://host[:port], nothing else (no path, no trailing slash).
+            let uri = o.parse::<http::Uri>().ok();
+            let ok = uri.as_ref().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && u.path_and_query().is_none_or(|p| p.as_str().is_empty())
+                    && !o.ends_with('/')
+                    && !o.contains('@')
+            });
+            if !ok {
+                return invalid(
+                    format!("cors.allowed_origins[{i}]"),
+                    format!("{o:?} is not an origin (scheme://host[:port], no path)"),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Checks ranges and consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: &str| {
@@ -611,16 +717,37 @@ impl Config {
                         return invalid(&format!("{prefix}nodes[{i}].http"), &format!("not a URL: {shown:?}"));
                     }
                 };
-                if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                     return invalid(
                         &format!("{prefix}nodes[{i}].http"),
-                        "must be an http:// URL with a host",
+                        "must be an http:// or https:// URL with a host",
                     );
                 }
                 if let Some(ws) = &n.ws {
-                    if !(ws.starts_with("ws://") || ws.starts_with("wss://")) {
-                        return invalid(&format!("{prefix}nodes[{i}].ws"), "must be a ws:// or wss:// URL");
+                    let ok = ws
+                        .parse::<http::Uri>()
+                        .is_ok_and(|u| matches!(u.scheme_str(), Some("ws" | "wss")) && u.host().is_some());
+                    if !ok {
+                        return invalid(
+                            &format!("{prefix}nodes[{i}].ws"),
+                            "must be a ws:// or wss:// URL with a host",
+                        );
                     }
+                }
+                let t = &n.tls;
+                if t.cert.is_some() != t.key.is_some() {
+                    return invalid(
+                        &format!("{prefix}nodes[{i}].tls"),
+                        "give both cert and key (the client certificate and its key), or neither",
+                    );
+                }
+                let secure =
+                    uri.scheme_str() == Some("https") || n.ws.as_deref().is_some_and(|w| w.starts_with("wss://"));
+                if t.is_set() && !secure {
+                    return invalid(
+                        &format!("{prefix}nodes[{i}].tls"),
+                        "set, but neither http nor ws of this node is https:// or wss://",
+                    );
                 }
                 let name = n.name_at(i);
                 let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
@@ -687,6 +814,10 @@ impl Config {
                 "must be at least limits.max_body_bytes (one whole body must fit)",
             );
         }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return invalid("tls", "give both cert and key, or neither");
+        }
+        self.validate_cors()?;
         for (key, list) in [
             ("methods.allow", &self.methods.allow),
             ("methods.deny", &self.methods.deny),

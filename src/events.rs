@@ -210,9 +210,18 @@ pub struct Hub {
     /// Subscriptions + filters per owner (access key id; "" = anonymous). A std Mutex: held
     /// for an increment, never across `.await`.
     per_owner: Mutex<HashMap<String, usize>>,
-    /// Node WS URLs the pending watcher subscribes to.
-    node_ws: Vec<String>,
+    /// Node WebSockets the pending watcher subscribes to: URL and TLS.
+    node_ws: Vec<NodeWs>,
     counters: EventCounters,
+}
+
+/// A node's WebSocket endpoint: where the pending watcher connects, and with what TLS.
+#[derive(Debug, Clone)]
+pub struct NodeWs {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// TLS for `wss://`.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -223,7 +232,7 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub reading through `fetch`, registering its metrics in `registry`.
-    pub fn new(cfg: EventsConfig, fetch: Arc<dyn Fetch>, node_ws: Vec<String>, registry: &mut Registry) -> Arc<Hub> {
+    pub fn new(cfg: EventsConfig, fetch: Arc<dyn Fetch>, node_ws: Vec<NodeWs>, registry: &mut Registry) -> Arc<Hub> {
         let counters = EventCounters::default();
         counters.register(registry);
         Arc::new(Hub {

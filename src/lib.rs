@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 
 use crate::access::{Access, AccessError};
 use crate::cluster::{Cluster, Node, Tracker, UpstreamClient};
-use crate::config::{Config, ConfigError, NetworkConfig};
+use crate::config::{Config, ConfigError, NetworkConfig, NodeConfig};
 use crate::methods::MethodTable;
 use crate::metrics::{Audit, Metrics};
 use crate::networks::{Network, Networks};
@@ -133,7 +133,17 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         let reg = metrics::network_registry(&mut registry, &net.name);
         let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
         let gw = build_gateway(config, &net, lifecycle, reg, audit.clone())?;
-        let ws = net.nodes.iter().filter_map(|n| n.ws.clone()).collect();
+        let ws = gw
+            .cluster
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                n.ws.clone().map(|url| events::NodeWs {
+                    url,
+                    tls: n.ws_tls().clone(),
+                })
+            })
+            .collect();
         let events = events::Hub::new(config.events.clone(), gw.clone(), ws, reg);
         list.push(Network::new(net.name, net.chain_id, gw, events));
     }
@@ -156,12 +166,32 @@ fn build_gateway(
     audit: Arc<Audit>,
 ) -> Result<Arc<Gateway>, StartError> {
     let mut nodes = Vec::with_capacity(net.nodes.len());
+    let secure =
+        |n: &NodeConfig| n.http.starts_with("https://") || n.ws.as_deref().is_some_and(|w| w.starts_with("wss://"));
+    // The system roots are read only when a node without a CA of its own needs them.
+    let client = UpstreamClient::shared(net.nodes.iter().any(|n| secure(n) && n.tls.ca.is_none())).map_err(|e| {
+        ConfigError::Invalid {
+            key: "nodes".into(),
+            reason: e.to_string(),
+        }
+    })?;
     for (id, n) in net.nodes.iter().enumerate() {
         let http = n.http.parse().map_err(|_| ConfigError::Invalid {
             key: format!("nodes[{id}].http"),
             reason: "not a URL".into(),
         })?;
-        let node = Node::new(id, n.name_at(id), http, n.ws.clone(), n.secret_path);
+        let tls = cluster::client_config(&n.tls, secure(n)).map_err(|e| ConfigError::Invalid {
+            key: format!("nodes[{id}].tls"),
+            reason: e.to_string(),
+        })?;
+        let node = Node::new(
+            id,
+            n.name_at(id),
+            (http, n.ws.clone()),
+            n.secret_path,
+            tls,
+            n.tls.is_set(),
+        );
         tracing::info!(network = %net.name, node = %node.name, url = %node.shown, ws = ?node.shown_ws, "node");
         nodes.push(Arc::new(node));
     }
@@ -173,7 +203,7 @@ fn build_gateway(
             .map(|n| txpath::home::node_key(&n.http.to_string()))
             .collect(),
         nodes,
-        client: UpstreamClient::new(),
+        client,
     });
     let metrics = Arc::new(Metrics::new(
         registry,
@@ -235,8 +265,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             body_idle_timeout: Duration::from_millis(config.limits.body_idle_timeout_ms),
             max_buffered_body_bytes: config.limits.max_buffered_body_bytes,
         },
+        cors: server::Cors::new(&config.cors),
     };
-    server::serve(listener, admin, app, settings, shutdown).await;
+    let tls = match config.tls.enabled() {
+        true => {
+            let tls = server::ServerTls::load(&config.tls).map_err(|e| ConfigError::Invalid {
+                key: "tls".into(),
+                reason: e.to_string(),
+            })?;
+            tasks.push(tls.spawn_reload());
+            Some(tls)
+        }
+        false => None,
+    };
+    server::serve(listener, admin, app, settings, tls, shutdown).await;
     for t in tasks {
         t.abort();
     }

@@ -113,7 +113,10 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, nodes = config.nodes.len(), "kengate listening");
-        println!("kengate listening on http://{addr} (ws://{addr})");
+        match config.tls.enabled() {
+            true => println!("kengate listening on https://{addr} (wss://{addr})"),
+            false => println!("kengate listening on http://{addr} (ws://{addr})"),
+        }
         kengate::run(config, listener, shutdown_signal()).await?;
         tracing::info!("kengate stopped");
         Ok(())

@@ -11,14 +11,20 @@
 
 mod admin;
 mod api;
+mod cors;
 mod edge;
+mod linger;
+mod tls;
 mod ws;
 
+pub use cors::Cors;
 pub use edge::EdgeLimits;
+pub use tls::ServerTls;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +32,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -56,6 +62,8 @@ pub struct ServerSettings {
     pub ws_max_subscriptions: usize,
     /// Connection caps and body deadlines.
     pub edge: EdgeLimits,
+    /// Which browser origins may call.
+    pub cors: Cors,
 }
 
 /// Shared by every connection.
@@ -85,6 +93,7 @@ pub async fn serve(
     admin: Option<TcpListener>,
     app: Arc<App>,
     settings: ServerSettings,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let edge = edge::Edge::new(settings.edge.clone(), app.edge.clone());
@@ -119,7 +128,7 @@ pub async fn serve(
         };
         // The connection's place under the caps, held by the connection and, after an upgrade,
         // by its WebSocket session (which outlives the HTTP connection's task).
-        let place: Place = Arc::new(match surface {
+        let place = match surface {
             Surface::Admin => None,
             Surface::Public { .. } => match ctx.edge.admit(peer.ip()) {
                 Some(p) => Some(p),
@@ -129,37 +138,18 @@ pub async fn serve(
                     continue;
                 }
             },
+        };
+        let place: Place = Arc::new(Conn {
+            _place: place,
+            cut: std::sync::atomic::AtomicBool::new(false),
         });
         let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
-        let held = place.clone();
-        let svc = service_fn(move |req| handle(ctx.clone(), surface, peer, held.clone(), req));
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(read_timeout)
-            // The parsed head's size (431 above it), however fast it arrived; the read
-            // buffer may hold a little more than one head.
-            .max_header_size(max_head)
-            .max_buf_size(max_head.max(8192) * 2)
-            .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades();
-        let mut closing = closing_rx.clone();
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                _ = closing.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(closing);
-            drop(place);
-        });
+        let closing = closing_rx.clone();
+        let tls = match surface {
+            Surface::Public { .. } => tls.clone(),
+            Surface::Admin => None,
+        };
+        tokio::spawn(connection(ctx.clone(), surface, peer, place, stream, tls, closing));
     }
     drop(listener);
     drop(closing_rx);
@@ -169,6 +159,102 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open after 5 s; closing");
+    }
+}
+
+/// Serves one connection: TLS first where the listener has it, then HTTP/2 when the client
+/// chose it by ALPN, HTTP/1.1 (with WebSocket upgrades) otherwise; on shutdown, the request in
+/// flight finishes and the connection closes.
+async fn connection(
+    ctx: Arc<Ctx>,
+    surface: Surface,
+    peer: SocketAddr,
+    place: Place,
+    stream: tokio::net::TcpStream,
+    tls: Option<Arc<ServerTls>>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
+    let io = linger::Lingering::new(stream, place.clone());
+    let svc = service_fn(move |req| {
+        let (ctx, place) = (ctx.clone(), place.clone());
+        async move {
+            let resp = handle(ctx, surface, peer, place.clone(), req).await;
+            if resp.as_ref().is_ok_and(|r| r.status() == StatusCode::REQUEST_TIMEOUT) {
+                // A client too slow to send its body is not waited for again.
+                place.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            resp
+        }
+    });
+    let h1 = || {
+        let mut b = http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(read_timeout)
+            // The parsed head's size (431 above it), however fast it arrived; the read
+            // buffer may hold a little more than one head.
+            .max_header_size(max_head)
+            .max_buf_size(max_head.max(8192) * 2);
+        b
+    };
+    let res = match tls {
+        None => {
+            drive(
+                h1().serve_connection(TokioIo::new(io), svc).with_upgrades(),
+                &mut closing,
+                |c| c.graceful_shutdown(),
+            )
+            .await
+        }
+        Some(tls) => {
+            // The handshake is part of the head: the same deadline.
+            let stream = match tokio::time::timeout(read_timeout, tls.acceptor().accept(io)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let mut b = http2::Builder::new(TokioExecutor::new());
+                b.timer(TokioTimer::new())
+                    .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+                    .max_concurrent_streams(256);
+                drive(b.serve_connection(TokioIo::new(stream), svc), &mut closing, |c| {
+                    c.graceful_shutdown()
+                })
+                .await
+            } else {
+                drive(
+                    h1().serve_connection(TokioIo::new(stream), svc).with_upgrades(),
+                    &mut closing,
+                    |c| c.graceful_shutdown(),
+                )
+                .await
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs a connection to its end, or — once `closing` turns — asks it to finish gracefully.
+async fn drive<C, E>(conn: C, closing: &mut watch::Receiver<bool>, graceful: impl FnOnce(Pin<&mut C>)) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => res,
+        _ = closing.changed() => {
+            graceful(conn.as_mut());
+            conn.await
+        }
     }
 }
 
@@ -246,10 +332,57 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// A connection's place under the connection caps (`None` on the admin surface).
-type Place = Arc<Option<edge::ConnGuard>>;
+/// One client connection, shared by its HTTP task, its WebSocket session and its socket.
+#[derive(Debug)]
+struct Conn {
+    /// Its place under the connection caps (`None` on the admin surface), freed when the last
+    /// holder ends.
+    _place: Option<edge::ConnGuard>,
+    /// Close without lingering (a client too slow to wait for: a body timeout).
+    cut: std::sync::atomic::AtomicBool,
+}
+
+/// A connection, as its holders share it.
+type Place = Arc<Conn>;
 
 async fn handle(
+    ctx: Arc<Ctx>,
+    surface: Surface,
+    peer: SocketAddr,
+    place: Place,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let cors = &ctx.settings.cors;
+    let browser_path = || {
+        matches!(
+            route(req.uri().path()),
+            Route::Rpc { .. } | Route::Tx { .. } | Route::KasWs
+        )
+    };
+    // Cross-origin calls: only with CORS on, or a WebSocket (browsers do not check those
+    // themselves, so kengate checks the page's origin).
+    if req.headers().contains_key(header::ORIGIN) && (cors.enabled() || ws::is_upgrade(&req)) && browser_path() {
+        let verdict = cors.verdict(req.headers());
+        if req.method() == Method::OPTIONS {
+            if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+                return Ok(cors.preflight(&verdict));
+            }
+        } else if verdict == cors::Verdict::Refused {
+            return Ok(text(
+                StatusCode::FORBIDDEN,
+                "this origin may not call kengate (cors.allowed_origins)\n",
+            ));
+        }
+        let mut resp = dispatch(ctx.clone(), surface, peer, place, req).await?;
+        if let cors::Verdict::Allowed(origin) = &verdict {
+            cors.decorate(&mut resp, origin);
+        }
+        return Ok(resp);
+    }
+    dispatch(ctx, surface, peer, place, req).await
+}
+
+async fn dispatch(
     ctx: Arc<Ctx>,
     surface: Surface,
     peer: SocketAddr,
@@ -334,6 +467,12 @@ async fn handle(
                 Method::POST => rpc(&ctx, net, &caller, req).await,
                 Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req, place),
                 Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
+                Method::OPTIONS if ctx.settings.cors.enabled() => {
+                    let mut r = text(StatusCode::NO_CONTENT, "");
+                    r.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
+                    r
+                }
                 _ => not_allowed("GET, POST", "use POST for JSON-RPC (GET opens a WebSocket)\n"),
             }
         }

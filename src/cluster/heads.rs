@@ -59,15 +59,32 @@ async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, time
     }
 }
 
+/// Consecutive failures after which a broken subscription is reported at warn (one blip is
+/// normal: a node restarting).
+const WS_WARN_AFTER: u32 = 3;
+
 async fn ws_loop(cluster: Arc<Cluster>, node: Arc<Node>, url: String) {
     let mut backoff = Duration::from_millis(250);
+    let mut failures = 0u32;
     loop {
         let res = follow_new_heads(&cluster, &node, &url).await;
         node.set_ws_subscribed(false);
         match res {
-            Ok(()) => backoff = Duration::from_millis(250),
+            Ok(()) => {
+                backoff = Duration::from_millis(250);
+                failures = 0;
+                node.set_ws_error(None);
+            }
             Err(e) => {
-                tracing::debug!(node = %node.name, error = %e, "newHeads subscription ended");
+                failures = failures.saturating_add(1);
+                // At warn when it persists (then once a minute at the 4 s backoff), else debug;
+                // `/status` shows it at once. Polling carries on meanwhile.
+                if failures == WS_WARN_AFTER || (failures > WS_WARN_AFTER && failures.is_multiple_of(15)) {
+                    tracing::warn!(node = %node.name, failures, error = %e, "newHeads subscription keeps failing; following the head by polling");
+                } else {
+                    tracing::debug!(node = %node.name, error = %e, "newHeads subscription ended");
+                }
+                node.set_ws_error(Some(e));
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
@@ -76,11 +93,7 @@ async fn ws_loop(cluster: Arc<Cluster>, node: Arc<Node>, url: String) {
 }
 
 async fn follow_new_heads(cluster: &Cluster, node: &Node, url: &str) -> Result<(), String> {
-    let connect = tokio_tungstenite::connect_async(url);
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(3), connect)
-        .await
-        .map_err(|_| "connect timeout".to_string())?
-        .map_err(|e| e.to_string())?;
+    let mut ws = super::tls::connect_ws(url, node.ws_tls(), Duration::from_secs(3)).await?;
     ws.send(Message::text(SUBSCRIBE)).await.map_err(|e| e.to_string())?;
     while let Some(msg) = ws.next().await {
         let text = match msg.map_err(|e| e.to_string())? {
@@ -95,6 +108,7 @@ async fn follow_new_heads(cluster: &Cluster, node: &Node, url: &str) -> Result<(
         } else {
             // The reply to klay_subscribe: the subscription id.
             node.set_ws_subscribed(true);
+            node.set_ws_error(None);
         }
     }
     Ok(())

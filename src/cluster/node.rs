@@ -2,16 +2,19 @@
 //! shared pooled hyper client. Errors are data (kind + retryability), never strings to match.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
+
+use crate::config::NodeTlsConfig;
 
 /// Index of a node in the configured node list.
 pub type NodeId = usize;
@@ -19,29 +22,37 @@ pub type NodeId = usize;
 /// Largest upstream body kengate accepts (a block with thousands of full txs fits).
 const MAX_UPSTREAM_BODY: usize = 128 * 1024 * 1024;
 
-/// The pooled HTTP/1.1 keep-alive client shared by all nodes.
+/// A pooled keep-alive client: HTTP/1.1 to `http://` nodes; to `https://` ones HTTP/2 where
+/// the node offers it (ALPN), HTTP/1.1 otherwise. One is shared by the nodes that use the
+/// system roots; a node with TLS settings of its own gets its own.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Default for UpstreamClient {
-    fn default() -> Self {
-        Self::new()
-    }
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl UpstreamClient {
-    /// A client with keep-alive pooling and TCP_NODELAY.
-    pub fn new() -> Self {
+    /// A client with keep-alive pooling and TCP_NODELAY, verifying servers with `tls`.
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         conn.set_connect_timeout(Some(Duration::from_secs(2)));
+        conn.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(conn);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
-            .build(conn);
+            .build(https);
         Self { inner }
+    }
+
+    /// A client for nodes without TLS settings of their own (`system`: trust the system roots,
+    /// needed only when such a node is `https://`).
+    pub fn shared(system: bool) -> Result<Self, super::tls::TlsError> {
+        Ok(Self::new(super::tls::client_config(&NodeTlsConfig::default(), system)?))
     }
 }
 
@@ -181,14 +192,32 @@ pub struct Node {
     ws_subscribed: AtomicBool,
     /// Last transport error, for `/status`. A std Mutex: held for a clone, never across `.await`.
     last_error: Mutex<Option<String>>,
+    /// Why the `newHeads` subscription is not live, while it is not (for `/status`).
+    ws_error: Mutex<Option<String>>,
+    /// TLS for `wss://` (the node's own settings, or the system roots).
+    tls: Arc<rustls::ClientConfig>,
+    /// Its own HTTP client, when it has TLS settings of its own.
+    own_client: Option<UpstreamClient>,
 }
 
 impl Node {
-    /// A node with no history; `hide_path` hides its URL paths wherever they are shown.
-    pub fn new(id: NodeId, name: String, http: Uri, ws: Option<String>, hide_path: bool) -> Self {
+    /// A node with no history; `hide_path` hides its URL paths wherever they are shown. `tls`
+    /// verifies it (and carries its client certificate); `own_tls` says they are its own
+    /// settings, not the shared client's, so it gets a pool of its own.
+    pub fn new(
+        id: NodeId,
+        name: String,
+        (http, ws): (Uri, Option<String>),
+        hide_path: bool,
+        tls: Arc<rustls::ClientConfig>,
+        own_tls: bool,
+    ) -> Self {
         Self {
             id,
             name,
+            ws_error: Mutex::new(None),
+            own_client: own_tls.then(|| UpstreamClient::new(tls.clone())),
+            tls,
             shown: super::shown_url(&http.to_string(), hide_path),
             shown_ws: ws.as_deref().map(|w| super::shown_url(w, hide_path)),
             target: without_userinfo(&http),
@@ -199,6 +228,23 @@ impl Node {
             ewma_us: AtomicU64::new(1_000),
             ws_subscribed: AtomicBool::new(false),
             last_error: Mutex::new(None),
+        }
+    }
+
+    /// TLS for its WebSocket.
+    pub fn ws_tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
+    }
+
+    /// Why the `newHeads` subscription is down, if it is and has failed.
+    pub fn ws_error(&self) -> Option<String> {
+        self.ws_error.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Records why the `newHeads` subscription failed (`None`: it is live again).
+    pub fn set_ws_error(&self, e: Option<String>) {
+        if let Ok(mut g) = self.ws_error.lock() {
+            *g = e;
         }
     }
 
@@ -274,13 +320,14 @@ impl Node {
         let req = req
             .body(Full::new(body))
             .map_err(|e| self.err(UpstreamErrorKind::Connect, e.to_string()))?;
+        let client = self.own_client.as_ref().unwrap_or(client);
         let resp = client.inner.request(req).await.map_err(|e| {
             let kind = if e.is_connect() {
                 UpstreamErrorKind::Connect
             } else {
                 UpstreamErrorKind::Io
             };
-            self.err(kind, e.to_string())
+            self.err(kind, super::tls::error_chain(&e))
         })?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_UPSTREAM_BODY)

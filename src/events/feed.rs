@@ -21,8 +21,8 @@ use super::{BlockEvent, Hub, KindLabels, Want};
 pub fn spawn(hub: &Arc<Hub>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(follow(hub.clone())), tokio::spawn(sweep(hub.clone()))];
     let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
-    for url in hub.node_ws.clone() {
-        tasks.push(tokio::spawn(watch_pending(hub.clone(), url, seen.clone())));
+    for node in hub.node_ws.clone() {
+        tasks.push(tokio::spawn(watch_pending(hub.clone(), node, seen.clone())));
     }
     tasks
 }
@@ -145,15 +145,14 @@ impl Seen {
 }
 
 /// Follows one node's `newPendingTransactions` while anyone wants pending hashes.
-async fn watch_pending(hub: Arc<Hub>, url: String, seen: Arc<std::sync::Mutex<Seen>>) {
+async fn watch_pending(hub: Arc<Hub>, node: super::NodeWs, seen: Arc<std::sync::Mutex<Seen>>) {
     const SUBSCRIBE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_subscribe","params":["newPendingTransactions"]}"#;
     loop {
         if !hub.demand.wants(Want::Pending) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let connect = tokio::time::timeout(Duration::from_secs(3), tokio_tungstenite::connect_async(url.as_str()));
-        let Ok(Ok((mut ws, _))) = connect.await else {
+        let Ok(mut ws) = crate::cluster::connect_ws(&node.url, &node.tls, Duration::from_secs(3)).await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };

@@ -54,6 +54,7 @@ fn network_status(net: &Network) -> serde_json::Value {
                 "url": node.shown,
                 "ws": node.shown_ws,
                 "ws_subscribed": node.ws_subscribed(),
+                "ws_error": node.ws_error(),
                 "head": v.head,
                 "lag": view.highest.saturating_sub(v.head),
                 "state": v.state.as_str(),

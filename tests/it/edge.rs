@@ -189,3 +189,104 @@ async fn websocket_sessions_keep_their_place_under_the_caps() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Which Python to run `requests` with: the web3.py venv `scripts/test` installs (it has
+/// requests), else the system's.
+fn python() -> String {
+    let home = std::env::var("KENGATE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/kengate"));
+    let venv = home.join("venv-web3py/bin/python");
+    match venv.exists() {
+        true => venv.display().to_string(),
+        false => "python3".into(),
+    }
+}
+
+/// The status Node's `fetch`, Python `requests` and curl see for a POST of `body_mib` MiB
+/// with an extra header of `header_kib` KiB ("error: …" when they saw none).
+async fn statuses(url: &str, body_mib: usize, header_kib: usize) -> Vec<(&'static str, String)> {
+    let dir = std::env::temp_dir().join(format!("kengate-linger-{}-{body_mib}-{header_kib}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body");
+    std::fs::write(&body, vec![b' '; body_mib << 20]).unwrap();
+    let body = body.display().to_string();
+    let node = format!(
+        "fetch({url:?}, {{method: 'POST', headers: {{'content-type': 'application/json', 'x-pad': 'p'.repeat({header_kib} * 1024)}}, \
+         body: require('fs').readFileSync({body:?})}}).then(r => console.log(r.status), e => console.log('error: ' + (e.cause ? e.cause.code : e)))"
+    );
+    let py = format!(
+        "import requests\ntry:\n  print(requests.post({url:?}, headers={{'content-type': 'application/json', 'x-pad': 'p' * {header_kib} * 1024}}, \
+         data=open({body:?}, 'rb').read(), timeout=30).status_code)\nexcept Exception as e:\n  print('error: ' + type(e).__name__)"
+    );
+    let pad = format!("x-pad: {}", "p".repeat(header_kib * 1024));
+    let data = format!("@{body}");
+    let curl_args = [
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        &pad,
+        "--data-binary",
+        &data,
+        url,
+    ];
+    let run = |program: String, args: Vec<String>| async move {
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&program)
+                .args(&args)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{program} did not finish"))
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if text.is_empty() {
+            format!("error: {}", String::from_utf8_lossy(&out.stderr).trim())
+        } else {
+            text
+        }
+    };
+    let (n, p, c) = tokio::join!(
+        run("node".into(), vec!["-e".into(), node]),
+        run(python(), vec!["-c".into(), py]),
+        run("curl".into(), curl_args.iter().map(|a| a.to_string()).collect()),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    vec![("node fetch", n), ("python requests", p), ("curl", c)]
+}
+
+#[tokio::test]
+async fn refusals_reach_clients_that_are_still_sending() {
+    let (_fakes, gate) = gate(|l| l.max_body_bytes = 1 << 20).await;
+    // Over the body limit while the client still sends 32 MiB: 413, not EPIPE.
+    for (client, status) in statuses(&gate.url, 32, 0).await {
+        assert_eq!(status, "413", "{client} over the body limit");
+    }
+    // A head over limits.max_header_bytes (64 KiB): 431.
+    for (client, status) in statuses(&gate.url, 4, 100).await {
+        assert_eq!(status, "431", "{client} with a 100 KiB header");
+    }
+    gate.stop().await;
+
+    // Refused before the body is read: 401 with auth on and no credential, 404 for a network
+    // that does not exist.
+    let fakes = fake::cluster(&[100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.auth.enabled = true;
+    cfg.auth.keys = vec![kengate::config::KeyConfig::new("app", "0123456789abcdef")];
+    let gate = Gate::start(cfg).await;
+    for (client, status) in statuses(&gate.url, 32, 0).await {
+        assert_eq!(status, "401", "{client} without a credential");
+    }
+    for (client, status) in statuses(&format!("{}/v1/nowhere", gate.url), 32, 0).await {
+        assert_eq!(status, "401", "{client} on an unknown network without a credential");
+    }
+    gate.stop().await;
+}

@@ -13,6 +13,7 @@ mod edge;
 mod events;
 mod faults;
 mod routing;
+mod tls;
 mod transparency;
 mod writes;
 mod ws;
