@@ -79,6 +79,30 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Which browser origins may call the JSON-RPC and REST paths (CORS); none by default.
     pub cors: CorsConfig,
+    /// The drain on SIGTERM / SIGINT.
+    pub drain: DrainConfig,
+}
+
+/// What happens between SIGTERM (or SIGINT) and exit: `/ready` answers 503 at once, the
+/// listeners close, HTTP requests in flight are answered, WebSocket sessions are served for
+/// `ws_grace_ms` and then closed with 1001 "going away".
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrainConfig {
+    /// How long WebSocket sessions keep being served after the drain starts, in ms (time for
+    /// clients to reconnect elsewhere).
+    pub ws_grace_ms: u64,
+    /// The longest drain, in ms: connections still open then are closed.
+    pub timeout_ms: u64,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            ws_grace_ms: 2_000,
+            timeout_ms: 30_000,
+        }
+    }
 }
 
 /// TLS on the public listener: PEM files, re-read when they change (no restart).
@@ -486,6 +510,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             tls: TlsConfig::default(),
             cors: CorsConfig::default(),
+            drain: DrainConfig::default(),
         }
     }
 }
@@ -813,6 +838,9 @@ impl Config {
                 "limits.max_buffered_body_bytes",
                 "must be at least limits.max_body_bytes (one whole body must fit)",
             );
+        }
+        if self.drain.ws_grace_ms > self.drain.timeout_ms {
+            return invalid("drain.ws_grace_ms", "must be at most drain.timeout_ms");
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return invalid("tls", "give both cert and key, or neither");

@@ -266,6 +266,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             max_buffered_body_bytes: config.limits.max_buffered_body_bytes,
         },
         cors: server::Cors::new(&config.cors),
+        drain: server::DrainSettings {
+            ws_grace: Duration::from_millis(config.drain.ws_grace_ms),
+            timeout: Duration::from_millis(config.drain.timeout_ms),
+        },
     };
     let tls = match config.tls.enabled() {
         true => {

@@ -64,6 +64,17 @@ pub struct ServerSettings {
     pub edge: EdgeLimits,
     /// Which browser origins may call.
     pub cors: Cors,
+    /// How kengate drains on SIGTERM / SIGINT.
+    pub drain: DrainSettings,
+}
+
+/// The drain on shutdown.
+#[derive(Debug, Clone)]
+pub struct DrainSettings {
+    /// WebSocket sessions are served this long after the drain starts, then closed with 1001.
+    pub ws_grace: Duration,
+    /// The drain ends after this even if connections are still open.
+    pub timeout: Duration,
 }
 
 /// Shared by every connection.
@@ -72,6 +83,8 @@ struct Ctx {
     app: Arc<App>,
     settings: ServerSettings,
     edge: Arc<edge::Edge>,
+    /// Shutting down: `/ready` answers 503.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -97,7 +110,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let edge = edge::Edge::new(settings.edge.clone(), app.edge.clone());
-    let ctx = Arc::new(Ctx { app, settings, edge });
+    let ctx = Arc::new(Ctx {
+        app,
+        settings,
+        edge,
+        draining: std::sync::atomic::AtomicBool::new(false),
+    });
     let public = Surface::Public {
         admin_elsewhere: admin.is_some(),
     };
@@ -142,23 +160,49 @@ pub async fn serve(
         let place: Place = Arc::new(Conn {
             _place: place,
             cut: std::sync::atomic::AtomicBool::new(false),
+            closing: closing_rx.clone(),
         });
         let _ = stream.set_nodelay(true);
-        let closing = closing_rx.clone();
         let tls = match surface {
             Surface::Public { .. } => tls.clone(),
             Surface::Admin => None,
         };
-        tokio::spawn(connection(ctx.clone(), surface, peer, place, stream, tls, closing));
+        tokio::spawn(connection(ctx.clone(), surface, peer, place, stream, tls));
     }
+    // Draining: /ready says so at once, the public listener closes (new connections are
+    // refused), HTTP requests in flight finish and their connections close, WebSocket
+    // sessions carry on for the grace period and then close with 1001. The admin surface
+    // stays up until the end, one request per connection, so an operator and probes see it.
     drop(listener);
+    ctx.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(closing_rx);
+    tracing::info!(
+        open = ctx.edge.open(),
+        "draining: no new connections; finishing requests in flight"
+    );
     let _ = closing_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(5), closing_tx.closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after 5 s; closing");
+    let (_admin_open, admin_closing) = watch::channel(false);
+    let limit = ctx.settings.drain.timeout;
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = closing_tx.closed() => break,
+            () = &mut deadline => {
+                tracing::warn!(?limit, "connections still open at the end of the drain; closing them");
+                break;
+            }
+            a = accept_admin() => {
+                let Ok((stream, peer)) = a else { continue };
+                // The drain does not wait for it; it closes when the drain ends.
+                let place: Place = Arc::new(Conn {
+                    _place: None,
+                    cut: std::sync::atomic::AtomicBool::new(false),
+                    closing: admin_closing.clone(),
+                });
+                tokio::spawn(connection(ctx.clone(), Surface::Admin, peer, place, stream, None));
+            }
+        }
     }
 }
 
@@ -172,8 +216,8 @@ async fn connection(
     place: Place,
     stream: tokio::net::TcpStream,
     tls: Option<Arc<ServerTls>>,
-    mut closing: watch::Receiver<bool>,
 ) {
+    let mut closing = place.closing.clone();
     let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
     let io = linger::Lingering::new(stream, place.clone());
     let svc = service_fn(move |req| {
@@ -340,6 +384,8 @@ struct Conn {
     _place: Option<edge::ConnGuard>,
     /// Close without lingering (a client too slow to wait for: a body timeout).
     cut: std::sync::atomic::AtomicBool,
+    /// Turns when kengate drains; the server waits until every connection's copy is gone.
+    closing: watch::Receiver<bool>,
 }
 
 /// A connection, as its holders share it.
@@ -414,7 +460,7 @@ async fn dispatch(
     }
     Ok(match route {
         Route::Health if is_get => admin::health(),
-        Route::Ready if is_get => admin::ready(app),
+        Route::Ready if is_get => admin::ready(app, ctx.draining.load(std::sync::atomic::Ordering::Relaxed)),
         Route::Status if is_get => admin::status(app),
         Route::Metrics if is_get => admin::metrics(app),
         Route::Health | Route::Ready | Route::Status | Route::Metrics => not_allowed("GET", "use GET\n"),

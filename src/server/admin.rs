@@ -15,8 +15,8 @@ pub(super) fn health() -> Resp {
 }
 
 /// Ready when every network has an in-sync node.
-pub(super) fn ready(app: &App) -> Resp {
-    let mut ok = true;
+pub(super) fn ready(app: &App, draining: bool) -> Resp {
+    let mut ok = !draining;
     let mut nets = serde_json::Map::new();
     for net in app.networks.iter() {
         let view = net.gw.cluster.view();
@@ -31,7 +31,7 @@ pub(super) fn ready(app: &App) -> Resp {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({ "ready": ok, "networks": nets });
+    let mut body = json!({ "ready": ok, "draining": draining, "networks": nets });
     if let Some(first) = app.networks.first() {
         body["served_head"] = json!(first.gw.cluster.view().served_head);
     }

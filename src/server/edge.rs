@@ -106,6 +106,11 @@ impl Edge {
         })
     }
 
+    /// Client connections open now.
+    pub(super) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// A place for a new connection from `ip`, or `None` (counted) when a cap is reached.
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
         if self.open.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {

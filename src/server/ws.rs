@@ -59,7 +59,6 @@ pub(super) fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         // The connection keeps its place under the caps until the session ends.
-        let _place = place;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let cfg = WebSocketConfig {
@@ -69,7 +68,7 @@ pub(super) fn upgrade(
                 };
                 let (io, done) = super::edge::Metered::new(TokioIo::new(upgraded), ctx.edge.clone());
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
-                session(ctx, gw, events, network, caller, (ws, done), in_flight).await;
+                session(ctx, gw, events, network, caller, (ws, done), (in_flight, place)).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -96,7 +95,7 @@ async fn session(
         WebSocketStream<super::edge::Metered<TokioIo<hyper::upgrade::Upgraded>>>,
         super::edge::MessageDone,
     ),
-    in_flight: usize,
+    (in_flight, place): (usize, super::Place),
 ) {
     let mut caller = Arc::new(caller);
     let (mut sink, mut stream) = ws.split();
@@ -151,10 +150,29 @@ async fn session(
     // caller has nothing to re-check).
     let mut recheck = tokio::time::interval(Duration::from_secs(1));
     let keyed = caller.key.is_some();
+    // Draining: the session is served for the grace period, then closed with 1001.
+    let mut closing = place.closing.clone();
+    let mut drain_at: Option<tokio::time::Instant> = None;
+    let drain_sleep = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(drain_sleep);
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = overflow.changed() => break,
+            _ = closing.changed(), if drain_at.is_none() => {
+                let at = tokio::time::Instant::now() + ctx.settings.drain.ws_grace;
+                drain_at = Some(at);
+                drain_sleep.as_mut().reset(at);
+                continue;
+            }
+            () = &mut drain_sleep, if drain_at.is_some() => {
+                // Calls in flight are answered first (bounded), then the close frame goes
+                // after every queued message.
+                let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
+                let _ = tokio::time::timeout(ctx.settings.drain.timeout, permits.acquire_many(all)).await;
+                subs.close_with(1001, "kengate is shutting down; reconnect".to_owned());
+                break;
+            }
             _ = recheck.tick(), if keyed => {
                 if subs.is_empty() || ctx.app.access.recheck(&caller, &network).is_ok() {
                     continue;

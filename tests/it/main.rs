@@ -9,6 +9,7 @@ mod admin;
 mod architecture;
 mod bad_input;
 mod cache;
+mod drain;
 mod edge;
 mod events;
 mod faults;

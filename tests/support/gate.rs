@@ -15,6 +15,8 @@ pub struct Gate {
     pub url: String,
     /// `Authorization` for `/status` when the config has an admin token.
     admin: Option<String>,
+    /// Where `/status` is: the admin surface when the config has one.
+    status_url: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -49,6 +51,8 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
     c.store.path = dir.join("kengate.db");
     c.cluster.probe_timeout_ms = 500;
     c.cluster.upstream_timeout_ms = 2000;
+    // Gates with WebSocket clients stop quickly.
+    c.drain.ws_grace_ms = 100;
     c
 }
 
@@ -62,6 +66,11 @@ impl Gate {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let admin = config.auth.admin_token.as_ref().map(|t| format!("Bearer {t}"));
+        let config_admin = config.admin_listen;
+        let status_url = match config.admin_listen {
+            Some(a) => format!("http://{a}"),
+            None => format!("http://{addr}"),
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -69,17 +78,26 @@ impl Gate {
             };
             kengate::run(config, listener, shutdown).await.expect("kengate run");
         });
+        if let Some(a) = config_admin {
+            // run() binds the admin surface after it starts.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while tokio::net::TcpStream::connect(a).await.is_err() {
+                assert!(tokio::time::Instant::now() < deadline, "admin_listen {a} never came up");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         Ok(Gate {
             addr,
             url: format!("http://{addr}"),
             admin,
+            status_url,
             stop: Some(tx),
             task,
         })
     }
 
     pub async fn status(&self) -> Value {
-        status(&Http::default(), &self.url, self.admin.as_deref()).await
+        status(&Http::default(), &self.status_url, self.admin.as_deref()).await
     }
 
     /// Waits until `pred(status)` holds (bounded).
@@ -104,7 +122,7 @@ impl Gate {
         &self,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) -> tokio::task::JoinHandle<std::collections::HashSet<(usize, String)>> {
-        let (url, admin) = (self.url.clone(), self.admin.clone());
+        let (url, admin) = (self.status_url.clone(), self.admin.clone());
         tokio::spawn(async move {
             let http = Http::default();
             let mut seen = std::collections::HashSet::new();
@@ -132,6 +150,18 @@ impl Gate {
     pub async fn wait_served(&self, head: u64) -> Value {
         self.wait_status(&format!("served head {head}"), |s| s["served_head"] == head)
             .await
+    }
+
+    /// Starts the drain (what SIGTERM does) without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits (bounded) until kengate has stopped; whether it did.
+    pub async fn stopped(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, &mut self.task).await.is_ok()
     }
 
     pub async fn stop(mut self) {
