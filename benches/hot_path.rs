@@ -30,7 +30,7 @@ fn observations() -> Vec<NodeObservation> {
         .iter()
         .map(|&h| NodeObservation {
             head: Some(h),
-            down: false,
+            ..NodeObservation::default()
         })
         .collect()
 }

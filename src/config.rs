@@ -451,6 +451,49 @@ pub struct ClusterConfig {
     /// How long a call that no node can take right now (none in sync, none with its block,
     /// the sender's nodes all failed) waits for one to return before it gets an error, in ms.
     pub node_wait_ms: u64,
+    /// Outlier ejection.
+    pub ejection: EjectionConfig,
+}
+
+/// Outlier ejection: a node whose error rate or latency over the last 10 s stands out from
+/// the other nodes' is taken out of rotation for `base_ms` (doubling while it keeps standing
+/// out, up to `max_ms`), then let back in when its probes look like the others' again.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EjectionConfig {
+    /// Judge the nodes at all.
+    pub enabled: bool,
+    /// Calls in the window below which a node is not judged (probes count: 4 a second).
+    pub min_calls: u64,
+    /// Error rate (percent) from which a node stands out — when it is also more than twice
+    /// the other nodes' median.
+    pub error_percent: u64,
+    /// Mean latency this many times the other nodes' median stands out ...
+    pub latency_factor: u64,
+    /// ... when it is also at least this many ms.
+    pub min_latency_ms: u64,
+    /// The first ejection lasts this long, in ms.
+    pub base_ms: u64,
+    /// The longest ejection, in ms.
+    pub max_ms: u64,
+    /// At most this share of the nodes (percent, at least one node) is out at once; the last
+    /// node in sync is never ejected.
+    pub max_ejected_percent: u8,
+}
+
+impl Default for EjectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_calls: 20,
+            error_percent: 50,
+            latency_factor: 5,
+            min_latency_ms: 100,
+            base_ms: 10_000,
+            max_ms: 300_000,
+            max_ejected_percent: 34,
+        }
+    }
 }
 
 /// Request limits.
@@ -526,6 +569,7 @@ impl Default for ClusterConfig {
             max_retries: 2,
             null_retries: 2,
             node_wait_ms: 10_000,
+            ejection: EjectionConfig::default(),
         }
     }
 }
@@ -657,7 +701,9 @@ impl Config {
             let ok = uri.as_ref().is_some_and(|u| {
                 matches!(u.scheme_str(), Some("http" | "https"))
                     && u.host().is_some()
-                    && u.path_and_query().is_none_or(|p| p.as_str().is_empty())
+                    // The http crate shows an absent path as "/" (a written one is refused
+                    // by the trailing-slash check).
+                    && u.path_and_query().is_none_or(|p| p.as_str() == "/")
                     && !o.ends_with('/')
                     && !o.contains('@')
             });
@@ -801,6 +847,22 @@ impl Config {
         if c.node_wait_ms > 600_000 {
             return invalid("cluster.node_wait_ms", "must be at most 600000 (10 minutes)");
         }
+        let e = &c.ejection;
+        if e.error_percent == 0 || e.error_percent > 100 {
+            return invalid("cluster.ejection.error_percent", "must be 1-100");
+        }
+        if e.latency_factor < 2 {
+            return invalid("cluster.ejection.latency_factor", "must be at least 2");
+        }
+        if e.base_ms == 0 || e.max_ms < e.base_ms {
+            return invalid(
+                "cluster.ejection.max_ms",
+                "base_ms must be > 0 and max_ms at least base_ms",
+            );
+        }
+        if e.max_ejected_percent > 100 {
+            return invalid("cluster.ejection.max_ejected_percent", "must be 0-100");
+        }
         if c.upstream_timeout_ms == 0 {
             return invalid("cluster.upstream_timeout_ms", "must be > 0");
         }
@@ -905,6 +967,31 @@ mod tests {
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.writes, WritesConfig::default());
         assert_eq!(c.store, StoreConfig::default());
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        let node = "[[nodes]]\nhttp = \"http://127.0.0.1:8551\"\n";
+        let ok = |origins: &str| {
+            let c = Config::from_toml(&format!("{node}[cors]\nallowed_origins = {origins}\n")).unwrap();
+            c.validate().map(|_| ())
+        };
+        ok(r#"["http://127.0.0.1:43997", "https://app.example.com"]"#).unwrap();
+        ok(r#"["*"]"#).unwrap();
+        for bad in [
+            r#"["http://a.example/"]"#,
+            r#"["http://a.example/path"]"#,
+            r#"["http://a.example?x=1"]"#,
+            r#"["a.example"]"#,
+            r#"["*", "http://a.example"]"#,
+        ] {
+            let e = ok(bad).expect_err(bad).to_string();
+            assert!(e.contains("cors.allowed_origins"), "{bad}: {e}");
+        }
+        let e = err(&format!(
+            "{node}[cors]\nallowed_origins = [\"*\"]\nallow_credentials = true\n"
+        ));
+        assert!(e.contains("cors.allow_credentials"), "{e}");
     }
 
     #[test]

@@ -242,6 +242,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let mut tasks = Vec::new();
     for net in app.networks.iter() {
         tasks.extend(cluster::spawn_head_watchers(&net.gw.cluster, &config.cluster));
+        tasks.extend(cluster::spawn_ejector(&net.gw.cluster, config.cluster.ejection.clone()));
         tasks.extend(events::spawn(&net.events));
         txpath::upkeep::restore(&net.gw).await;
         tasks.push(txpath::upkeep::spawn(net.gw.clone()));

@@ -93,6 +93,11 @@ impl Metrics {
             faults.waited_calls.clone(),
         );
         registry.register(
+            "node_ejections",
+            "Outlier ejections by node and reason (errors, latency)",
+            faults.ejections.clone(),
+        );
+        registry.register(
             "no_node_errors",
             "Calls answered with an error because no node could take them within cluster.node_wait_ms",
             faults.no_node_errors.clone(),

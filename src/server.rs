@@ -425,7 +425,14 @@ async fn handle(
         }
         return Ok(resp);
     }
-    dispatch(ctx, surface, peer, place, req).await
+    let vary = cors.enabled() && cors.varies() && browser_path();
+    let mut resp = dispatch(ctx, surface, peer, place, req).await?;
+    if vary {
+        // The answer to a listed origin differs: a shared cache must not hand this one out.
+        resp.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+    }
+    Ok(resp)
 }
 
 async fn dispatch(

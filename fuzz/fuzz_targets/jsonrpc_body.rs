@@ -29,11 +29,12 @@ struct Fixture {
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let up = |h| NodeObservation {
         head: Some(h),
-        down: false,
+        ..NodeObservation::default()
     };
     let down = |h| NodeObservation {
         head: Some(h),
         down: true,
+        ..NodeObservation::default()
     };
     let views = vec![
         // All in sync: served head 100.

@@ -33,6 +33,29 @@ pub struct FaultCounters {
     pub waited_calls: Counter,
     /// Calls answered with an error because no node returned within the bound.
     pub no_node_errors: Counter,
+    /// Outlier ejections by node and reason (errors, latency).
+    pub ejections: Family<EjectionLabels, Counter>,
+}
+
+/// Labels of an ejection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EjectionLabels {
+    /// The node's name.
+    pub node: String,
+    /// Why: `errors` or `latency`.
+    pub reason: &'static str,
+}
+
+impl FaultCounters {
+    /// Counts an ejection.
+    pub fn ejected(&self, node: &str, reason: &'static str) {
+        self.ejections
+            .get_or_create(&EjectionLabels {
+                node: node.to_owned(),
+                reason,
+            })
+            .inc();
+    }
 }
 
 /// An episode with no node in sync.
@@ -97,6 +120,7 @@ impl Health {
                     %node, head = after.head, lag, served_head = next.served_head, from = before.state.as_str(),
                     "node is lagging: it gets only reads of blocks it has"
                 ),
+                NodeState::Ejected => tracing::debug!(%node, head = after.head, "node is out of rotation (ejected)"),
                 NodeState::Down => {
                     let reason = down_reason.filter(|(n, _)| *n == id).map_or("no answer", |(_, r)| r);
                     tracing::warn!(
@@ -163,7 +187,11 @@ mod tests {
     fn view(prev: u64, nodes: &[(u64, bool)]) -> ClusterView {
         let obs: Vec<_> = nodes
             .iter()
-            .map(|&(h, down)| NodeObservation { head: Some(h), down })
+            .map(|&(h, down)| NodeObservation {
+                head: Some(h),
+                down,
+                ejected: false,
+            })
             .collect();
         compute_view(prev, &obs, 3)
     }

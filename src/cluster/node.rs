@@ -198,6 +198,8 @@ pub struct Node {
     tls: Arc<rustls::ClientConfig>,
     /// Its own HTTP client, when it has TLS settings of its own.
     own_client: Option<UpstreamClient>,
+    /// Calls, failures and latency over the last seconds (outlier ejection).
+    pub outcomes: super::Outcomes,
 }
 
 impl Node {
@@ -216,6 +218,7 @@ impl Node {
             id,
             name,
             ws_error: Mutex::new(None),
+            outcomes: super::Outcomes::default(),
             own_client: own_tls.then(|| UpstreamClient::new(tls.clone())),
             tls,
             shown: super::shown_url(&http.to_string(), hide_path),
@@ -296,10 +299,16 @@ impl Node {
             Err(_) => Err(self.err(UpstreamErrorKind::Timeout, format!("no answer in {timeout:?}"))),
         };
         match &res {
-            Ok(_) => self.record_latency(started.elapsed()),
+            Ok(_) => {
+                let now = Instant::now();
+                let took = now - started;
+                self.record_latency(took);
+                self.outcomes.record(now, Some(took));
+            }
             // A refusal of the request says nothing about the node's health.
             Err(e) if e.client_caused() => {}
             Err(e) => {
+                self.outcomes.record(Instant::now(), None);
                 if let Ok(mut g) = self.last_error.lock() {
                     *g = Some(e.to_string());
                 }

@@ -132,6 +132,11 @@ impl Tracker {
         self.update_with(node, Instant::now(), None, Some(reason), |o| o.down = true);
     }
 
+    /// Takes a node out of rotation (outlier ejection) or lets it back in.
+    pub fn set_ejected(&self, node: NodeId, ejected: bool) {
+        self.update(node, Instant::now(), None, |o| o.ejected = ejected);
+    }
+
     fn update(&self, node: NodeId, received: Instant, head: Option<u64>, f: impl FnOnce(&mut NodeObservation)) {
         self.update_with(node, received, head, None, f);
     }

@@ -8,6 +8,8 @@ pub struct NodeObservation {
     pub head: Option<u64>,
     /// The node failed its last probe (or a request could not connect) and has not answered since.
     pub down: bool,
+    /// Out of rotation: it stands out from the others (see `outliers`).
+    pub ejected: bool,
 }
 
 /// A node's routing state.
@@ -19,6 +21,9 @@ pub enum NodeState {
     Lagging,
     /// Not answering (or never answered).
     Down,
+    /// Answers, but its errors or latency stand out from the other nodes': out of rotation
+    /// for a backoff period (probes go on).
+    Ejected,
 }
 
 impl NodeState {
@@ -28,6 +33,7 @@ impl NodeState {
             NodeState::InSync => "in_sync",
             NodeState::Lagging => "lagging",
             NodeState::Down => "down",
+            NodeState::Ejected => "ejected",
         }
     }
 }
@@ -44,7 +50,7 @@ pub struct NodeView {
 impl NodeView {
     /// Up (in sync or lagging): may receive requests it can answer.
     pub fn is_up(&self) -> bool {
-        self.state != NodeState::Down
+        matches!(self.state, NodeState::InSync | NodeState::Lagging)
     }
 }
 
@@ -94,14 +100,16 @@ impl ClusterView {
 ///   move: otherwise the first node to answer would set it, and slightly lower in-sync
 ///   nodes would start out excluded.
 pub fn compute_view(prev_served: u64, obs: &[NodeObservation], max_lag: u64) -> ClusterView {
-    let up = |o: &NodeObservation| !o.down && o.head.is_some();
+    let up = |o: &NodeObservation| !o.down && !o.ejected && o.head.is_some();
     let highest = obs.iter().filter(|o| up(o)).filter_map(|o| o.head).max().unwrap_or(0);
     let floor = prev_served.max(highest.saturating_sub(max_lag));
     let nodes: Vec<NodeView> = obs
         .iter()
         .map(|o| {
             let head = o.head.unwrap_or(0);
-            let state = if !up(o) {
+            let state = if o.ejected && !o.down && o.head.is_some() {
+                NodeState::Ejected
+            } else if !up(o) {
                 NodeState::Down
             } else if head >= floor {
                 NodeState::InSync
@@ -135,17 +143,20 @@ mod tests {
         NodeObservation {
             head: Some(h),
             down: false,
+            ejected: false,
         }
     }
     fn down(h: u64) -> NodeObservation {
         NodeObservation {
             head: Some(h),
             down: true,
+            ejected: false,
         }
     }
     const NEW: NodeObservation = NodeObservation {
         head: None,
         down: false,
+        ejected: false,
     };
 
     fn check(prev: u64, obs: &[NodeObservation], served: u64, states: &[NodeState]) {
@@ -190,6 +201,20 @@ mod tests {
     }
 
     #[test]
+    fn an_ejected_node_serves_nothing_and_holds_nothing_back() {
+        let ejected = NodeObservation {
+            ejected: true,
+            ..up(90)
+        };
+        check(100, &[ejected, up(101), up(101)], 101, &[Ejected, InSync, InSync]);
+        let v = compute_view(100, &[ejected, up(101)], 3);
+        assert!(!v.nodes[0].is_up());
+        // Down wins over ejected.
+        let both = NodeObservation { down: true, ..ejected };
+        check(100, &[both, up(101)], 101, &[Down, InSync]);
+    }
+
+    #[test]
     fn the_served_head_waits_for_every_node_first_probe() {
         check(0, &[up(105), NEW, NEW], 0, &[InSync, Down, Down]);
         check(0, &[up(105), NEW, up(102)], 0, &[InSync, Down, InSync]);
@@ -215,6 +240,7 @@ mod tests {
                 .map(|k| NodeObservation {
                     head: Some(heads[k]),
                     down: downs[k],
+                    ejected: false,
                 })
                 .collect();
             let v = compute_view(served, &obs, 3);

@@ -287,7 +287,7 @@ mod tests {
             .iter()
             .map(|&h| NodeObservation {
                 head: Some(h),
-                down: false,
+                ..NodeObservation::default()
             })
             .collect();
         compute_view(0, &obs, 3)

@@ -106,7 +106,11 @@ mod tests {
     fn view(prev: u64, nodes: &[(u64, bool)]) -> ClusterView {
         let obs: Vec<_> = nodes
             .iter()
-            .map(|&(h, down)| NodeObservation { head: Some(h), down })
+            .map(|&(h, down)| NodeObservation {
+                head: Some(h),
+                down,
+                ejected: false,
+            })
             .collect();
         compute_view(prev, &obs, 3)
     }

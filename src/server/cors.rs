@@ -55,6 +55,12 @@ impl Cors {
         self.any || !self.origins.is_empty()
     }
 
+    /// Whether answers depend on the origin (listed origins, not `*`): then every answer on a
+    /// browser path says `Vary: origin`, also to requests without one.
+    pub(super) fn varies(&self) -> bool {
+        !self.any && !self.origins.is_empty()
+    }
+
     /// Judges the request's `Origin`.
     pub(super) fn verdict(&self, headers: &HeaderMap) -> Verdict {
         let Some(origin) = headers.get(header::ORIGIN) else {

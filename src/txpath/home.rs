@@ -55,6 +55,7 @@ mod tests {
             .map(|&u| NodeObservation {
                 head: Some(100),
                 down: !u,
+                ejected: false,
             })
             .collect();
         compute_view(0, &obs, 3)

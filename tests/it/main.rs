@@ -11,6 +11,7 @@ mod bad_input;
 mod cache;
 mod drain;
 mod edge;
+mod ejection;
 mod events;
 mod faults;
 mod routing;

@@ -34,6 +34,9 @@ pub enum Mode {
     /// Answers every call but head polls with HTTP 413 (Klaytn's own body limit, lower than
     /// kengate's): a refusal of the request, not a node fault.
     Refuse413 = 5,
+    /// Answers every call but head polls with HTTP 500 (a node whose probes look fine while
+    /// its real work fails).
+    Calls500 = 6,
 }
 
 struct State {
@@ -246,6 +249,12 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
         .is_some_and(|m| m.ends_with("_blockNumber") || m.ends_with("_chainID"));
     if !own {
         st.requests.fetch_add(1, Ordering::SeqCst);
+        if st.mode.load(Ordering::SeqCst) == Mode::Calls500 as u8 {
+            return http::Response::builder()
+                .status(500)
+                .body(Full::new(Bytes::from_static(b"internal error\n")))
+                .unwrap();
+        }
         if st.mode.load(Ordering::SeqCst) == Mode::Refuse413 as u8 {
             return http::Response::builder()
                 .status(413)
