@@ -6,6 +6,7 @@
 mod support;
 
 mod access;
+mod browser;
 mod clients;
 mod cluster;
 mod consistency;
