@@ -14,6 +14,7 @@
 //! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
 //! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
 //! - [`events`]: subscriptions and kengate-owned polling filters, fed by the served head.
+//! - [`reload`]: live reload of `proxy.toml` (SIGHUP and a file watch).
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
@@ -27,6 +28,7 @@ pub mod methods;
 pub mod metrics;
 pub mod networks;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod store;
@@ -35,6 +37,8 @@ pub mod txpath;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -87,12 +91,19 @@ pub struct App {
     pub registry: prometheus_client::registry::Registry,
     /// The embedded store shared by all networks.
     pub store: Arc<dyn Store>,
-    /// Access keys, client IPs, throttling.
-    pub access: Arc<Access>,
+    /// Access keys, client IPs, throttling (replaced whole by a reload).
+    pub access: ArcSwap<Access>,
     /// The per-key request audit.
     pub audit: Arc<Audit>,
     /// The listener's counters (connections and bodies refused at the edge).
     pub edge: Arc<metrics::EdgeCounters>,
+}
+
+impl App {
+    /// The access rules as of now.
+    pub fn access(&self) -> Arc<Access> {
+        self.access.load_full()
+    }
 }
 
 /// Builds kengate from a config (validated here; no IO beyond opening the store; background
@@ -132,7 +143,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
     for (i, net) in networks.into_iter().enumerate() {
         let reg = metrics::network_registry(&mut registry, &net.name);
         let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
-        let gw = build_gateway(config, &net, lifecycle, reg, audit.clone())?;
+        let gw = build_gateway(config, &net, lifecycle, Registration::New(reg), audit.clone())?;
         let ws = gw
             .cluster
             .nodes
@@ -144,25 +155,37 @@ pub fn build(config: &Config) -> Result<App, StartError> {
                 })
             })
             .collect();
-        let events = events::Hub::new(config.events.clone(), gw.clone(), ws, reg);
-        list.push(Network::new(net.name, net.chain_id, gw, events));
+        let current = networks::Current::new(gw);
+        let events = events::Hub::new(config.events.clone(), current.clone(), ws, reg);
+        list.push(Network::new(net.name, net.chain_id, current, events));
     }
     Ok(App {
         networks: Arc::new(Networks::new(list)),
         registry,
         store,
-        access: Arc::new(access),
+        access: ArcSwap::from_pointee(access),
         audit,
         edge,
     })
 }
 
-/// One network's gateway.
+/// Where a gateway's metrics come from.
+enum Registration<'a> {
+    /// Registered anew (at start).
+    New(&'a mut prometheus_client::registry::Registry),
+    /// The series of the gateway it replaces (a reload), relabelled for its nodes; whether
+    /// the node list is the same (same nodes, same order: node ids mean the same).
+    Replacing(&'a Gateway, bool),
+}
+
+/// One network's gateway. Replacing one (a reload), it keeps the other's metric series, its
+/// cache (same size) and, when the node list is the same, its per-sender write state; its
+/// tracker starts from the other's observations of the nodes both have and its served head.
 fn build_gateway(
     config: &Config,
     net: &NetworkConfig,
     lifecycle: Lifecycle,
-    registry: &mut prometheus_client::registry::Registry,
+    registration: Registration<'_>,
     audit: Arc<Audit>,
 ) -> Result<Arc<Gateway>, StartError> {
     let mut nodes = Vec::with_capacity(net.nodes.len());
@@ -196,8 +219,21 @@ fn build_gateway(
         nodes.push(Arc::new(node));
     }
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let (old, same_nodes) = match &registration {
+        Registration::Replacing(old, same) => (Some(*old), *same),
+        Registration::New(_) => (None, false),
+    };
+    let tracker = match old {
+        Some(old) => Tracker::with_counters(
+            names.clone(),
+            config.cluster.max_lag,
+            old.cluster.tracker.timings.clone(),
+            old.cluster.tracker.faults.clone(),
+        ),
+        None => Tracker::new(names.clone(), config.cluster.max_lag),
+    };
     let cluster = Arc::new(Cluster {
-        tracker: Tracker::new(names.clone(), config.cluster.max_lag),
+        tracker,
         keys: nodes
             .iter()
             .map(|n| txpath::home::node_key(&n.http.to_string()))
@@ -205,19 +241,31 @@ fn build_gateway(
         nodes,
         client,
     });
-    let metrics = Arc::new(Metrics::new(
-        registry,
-        names,
-        &cluster.tracker.timings,
-        &cluster.tracker.faults,
-    ));
+    let metrics = match registration {
+        Registration::New(registry) => Arc::new(Metrics::new(
+            registry,
+            names,
+            &cluster.tracker.timings,
+            &cluster.tracker.faults,
+        )),
+        Registration::Replacing(old, _) => Arc::new(old.metrics.renamed(names)),
+    };
+    // With the same node ids, the per-sender write state carries over as is.
+    let senders = match old {
+        Some(o) if same_nodes => o.senders.clone(),
+        _ => Arc::new(Senders::new(Duration::from_millis(config.writes.gap_wait_ms))),
+    };
+    let cache = match old {
+        Some(o) if o.cache.max_bytes() == config.cache.max_bytes => o.cache.clone(),
+        _ => FinalCache::new(config.cache.max_bytes),
+    };
     Ok(Arc::new(Gateway {
         lifecycle,
         cluster,
         methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
-        cache: FinalCache::new(config.cache.max_bytes),
+        cache,
         coalescer: Coalescer::default(),
-        senders: Senders::new(Duration::from_millis(config.writes.gap_wait_ms)),
+        senders,
         metrics,
         audit,
         settings: Settings::from_config(config),
@@ -227,6 +275,16 @@ fn build_gateway(
 /// Runs kengate on `listener` until `shutdown` resolves: starts head tracking, serves
 /// requests, then stops background tasks.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    run_with(config, listener, shutdown, None).await
+}
+
+/// [`run`], re-reading the configuration from `reload` on SIGHUP and when its file changes.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    reload: Option<reload::Source>,
+) -> Result<(), StartError> {
     let app = Arc::new(build(&config)?);
     let admin = match config.admin_listen {
         Some(addr) => {
@@ -239,20 +297,63 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         }
         None => None,
     };
+    let tls = match config.tls.enabled() {
+        true => Some(server::ServerTls::load(&config.tls).map_err(|e| ConfigError::Invalid {
+            key: "tls".into(),
+            reason: e.to_string(),
+        })?),
+        false => None,
+    };
     let mut tasks = Vec::new();
+    let mut per_network = Vec::new();
     for net in app.networks.iter() {
-        tasks.extend(cluster::spawn_head_watchers(&net.gw.cluster, &config.cluster));
-        tasks.extend(cluster::spawn_ejector(&net.gw.cluster, config.cluster.ejection.clone()));
+        let gw = net.gw();
+        txpath::upkeep::restore(&gw).await;
+        per_network.push(gateway_tasks(&net.current, &gw, &config));
         tasks.extend(events::spawn(&net.events));
-        txpath::upkeep::restore(&net.gw).await;
-        tasks.push(txpath::upkeep::spawn(net.gw.clone()));
     }
-    tasks.push(app.access.spawn_upkeep());
     tasks.extend(
         app.networks
             .spawn_chain_id_probes(Duration::from_millis(config.cluster.probe_timeout_ms)),
     );
-    let settings = ServerSettings {
+    if let Some(tls) = &tls {
+        tasks.push(tls.spawn_reload());
+    }
+    let live = Arc::new(ArcSwap::from_pointee(server_settings(&config)));
+    let state = reload::Live::new(app.clone(), live.clone(), config, per_network);
+    if let Some(source) = reload {
+        tasks.push(state.clone().spawn(source));
+    }
+    server::serve(listener, admin, app, live, tls, shutdown).await;
+    for t in tasks {
+        t.abort();
+    }
+    state.stop();
+    Ok(())
+}
+
+/// What one gateway runs in the background.
+#[derive(Debug)]
+struct GatewayTasks {
+    /// The write path's upkeep (holds the gateway).
+    upkeep: tokio::task::JoinHandle<()>,
+    /// Head tracking, outlier ejection, and its served head carried into the network's.
+    tracking: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn gateway_tasks(current: &Arc<networks::Current>, gw: &Arc<Gateway>, config: &Config) -> GatewayTasks {
+    let mut tracking = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
+    tracking.extend(cluster::spawn_ejector(&gw.cluster, config.cluster.ejection.clone()));
+    tracking.push(current.follow(gw));
+    GatewayTasks {
+        upkeep: txpath::upkeep::spawn(gw.clone()),
+        tracking,
+    }
+}
+
+/// The HTTP-level settings of a config.
+fn server_settings(config: &Config) -> ServerSettings {
+    ServerSettings {
         max_body_bytes: config.limits.max_body_bytes,
         ws_max_in_flight: config.limits.ws_max_in_flight,
         header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
@@ -271,21 +372,5 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
             ws_grace: Duration::from_millis(config.drain.ws_grace_ms),
             timeout: Duration::from_millis(config.drain.timeout_ms),
         },
-    };
-    let tls = match config.tls.enabled() {
-        true => {
-            let tls = server::ServerTls::load(&config.tls).map_err(|e| ConfigError::Invalid {
-                key: "tls".into(),
-                reason: e.to_string(),
-            })?;
-            tasks.push(tls.spawn_reload());
-            Some(tls)
-        }
-        false => None,
-    };
-    server::serve(listener, admin, app, settings, tls, shutdown).await;
-    for t in tasks {
-        t.abort();
     }
-    Ok(())
 }

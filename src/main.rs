@@ -80,27 +80,39 @@ fn main() -> anyhow::Result<()> {
             cli.nodes.len()
         );
     }
-    if !cli.nodes.is_empty() {
-        config.nodes = cli
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, http)| NodeConfig {
-                http: http.clone(),
-                ws: cli.node_ws.get(i).cloned(),
-                ..NodeConfig::default()
-            })
-            .collect();
-    }
-    if let Some(l) = cli.listen {
-        config.listen = l;
-    }
-    if let Some(m) = cli.max_lag {
-        config.cluster.max_lag = m;
-    }
-    if let Some(d) = cli.data_dir {
-        config.store.path = d.join("kengate.db");
-    }
+    // The command line's settings, on top of the file's (again at every reload).
+    let overrides = {
+        let (nodes, node_ws, listen, max_lag, data_dir) = (
+            cli.nodes.clone(),
+            cli.node_ws.clone(),
+            cli.listen,
+            cli.max_lag,
+            cli.data_dir.clone(),
+        );
+        move |config: &mut Config| {
+            if !nodes.is_empty() {
+                config.nodes = nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, http)| NodeConfig {
+                        http: http.clone(),
+                        ws: node_ws.get(i).cloned(),
+                        ..NodeConfig::default()
+                    })
+                    .collect();
+            }
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if let Some(m) = max_lag {
+                config.cluster.max_lag = m;
+            }
+            if let Some(d) = &data_dir {
+                config.store.path = d.join("kengate.db");
+            }
+        }
+    };
+    overrides(&mut config);
     if let Some(Command::Keys { command }) = &cli.command {
         return Ok(kengate::access::cli::run(command, &config)?);
     }
@@ -117,7 +129,12 @@ fn main() -> anyhow::Result<()> {
             true => println!("kengate listening on https://{addr} (wss://{addr})"),
             false => println!("kengate listening on http://{addr} (ws://{addr})"),
         }
-        kengate::run(config, listener, shutdown_signal()).await?;
+        // proxy.toml is re-read on SIGHUP and when it changes.
+        let reload = cli.config.clone().map(|path| kengate::reload::Source {
+            path,
+            overrides: Box::new(overrides),
+        });
+        kengate::run_with(config, listener, shutdown_signal(), reload).await?;
         tracing::info!("kengate stopped");
         Ok(())
     })

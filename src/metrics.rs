@@ -44,7 +44,7 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// One network's metrics, registered once in that network's sub-registry (label
 /// `network`) of the root registry [`render`] encodes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Metrics {
     /// Node URLs, the `node` label, indexed by node id.
     node_names: Vec<String>,
@@ -70,6 +70,14 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The same series (shared), labelled for a new node list (a reload).
+    pub fn renamed(&self, node_names: Vec<String>) -> Self {
+        Self {
+            node_names,
+            ..self.clone()
+        }
+    }
+
     /// Registers every metric in `registry`; `node_names` label the per-node series.
     pub fn new(
         registry: &mut Registry,

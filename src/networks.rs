@@ -2,11 +2,16 @@
 //! and how a request picks one: by path `/v1/{name}`, by the `x-chain-id` header (the KAS
 //! convention, a decimal or `0x` chain id), or as the only network configured.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::events::Hub;
 use crate::jsonrpc::{parse_quantity, UpstreamReply};
@@ -22,21 +27,92 @@ pub struct Network {
     pub name: String,
     /// Configured, or learned from the nodes; 0 while unknown.
     chain_id: AtomicU64,
-    /// Its request pipeline.
-    pub gw: Arc<Gateway>,
+    /// Its request pipeline, replaced whole by a reload.
+    pub current: Arc<Current>,
     /// Its subscriptions and polling filters.
     pub events: Arc<Hub>,
 }
 
+/// A network's gateway as of now: a reload swaps in a new one (new nodes, methods, settings)
+/// while calls in flight finish on the one they started with. The served head clients and
+/// the event feed follow is the network's, and never goes back across a swap.
+#[derive(Debug)]
+pub struct Current {
+    gw: ArcSwap<Gateway>,
+    served: watch::Sender<u64>,
+}
+
+impl Current {
+    /// Starts with `gw`.
+    pub fn new(gw: Arc<Gateway>) -> Arc<Self> {
+        let served = watch::channel(gw.cluster.view().served_head).0;
+        Arc::new(Self {
+            gw: ArcSwap::new(gw),
+            served,
+        })
+    }
+
+    /// The gateway a new call uses.
+    pub fn gw(&self) -> Arc<Gateway> {
+        self.gw.load_full()
+    }
+
+    /// Puts `next` in place; returns the one it replaces.
+    pub fn swap(&self, next: Arc<Gateway>) -> Arc<Gateway> {
+        self.gw.swap(next)
+    }
+
+    /// Carries `gw`'s served head into the network's (only forward); runs until aborted.
+    pub fn follow(self: &Arc<Self>, gw: &Gateway) -> tokio::task::JoinHandle<()> {
+        let (me, mut rx) = (self.clone(), gw.cluster.tracker.subscribe_served());
+        tokio::spawn(async move {
+            loop {
+                let head = *rx.borrow_and_update();
+                me.served.send_if_modified(|s| {
+                    let raise = head > *s;
+                    *s = (*s).max(head);
+                    raise
+                });
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// The event feed reads through whichever gateway is current.
+impl crate::events::Fetch for Current {
+    fn call(
+        &self,
+        method: &'static str,
+        params: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + '_>> {
+        Box::pin(async move {
+            let gw = self.gw();
+            crate::events::Fetch::call(&*gw, method, params).await
+        })
+    }
+
+    fn served(&self) -> watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+}
+
 impl Network {
     /// A network; `chain_id` as configured (learned later when `None`).
-    pub fn new(name: String, chain_id: Option<u64>, gw: Arc<Gateway>, events: Arc<Hub>) -> Self {
+    pub fn new(name: String, chain_id: Option<u64>, current: Arc<Current>, events: Arc<Hub>) -> Self {
         Self {
             name,
             chain_id: AtomicU64::new(chain_id.unwrap_or(0)),
-            gw,
+            current,
             events,
         }
+    }
+
+    /// The gateway a new call uses.
+    pub fn gw(&self) -> Arc<Gateway> {
+        self.current.gw()
     }
 
     /// The chain id, once known.
@@ -161,7 +237,7 @@ impl Networks {
                 tokio::spawn(async move {
                     let Some(net) = nets.list.get(i) else { return };
                     loop {
-                        if let Some(id) = probe_chain_id(&net.gw, timeout).await {
+                        if let Some(id) = probe_chain_id(&net.gw(), timeout).await {
                             match net.chain_id() {
                                 None => {
                                     net.chain_id.store(id, Ordering::Relaxed);

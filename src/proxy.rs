@@ -132,7 +132,7 @@ pub struct Gateway {
     /// Method classes and policy.
     pub methods: MethodTable,
     /// Per-sender write ordering and read-your-writes state.
-    pub senders: Senders,
+    pub senders: Arc<Senders>,
     /// Transaction lifecycle records.
     pub lifecycle: Lifecycle,
     /// Final answers (blocks, receipts, mined txs, logs at or below the served head).

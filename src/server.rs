@@ -38,6 +38,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use arc_swap::ArcSwap;
+
 use crate::access::{Caller, Denied};
 use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::{Network, NetworkError};
@@ -81,13 +83,21 @@ pub struct DrainSettings {
 #[derive(Debug)]
 struct Ctx {
     app: Arc<App>,
-    settings: ServerSettings,
+    /// Replaced by a reload; read once per request.
+    live: Arc<ArcSwap<ServerSettings>>,
     edge: Arc<edge::Edge>,
     /// Shutting down: `/ready` answers 503.
     draining: std::sync::atomic::AtomicBool,
 }
 
 type Resp = Response<Full<Bytes>>;
+
+impl Ctx {
+    /// The settings as of now.
+    fn settings(&self) -> Arc<ServerSettings> {
+        self.live.load_full()
+    }
+}
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,14 +115,14 @@ pub async fn serve(
     listener: TcpListener,
     admin: Option<TcpListener>,
     app: Arc<App>,
-    settings: ServerSettings,
+    live: Arc<ArcSwap<ServerSettings>>,
     tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let edge = edge::Edge::new(settings.edge.clone(), app.edge.clone());
+    let edge = edge::Edge::new(live.clone(), app.edge.clone());
     let ctx = Arc::new(Ctx {
         app,
-        settings,
+        live,
         edge,
         draining: std::sync::atomic::AtomicBool::new(false),
     });
@@ -182,7 +192,7 @@ pub async fn serve(
     );
     let _ = closing_tx.send(true);
     let (_admin_open, admin_closing) = watch::channel(false);
-    let limit = ctx.settings.drain.timeout;
+    let limit = ctx.settings().drain.timeout;
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
     loop {
@@ -218,7 +228,8 @@ async fn connection(
     tls: Option<Arc<ServerTls>>,
 ) {
     let mut closing = place.closing.clone();
-    let (read_timeout, max_head) = (ctx.settings.header_read_timeout, ctx.settings.max_header_bytes);
+    let settings = ctx.settings();
+    let (read_timeout, max_head) = (settings.header_read_timeout, settings.max_header_bytes);
     let io = linger::Lingering::new(stream, place.clone());
     let svc = service_fn(move |req| {
         let (ctx, place) = (ctx.clone(), place.clone());
@@ -398,7 +409,8 @@ async fn handle(
     place: Place,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
-    let cors = &ctx.settings.cors;
+    let settings = ctx.settings();
+    let cors = &settings.cors;
     let browser_path = || {
         matches!(
             route(req.uri().path()),
@@ -457,8 +469,8 @@ async fn dispatch(
     // /status and /metrics too (they name nodes and access keys).
     if matches!(surface, Surface::Public { .. })
         && matches!(route, Route::Status | Route::Metrics)
-        && app.access.admin_configured()
-        && !app.access.admin_authorized(req.headers())
+        && app.access().admin_configured()
+        && !app.access().admin_authorized(req.headers())
     {
         return Ok(admin_token_required(
             app,
@@ -488,11 +500,11 @@ async fn dispatch(
                     &format!("this access key may not call {method} (GET /v1/tx…)"),
                 ));
             }
-            if let Err(d) = app.access.admit(&caller, app.access.weight(method)) {
+            if let Err(d) = app.access().admit(&caller, app.access().weight(method)) {
                 return Ok(denied(app, &d, None));
             }
             let started = std::time::Instant::now();
-            let resp = api::tx(&net.gw, rest, req.uri().query()).await;
+            let resp = api::tx(&net.gw(), rest, req.uri().query()).await;
             if let Some(key) = &caller.key {
                 app.audit
                     .call(key.shared_id(), method, started.elapsed(), resp.status().is_success());
@@ -520,7 +532,7 @@ async fn dispatch(
                 Method::POST => rpc(&ctx, net, &caller, req).await,
                 Method::GET if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req, place),
                 Method::GET => text(StatusCode::OK, "kengate: POST JSON-RPC 2.0 here, or open a WebSocket\n"),
-                Method::OPTIONS if ctx.settings.cors.enabled() => {
+                Method::OPTIONS if ctx.settings().cors.enabled() => {
                     let mut r = text(StatusCode::NO_CONTENT, "");
                     r.headers_mut()
                         .insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
@@ -545,12 +557,12 @@ fn admit_request<'a>(
 ) -> Result<(&'a Network, Caller), Box<Resp>> {
     let app = &ctx.app;
     let chain = chain_override.or_else(|| req.headers().get("x-chain-id").map(HeaderValue::as_bytes));
-    let ip = app.access.client_ip(peer, req.headers());
+    let ip = app.access().client_ip(peer, req.headers());
     let net = app.networks.select(network, chain).map_err(|e| {
         // With auth on, which networks exist is not told before a credential works: a
         // credential that does not is refused as on any network.
-        if app.access.enabled() {
-            if let Err(d) = app.access.authenticate(ip, req.headers(), token, "") {
+        if app.access().enabled() {
+            if let Err(d) = app.access().authenticate(ip, req.headers(), token, "") {
                 if d.status() != StatusCode::FORBIDDEN {
                     return Box::new(denied(app, &d, None));
                 }
@@ -559,14 +571,14 @@ fn admit_request<'a>(
         Box::new(network_error(&e))
     })?;
     let caller = app
-        .access
+        .access()
         .authenticate(ip, req.headers(), token, &net.name)
         .map_err(|d| Box::new(denied(app, &d, None)))?;
     Ok((net, caller))
 }
 
 async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) -> Resp {
-    let max = ctx.settings.max_body_bytes;
+    let max = ctx.settings().max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -581,12 +593,12 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
     };
     let body = &body.bytes;
     let who = Who {
-        access: &ctx.app.access,
+        access: &ctx.app.access(),
         caller,
         events: &net.events,
         session: None,
     };
-    match net.gw.handle_body(body, &who).await {
+    match net.gw().handle_body(body, &who).await {
         Ok(Some(reply)) => json(StatusCode::OK, reply),
         Ok(None) => json(StatusCode::OK, Bytes::new()),
         Err(t) => {
@@ -601,7 +613,7 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
 
 /// `/admin/keys...`: the admin token, then the key API.
 async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
-    let access = &ctx.app.access;
+    let access = ctx.app.access();
     if !access.admin_configured() {
         return json_error(
             StatusCode::NOT_FOUND,

@@ -76,11 +76,12 @@ pub struct Health {
 }
 
 impl Health {
-    /// Health reporting for nodes labelled `labels` (indexed by node id).
-    pub fn new(labels: Vec<String>) -> Self {
+    /// Health reporting for nodes labelled `labels` (indexed by node id), counting in
+    /// `counters` (new ones, or those of the tracker a reload replaces).
+    pub fn with_counters(labels: Vec<String>, counters: FaultCounters) -> Self {
         Self {
             labels,
-            counters: FaultCounters::default(),
+            counters,
             episode: None,
         }
     }
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn counts_each_change_and_each_episode_once() {
-        let mut h = Health::new(vec!["a".into(), "b".into()]);
+        let mut h = Health::with_counters(vec!["a".into(), "b".into()], FaultCounters::default());
         let v1 = view(0, &[(10, false), (10, false)]);
         let v2 = view(10, &[(10, true), (10, false)]);
         let v3 = view(10, &[(10, true), (10, true)]);

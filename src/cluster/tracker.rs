@@ -76,8 +76,14 @@ pub struct Tracker {
 impl Tracker {
     /// A tracker for the nodes named by `labels` (in logs and metrics), none seen yet.
     pub fn new(labels: Vec<String>, max_lag: u64) -> Self {
+        Self::with_counters(labels, max_lag, HeadTimings::default(), FaultCounters::default())
+    }
+
+    /// ... observing into `timings` and `faults` (those of the tracker a reload replaces, so
+    /// the series go on).
+    pub fn with_counters(labels: Vec<String>, max_lag: u64, timings: HeadTimings, faults: FaultCounters) -> Self {
         let n = labels.len();
-        let health = Health::new(labels);
+        let health = Health::with_counters(labels, faults);
         Self {
             max_lag,
             faults: health.counters.clone(),
@@ -86,7 +92,7 @@ impl Tracker {
                 first_seen: BTreeMap::new(),
                 health,
             }),
-            timings: HeadTimings::default(),
+            timings,
             view: ArcSwap::from_pointee(ClusterView::empty(n)),
             served: watch::channel(0).0,
             versions: watch::channel(0).0,
@@ -130,6 +136,28 @@ impl Tracker {
     /// this takes the node down.
     pub fn observe_down(&self, node: NodeId, reason: &str) {
         self.update_with(node, Instant::now(), None, Some(reason), |o| o.down = true);
+    }
+
+    /// Starts from what `old` knows (a reload): for each of this tracker's nodes, the
+    /// observation of the node `map` names in `old` (not its ejection), and never below
+    /// `old`'s served head.
+    pub fn carry_from(&self, old: &Tracker, map: &[Option<NodeId>]) {
+        let (old_nodes, old_served) = {
+            let o = old.obs.lock().unwrap_or_else(PoisonError::into_inner);
+            (o.nodes.clone(), old.view().served_head)
+        };
+        let mut guard = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
+        for (mine, theirs) in guard.nodes.iter_mut().zip(map) {
+            if let Some(o) = theirs.and_then(|t| old_nodes.get(t)) {
+                *mine = NodeObservation { ejected: false, ..*o };
+            }
+        }
+        let prev = self.view.load();
+        let next = compute_view(prev.served_head.max(old_served), &guard.nodes, self.max_lag);
+        let served = next.served_head;
+        self.view.store(Arc::new(next));
+        self.versions.send_modify(|v| *v = v.wrapping_add(1));
+        self.served.send_replace(served);
     }
 
     /// Takes a node out of rotation (outlier ejection) or lets it back in.

@@ -50,6 +50,11 @@ impl FinalCache {
         Self { inner, max_bytes }
     }
 
+    /// Its configured size.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Whether caching is on.
     pub fn enabled(&self) -> bool {
         self.inner.is_some()

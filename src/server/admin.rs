@@ -19,7 +19,7 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     let mut ok = !draining;
     let mut nets = serde_json::Map::new();
     for net in app.networks.iter() {
-        let view = net.gw.cluster.view();
+        let view = net.gw().cluster.view();
         ok &= view.any_in_sync();
         nets.insert(
             net.name.clone(),
@@ -33,14 +33,14 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     };
     let mut body = json!({ "ready": ok, "draining": draining, "networks": nets });
     if let Some(first) = app.networks.first() {
-        body["served_head"] = json!(first.gw.cluster.view().served_head);
+        body["served_head"] = json!(first.gw().cluster.view().served_head);
     }
     json(status, Bytes::from(body.to_string()))
 }
 
 /// One network's heads and nodes.
 fn network_status(net: &Network) -> serde_json::Value {
-    let gw = &net.gw;
+    let gw = &net.gw();
     let view = gw.cluster.view();
     let nodes: Vec<_> = gw
         .cluster
@@ -85,7 +85,7 @@ pub(super) fn status(app: &App) -> Resp {
 
 pub(super) fn metrics(app: &App) -> Resp {
     for net in app.networks.iter() {
-        let gw = &net.gw;
+        let gw = &net.gw();
         gw.metrics.sample(&gw.cluster.view());
         gw.metrics
             .sample_cache(gw.cache.weighted_size(), gw.cache.entry_count());

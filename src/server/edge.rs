@@ -42,7 +42,12 @@ pub struct EdgeLimits {
 /// The shared state behind [`EdgeLimits`].
 #[derive(Debug)]
 pub(super) struct Edge {
-    limits: EdgeLimits,
+    /// The server's settings, replaced by a reload.
+    live: Arc<arc_swap::ArcSwap<super::ServerSettings>>,
+    /// Permits the budget is sized for (a reload adds or forgets the difference) ...
+    budget_size: AtomicUsize,
+    /// ... and the lock of a resize (counts them).
+    resize: Mutex<u64>,
     open: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     budget: Arc<Semaphore>,
@@ -95,15 +100,36 @@ pub(super) const REFUSED: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: 29\r\n\r\ntoo many connections; retry\r\n";
 
 impl Edge {
-    pub(super) fn new(limits: EdgeLimits, counters: Arc<EdgeCounters>) -> Arc<Edge> {
-        let permits = limits.max_buffered_body_bytes.min(Semaphore::MAX_PERMITS);
+    pub(super) fn new(live: Arc<arc_swap::ArcSwap<super::ServerSettings>>, counters: Arc<EdgeCounters>) -> Arc<Edge> {
+        let permits = live.load().edge.max_buffered_body_bytes.min(Semaphore::MAX_PERMITS);
         Arc::new(Edge {
-            limits,
+            live,
+            budget_size: AtomicUsize::new(permits),
+            resize: Mutex::new(0),
             open: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(permits)),
             counters,
         })
+    }
+
+    /// The limits as of now (a reload replaces them); the byte budget is resized to match.
+    fn limits(&self) -> EdgeLimits {
+        let limits = self.live.load().edge.clone();
+        let want = limits.max_buffered_body_bytes.min(Semaphore::MAX_PERMITS);
+        if self.budget_size.load(Ordering::Relaxed) != want {
+            let mut size = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
+            let have = self.budget_size.load(Ordering::Relaxed);
+            if want > have {
+                self.budget.add_permits(want - have);
+            } else {
+                // What is lent out stays lent; the idle part is forgotten at once.
+                self.budget.forget_permits(have - want);
+            }
+            self.budget_size.store(want, Ordering::Relaxed);
+            *size += 1;
+        }
+        limits
     }
 
     /// Client connections open now.
@@ -113,7 +139,8 @@ impl Edge {
 
     /// A place for a new connection from `ip`, or `None` (counted) when a cap is reached.
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
-        if self.open.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
+        let limits = self.limits();
+        if self.open.fetch_add(1, Ordering::SeqCst) >= limits.max_connections {
             self.open.fetch_sub(1, Ordering::SeqCst);
             self.counters.refused_connection("global");
             return None;
@@ -121,7 +148,7 @@ impl Edge {
         {
             let mut m = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
             let n = m.entry(ip).or_insert(0);
-            if *n >= self.limits.max_connections_per_ip {
+            if *n >= limits.max_connections_per_ip {
                 drop(m);
                 self.open.fetch_sub(1, Ordering::SeqCst);
                 self.counters.refused_connection("per_ip");
@@ -136,12 +163,13 @@ impl Edge {
     /// Reads a request body of at most `max` bytes within the deadlines, drawing its bytes
     /// from the shared budget. A body in one frame (the usual case) is not copied.
     pub(super) async fn read_body(&self, mut body: Incoming, max: usize) -> Result<Body, BodyError> {
-        let deadline = tokio::time::Instant::now() + self.limits.body_timeout;
+        let limits = self.limits();
+        let deadline = tokio::time::Instant::now() + limits.body_timeout;
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut len = 0usize;
         let mut held: Option<OwnedSemaphorePermit> = None;
         loop {
-            let wait = (tokio::time::Instant::now() + self.limits.body_idle_timeout).min(deadline);
+            let wait = (tokio::time::Instant::now() + limits.body_idle_timeout).min(deadline);
             let frame = match tokio::time::timeout_at(wait, body.frame()).await {
                 Err(_) => {
                     self.counters.refused_body("body_timeout");
@@ -290,7 +318,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
                     this.timer = None;
                     return Poll::Pending;
                 };
-                let limits = &this.edge.limits;
+                let limits = this.edge.limits();
                 let deadline = (since + limits.body_timeout).min(last + limits.body_idle_timeout);
                 let timer = this
                     .timer
@@ -334,17 +362,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
 mod tests {
     use super::*;
 
+    fn settings(per_ip: usize, global: usize, budget: usize) -> super::super::ServerSettings {
+        let mut s = crate::server_settings(&crate::config::Config::default());
+        s.edge = EdgeLimits {
+            max_connections: global,
+            max_connections_per_ip: per_ip,
+            body_timeout: Duration::from_secs(1),
+            body_idle_timeout: Duration::from_secs(1),
+            max_buffered_body_bytes: budget,
+        };
+        s
+    }
+
     fn edge(per_ip: usize, global: usize) -> Arc<Edge> {
-        Edge::new(
-            EdgeLimits {
-                max_connections: global,
-                max_connections_per_ip: per_ip,
-                body_timeout: Duration::from_secs(1),
-                body_idle_timeout: Duration::from_secs(1),
-                max_buffered_body_bytes: 1024,
-            },
-            Arc::new(EdgeCounters::default()),
-        )
+        let live = Arc::new(arc_swap::ArcSwap::from_pointee(settings(per_ip, global, 1024)));
+        Edge::new(live, Arc::new(EdgeCounters::default()))
+    }
+
+    #[test]
+    fn reloaded_limits_apply_to_the_next_connection_and_resize_the_budget() {
+        let e = edge(1, 10);
+        let ip = "10.0.0.9".parse().unwrap();
+        let _first = e.admit(ip).unwrap();
+        assert!(e.admit(ip).is_none());
+        e.live.store(Arc::new(settings(2, 10, 4096)));
+        let _second = e.admit(ip).expect("the new per-address cap");
+        assert_eq!(e.budget.available_permits(), 4096);
+        e.live.store(Arc::new(settings(2, 10, 512)));
+        let _ = e.limits();
+        assert_eq!(e.budget.available_permits(), 512);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::access::Caller;
 use crate::events::{Hub, Session};
 use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::Network;
-use crate::proxy::{Gateway, Who};
+use crate::proxy::Who;
 
 pub(super) fn is_upgrade(req: &Request<Incoming>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
@@ -48,13 +48,14 @@ pub(super) fn upgrade(
     mut req: Request<Incoming>,
     place: super::Place,
 ) -> Resp {
-    let (gw, events, network) = (net.gw.clone(), net.events.clone(), net.name.clone());
+    let (current, events, network) = (net.current.clone(), net.events.clone(), net.name.clone());
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let max = ctx.settings.max_body_bytes;
-    let in_flight = ctx.settings.ws_max_in_flight;
+    let settings = ctx.settings();
+    let max = settings.max_body_bytes;
+    let in_flight = settings.ws_max_in_flight;
     let ctx = ctx.clone();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -68,7 +69,7 @@ pub(super) fn upgrade(
                 };
                 let (io, done) = super::edge::Metered::new(TokioIo::new(upgraded), ctx.edge.clone());
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
-                session(ctx, gw, events, network, caller, (ws, done), (in_flight, place)).await;
+                session(ctx, current, events, network, caller, (ws, done), (in_flight, place)).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -87,7 +88,7 @@ pub(super) fn upgrade(
 #[allow(clippy::too_many_arguments)]
 async fn session(
     ctx: Arc<Ctx>,
-    gw: Arc<Gateway>,
+    current: Arc<crate::networks::Current>,
     events: Arc<Hub>,
     network: String,
     caller: Caller,
@@ -99,8 +100,9 @@ async fn session(
 ) {
     let mut caller = Arc::new(caller);
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(ctx.settings.ws_send_queue);
-    let (subs, mut overflow) = Session::new(tx.clone(), ctx.settings.ws_max_subscriptions);
+    let settings = ctx.settings();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(settings.ws_send_queue);
+    let (subs, mut overflow) = Session::new(tx.clone(), settings.ws_max_subscriptions);
     let subs = Arc::new(subs);
     let mut close = overflow.clone();
     let writer = tokio::spawn(async move {
@@ -160,7 +162,7 @@ async fn session(
             m = stream.next() => m,
             _ = overflow.changed() => break,
             _ = closing.changed(), if drain_at.is_none() => {
-                let at = tokio::time::Instant::now() + ctx.settings.drain.ws_grace;
+                let at = tokio::time::Instant::now() + ctx.settings().drain.ws_grace;
                 drain_at = Some(at);
                 drain_sleep.as_mut().reset(at);
                 continue;
@@ -169,12 +171,12 @@ async fn session(
                 // Calls in flight are answered first (bounded), then the close frame goes
                 // after every queued message.
                 let all = u32::try_from(in_flight).unwrap_or(u32::MAX);
-                let _ = tokio::time::timeout(ctx.settings.drain.timeout, permits.acquire_many(all)).await;
+                let _ = tokio::time::timeout(ctx.settings().drain.timeout, permits.acquire_many(all)).await;
                 subs.close_with(1001, "kengate is shutting down; reconnect".to_owned());
                 break;
             }
             _ = recheck.tick(), if keyed => {
-                if subs.is_empty() || ctx.app.access.recheck(&caller, &network).is_ok() {
+                if subs.is_empty() || ctx.app.access().recheck(&caller, &network).is_ok() {
                     continue;
                 }
                 Some(Ok(Message::Text(String::new())))
@@ -188,7 +190,7 @@ async fn session(
             Some(Ok(Message::Binary(b))) => Bytes::from(b),
             Some(Err(e)) => {
                 // The client is told why (the writer sends the close frame).
-                if let Some((code, reason)) = close_for(&e, ctx.settings.max_body_bytes) {
+                if let Some((code, reason)) = close_for(&e, settings.max_body_bytes) {
                     subs.close_with(code, reason);
                 }
                 break;
@@ -197,7 +199,7 @@ async fn session(
             Some(Ok(_)) => continue,
         };
         // The key may have been revoked, rotated or expired since the upgrade.
-        match ctx.app.access.recheck(&caller, &network) {
+        match ctx.app.access().recheck(&caller, &network) {
             Ok(c) => caller = Arc::new(c),
             Err(d) => {
                 ctx.app.audit.denied(d.reason());
@@ -209,8 +211,10 @@ async fn session(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
+        // Each message is handled by the gateway current when it arrives (a reload may have
+        // replaced the one the session started with).
         let (gw, tx, ctx, caller, events, subs) = (
-            gw.clone(),
+            current.gw(),
             tx.clone(),
             ctx.clone(),
             caller.clone(),
@@ -219,7 +223,7 @@ async fn session(
         );
         tokio::spawn(async move {
             let who = Who {
-                access: &ctx.app.access,
+                access: &ctx.app.access(),
                 caller: &caller,
                 events: &events,
                 session: Some(&subs),

@@ -14,6 +14,7 @@ mod edge;
 mod ejection;
 mod events;
 mod faults;
+mod reload;
 mod routing;
 mod tls;
 mod transparency;

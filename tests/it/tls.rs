@@ -4,155 +4,19 @@
 //! (HTTP/1.1 and HTTP/2 by ALPN, WSS) whose certificate is swapped on disk while a client
 //! stays connected.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio::net::TcpListener;
 
 use crate::support::fake::Fake;
 use crate::support::gate::{test_config, Gate};
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A CA and what it signs.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A certificate and its key, as DER and as PEM files.
-struct Leaf {
-    der: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A server certificate for localhost and 127.0.0.1, or a client one.
-    fn leaf(&self, cn: &str) -> Leaf {
-        let mut p = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-}
-
-fn dir() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "kengate-tls-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    // Written beside and renamed over: a reader never sees half a file.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, &p).unwrap();
-    p
-}
-
-/// A TLS front for a fake node: terminates TLS (optionally demanding a client certificate
-/// from `client_ca`) and serves the fake's answers over HTTP/1.1 or, when the client asks by
-/// ALPN, HTTP/2. Counts connections per protocol.
-struct Front {
-    addr: SocketAddr,
-    h2: Arc<AtomicU64>,
-    h1: Arc<AtomicU64>,
-}
-
-async fn front(leaf: &Leaf, client_ca: Option<&Ca>, backend: SocketAddr) -> Front {
-    let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.cert.der().clone()).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(vec![leaf.der.clone()], leaf.key.clone_key())
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (h1, h2) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (c1, c2) = (h1.clone(), h2.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let acceptor = acceptor.clone();
-            let (c1, c2) = (c1.clone(), c2.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    // Relayed to the fake over HTTP/1.1.
-                    let body = req.into_body().collect().await?.to_bytes();
-                    let http = crate::support::client::Http::default();
-                    let reply = http.post(&format!("http://{backend}/"), body).await;
-                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from(reply.text()))))
-                });
-                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    c2.fetch_add(1, Ordering::Relaxed);
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                } else {
-                    c1.fetch_add(1, Ordering::Relaxed);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                }
-            });
-        }
-    });
-    Front { addr, h2, h1 }
-}
+use crate::support::tls::{connect, dir, front, write, Ca};
 
 async fn block_number(gate: &Gate) -> Value {
     let http = crate::support::client::Http::default();
@@ -246,23 +110,6 @@ async fn unusable_tls_files_refuse_the_start() {
     assert!(e.contains("tls") && e.contains("junk.pem"), "{e}");
 }
 
-/// A TLS client of kengate trusting `ca`, offering `alpn`.
-async fn connect(addr: SocketAddr, ca: &Ca, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.cert.der().clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap()
-}
-
 const BLOCK_NUMBER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]}"#;
 
 fn rpc_request() -> hyper::Request<Full<Bytes>> {
@@ -286,7 +133,15 @@ async fn tls_listener_speaks_h1_h2_and_wss_and_takes_a_new_certificate_without_d
     let mut config = test_config(&[(fake.url.clone(), fake.url.replace("http://", "ws://").into())]);
     config.tls.cert = Some(write(&d, "cert.pem", &first.cert_pem));
     config.tls.key = Some(write(&d, "key.pem", &first.key_pem));
+    // /status over plain HTTP on the admin surface.
+    config.admin_listen = Some(
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap(),
+    );
     let gate = Gate::start(config).await;
+    gate.wait_all_in_sync().await;
 
     // HTTP/1.1 (kept open across the swap below).
     let tls = connect(gate.addr, &ca, &[b"http/1.1"]).await;

@@ -57,6 +57,34 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
 }
 
 impl Gate {
+    /// Runs with `path` as its proxy.toml, re-read when it changes (live reload).
+    pub async fn start_from_file(path: &std::path::Path) -> Gate {
+        let config = Config::from_file(path).expect("a valid proxy.toml");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let source = kengate::reload::Source {
+            path: path.to_owned(),
+            overrides: Box::new(|_| {}),
+        };
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            kengate::run_with(config, listener, shutdown, Some(source))
+                .await
+                .expect("kengate run");
+        });
+        Gate {
+            addr,
+            url: format!("http://{addr}"),
+            admin: None,
+            status_url: format!("http://{addr}"),
+            stop: Some(tx),
+            task,
+        }
+    }
+
     pub async fn start(config: Config) -> Gate {
         Self::start_on("127.0.0.1:0", config).await.expect("bind 127.0.0.1:0")
     }

@@ -1,6 +1,6 @@
 //! Test harness shared by the integration (`it`) and end-to-end (`e2e`) test binaries:
-//! an in-process kengate, a small JSON-RPC client, fake upstream nodes, and the real local
-//! Klaytn cluster (`scripts/localnet`).
+//! an in-process kengate, a small JSON-RPC client, fake upstream nodes, the real local Klaytn
+//! cluster (`scripts/localnet`), and TLS (a CA made by the test, TLS fronts for nodes).
 #![allow(dead_code)]
 
 pub mod client;
@@ -8,4 +8,5 @@ pub mod fake;
 pub mod gate;
 pub mod localnet;
 pub mod nginx;
+pub mod tls;
 pub mod tx;

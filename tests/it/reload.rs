@@ -1,0 +1,165 @@
+//! Live reload of proxy.toml: the node list changes under load with no failed call and the
+//! served head never going back; method policy, CORS and limits change for the next request;
+//! an invalid file is refused and the running configuration kept.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::client::Http;
+use crate::support::fake::{self, Fake};
+use crate::support::gate::Gate;
+
+fn toml(fakes: &[&Fake], store: &Path, extra: &str) -> String {
+    let mut t = format!(
+        "[store]\npath = {:?}\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 500\nupstream_timeout_ms = 2000\n[drain]\nws_grace_ms = 100\n[cache]\nmax_bytes = 0\n",
+        store.display().to_string()
+    );
+    t.push_str(extra);
+    for f in fakes {
+        t.push_str(&format!("[[nodes]]\nhttp = \"{}\"\nname = \"n{}\"\n", f.url, f.id));
+    }
+    t
+}
+
+/// Rewrites the file so the watch sees it (a new length or a later mtime).
+fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn names(s: &Value) -> Vec<String> {
+    s["nodes"]
+        .as_array()
+        .map(|n| n.iter().map(|n| n["name"].as_str().unwrap_or("").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_node_list_changes_under_load_without_a_failed_call() {
+    let fakes = fake::cluster(&[100, 100, 100]).await;
+    let dir = std::env::temp_dir().join(format!("kengate-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    let store = dir.join("kengate.db");
+    write(&path, &toml(&[&fakes[0], &fakes[1]], &store, ""));
+    let gate = Gate::start_from_file(&path).await;
+    gate.wait_all_in_sync().await;
+
+    // Load: four clients calling without pause, each checking the served head never goes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stop) = (gate.url.clone(), stop.clone());
+            tokio::spawn(async move {
+                let http = Http::default();
+                let (mut calls, mut last) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http.rpc(&url, "klay_blockNumber", json!([])).await;
+                    let head =
+                        u64::from_str_radix(r["result"].as_str().expect("a result").trim_start_matches("0x"), 16)
+                            .unwrap();
+                    assert!(head >= last, "the served head went back: {last} then {head}");
+                    last = head;
+                    let r = http.rpc(&url, "klay_getBlockByNumber", json!(["0x1", false])).await;
+                    assert!(r["result"].is_object(), "a failed call: {r}");
+                    calls += 2;
+                }
+                calls
+            })
+        })
+        .collect();
+    for f in &fakes {
+        f.set_head(101);
+    }
+
+    // n1 leaves, n2 joins.
+    write(&path, &toml(&[&fakes[0], &fakes[2]], &store, ""));
+    gate.wait_status("the new node list", |s| names(s) == ["n0", "n2"])
+        .await;
+    let before = fakes[2].requests();
+    gate.wait_status("n2 in sync", |s| s["nodes"][1]["state"] == "in_sync")
+        .await;
+    for f in &fakes {
+        f.set_head(102);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fakes[2].requests() == before {
+        assert!(tokio::time::Instant::now() < deadline, "the new node never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The node that left gets nothing new once its calls in flight are done.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = fakes[1].requests();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fakes[1].requests(), left, "a removed node still gets calls");
+
+    // An invalid file is refused: the running configuration stays.
+    write(&path, "[[nodes]]\nhttp = \"ftp://nope\"\n");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(names(&gate.status().await), ["n0", "n2"]);
+
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for l in load {
+        total += l.await.expect("no call failed and the head never went back");
+    }
+    eprintln!("{total} calls across two reloads, none failed");
+    assert!(total > 100, "the load ran ({total} calls)");
+    gate.stop().await;
+}
+
+#[tokio::test]
+async fn methods_cors_and_limits_change_for_the_next_request() {
+    let fakes = fake::cluster(&[100]).await;
+    let dir = std::env::temp_dir().join(format!("kengate-reload-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    let store = dir.join("kengate.db");
+    write(&path, &toml(&[&fakes[0]], &store, ""));
+    let gate = Gate::start_from_file(&path).await;
+    gate.wait_all_in_sync().await;
+    let http = Http::default();
+    assert!(http.rpc(&gate.url, "klay_gasPrice", json!([])).await["result"].is_object());
+    let preflight = || async {
+        Http::default()
+            .request(
+                http::Method::OPTIONS,
+                &gate.url,
+                &[
+                    ("origin", "https://app.example"),
+                    ("access-control-request-method", "POST"),
+                ],
+                "",
+            )
+            .await
+    };
+    assert_ne!(preflight().await.status, 204);
+
+    let extra = "[methods]\ndeny = [\"klay_gasPrice\"]\n[cors]\nallowed_origins = [\"https://app.example\"]\n[limits]\nmax_body_bytes = 2048\nmax_buffered_body_bytes = 1048576\n";
+    write(&path, &toml(&[&fakes[0]], &store, extra));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http.rpc_lenient(&gate.url, "klay_gasPrice", json!([])).await;
+        if r["error"].is_object() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the method policy was not reloaded: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = preflight().await;
+    assert_eq!(p.status, 204);
+    assert_eq!(p.header("access-control-allow-origin"), Some("https://app.example"));
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[], "pad": "x".repeat(4096)});
+    assert_eq!(http.post(&gate.url, big.to_string()).await.status, 413);
+    gate.stop().await;
+}
