@@ -45,9 +45,11 @@ pub struct Config {
     /// Address to listen on for JSON-RPC (HTTP and WebSocket), REST, `/health`, `/ready` — and,
     /// unless `admin_listen` is set, `/status`, `/metrics` and `/admin/keys`.
     pub listen: SocketAddr,
-    /// The private admin surface: when set, `/status`, `/metrics` (with per-key series) and
-    /// `/admin/keys` are served here only (plus `/health`, `/ready`), and `listen` answers 404
-    /// for them. Bind it to a private address.
+    /// The private admin surface (default `127.0.0.1:9545`): `/status`, `/metrics` (with
+    /// per-key series) and `/admin/keys` are served here only (plus `/health`, `/ready`), and
+    /// `listen` answers 404 for them. `"off"` (`None`): served on `listen`, behind the admin
+    /// token when one is set.
+    #[serde(deserialize_with = "admin_listen")]
     pub admin_listen: Option<SocketAddr>,
     /// The upstream nodes (replaced by `--node` flags when given): the cluster of the
     /// network named in [`Config::network`]. Leave empty when `networks` lists the clusters.
@@ -538,7 +540,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8545)),
-            admin_listen: None,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9545))),
             nodes: Vec::new(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
@@ -920,6 +922,23 @@ impl Config {
     }
 }
 
+/// `admin_listen`: an address, or `"off"`.
+fn admin_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_admin_listen(&s).map_err(serde::de::Error::custom)
+}
+
+/// `"off"` → `None`, else a socket address (the `--admin-listen` flag takes the same).
+pub fn parse_admin_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s.trim() {
+        "off" => Ok(None),
+        a => a
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{s:?} is neither an address (127.0.0.1:9545) nor \"off\"")),
+    }
+}
+
 /// Path segments that are not network names.
 pub const RESERVED_NETWORK_NAMES: &[&str] = &["tx", "admin", "health", "ready", "status", "metrics"];
 
@@ -967,6 +986,20 @@ mod tests {
         assert_eq!(c.limits, LimitsConfig::default());
         assert_eq!(c.writes, WritesConfig::default());
         assert_eq!(c.store, StoreConfig::default());
+    }
+
+    #[test]
+    fn the_admin_surface_is_private_by_default_and_can_be_turned_off() {
+        let node = "[[nodes]]\nhttp = \"http://127.0.0.1:8551\"\n";
+        assert_eq!(
+            Config::default().admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9545)))
+        );
+        let c = Config::from_toml(&format!("admin_listen = \"off\"\n{node}")).unwrap();
+        assert_eq!(c.admin_listen, None);
+        let c = Config::from_toml(&format!("admin_listen = \"10.0.0.1:9000\"\n{node}")).unwrap();
+        assert_eq!(c.admin_listen, Some("10.0.0.1:9000".parse().unwrap()));
+        assert!(err(&format!("admin_listen = \"nowhere\"\n{node}")).contains("admin_listen"));
     }
 
     #[test]

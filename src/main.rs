@@ -36,6 +36,10 @@ struct Cli {
     /// Address to listen on (overrides `listen`).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// The private admin surface (/status, /metrics, /admin/keys), or `off` to serve it on
+    /// the public listener (overrides `admin_listen`; default 127.0.0.1:9545).
+    #[arg(long, value_name = "ADDR|off")]
+    admin_listen: Option<String>,
     /// Blocks a node may trail and stay in sync (overrides `cluster.max_lag`).
     #[arg(long)]
     max_lag: Option<u64>,
@@ -80,12 +84,17 @@ fn main() -> anyhow::Result<()> {
             cli.nodes.len()
         );
     }
+    let admin_listen = match cli.admin_listen.as_deref() {
+        Some(a) => Some(kengate::config::parse_admin_listen(a).map_err(|e| anyhow::anyhow!("--admin-listen: {e}"))?),
+        None => None,
+    };
     // The command line's settings, on top of the file's (again at every reload).
     let overrides = {
-        let (nodes, node_ws, listen, max_lag, data_dir) = (
+        let (nodes, node_ws, listen, admin, max_lag, data_dir) = (
             cli.nodes.clone(),
             cli.node_ws.clone(),
             cli.listen,
+            admin_listen,
             cli.max_lag,
             cli.data_dir.clone(),
         );
@@ -103,6 +112,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(l) = listen {
                 config.listen = l;
+            }
+            if let Some(a) = admin {
+                config.admin_listen = a;
             }
             if let Some(m) = max_lag {
                 config.cluster.max_lag = m;

@@ -186,8 +186,14 @@ async fn kill_9_mid_load_loses_no_lifecycle_record() {
     let url = format!("http://127.0.0.1:{port}");
     let start = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"));
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(&data);
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(&data);
         for (http, ws) in net.nodes() {
             cmd.args(["--node", &http, "--node-ws", ws.as_deref().unwrap_or_default()]);
         }

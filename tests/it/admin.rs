@@ -190,7 +190,7 @@ async fn the_log_never_prints_node_credentials() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 300\nnode_wait_ms = 500\n\
+            "listen = \"127.0.0.1:0\"\nadmin_listen = \"off\"\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 300\nnode_wait_ms = 500\n\
              [[nodes]]\nhttp = \"{}\"\nsecret_path = true\n\
              [[nodes]]\nhttp = \"{}\"\nws = \"ws://u:s3cret@127.0.0.1:1/s3cret\"\nsecret_path = true\n",
             hosted(&fakes[0]),

@@ -136,7 +136,15 @@ async fn the_binary_drains_and_exits_zero_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-        .args(["--listen", "127.0.0.1:0", "--node", &fakes[0].url, "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--node",
+            &fakes[0].url,
+            "--data-dir",
+        ])
         .arg(&dir)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

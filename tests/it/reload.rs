@@ -15,7 +15,7 @@ use crate::support::gate::Gate;
 
 fn toml(fakes: &[&Fake], store: &Path, extra: &str) -> String {
     let mut t = format!(
-        "[store]\npath = {:?}\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 500\nupstream_timeout_ms = 2000\n[drain]\nws_grace_ms = 100\n[cache]\nmax_bytes = 0\n",
+        "admin_listen = \"off\"\n[store]\npath = {:?}\n[cluster]\npoll_interval_ms = 50\nprobe_timeout_ms = 500\nupstream_timeout_ms = 2000\n[drain]\nws_grace_ms = 100\n[cache]\nmax_bytes = 0\n",
         store.display().to_string()
     );
     t.push_str(extra);

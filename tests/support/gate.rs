@@ -43,6 +43,8 @@ pub fn test_config(nodes: &[(String, Option<String>)]) -> Config {
         ..Config::default()
     };
     c.cluster.poll_interval_ms = 50;
+    // Many gates at once: the admin routes on each gate's own listener.
+    c.admin_listen = None;
     // A store file of its own per gate.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
