@@ -163,3 +163,71 @@ async fn methods_cors_and_limits_change_for_the_next_request() {
     assert_eq!(http.post(&gate.url, big.to_string()).await.status, 413);
     gate.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_reloads_on_sighup() {
+    use tokio::io::AsyncBufReadExt;
+    let fakes = fake::cluster(&[100]).await;
+    let dir = std::env::temp_dir().join(format!("kengate-reload-hup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    let store = dir.join("kengate.db");
+    // Two files of the same length: only the signal can tell the running kengate.
+    let denying = |m: &str| toml(&[&fakes[0]], &store, &format!("[methods]\ndeny = [\"{m}\"]\n"));
+    let (first, second) = (denying("klay_chainID"), denying("eth_gasPrice"));
+    assert_eq!(first.len(), second.len());
+    write(&path, &first);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the kengate binary");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("kengate starts")
+            .unwrap()
+            .expect("a listening line");
+        if let Some(rest) = line.strip_prefix("kengate listening on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let http = Http::default();
+    let denied = |r: &Value| r["error"].is_object();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while http.rpc_lenient(&url, "eth_gasPrice", json!([])).await["result"].is_null() {
+        assert!(tokio::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The new text with the old modification time: the watch sees nothing.
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, &second).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !denied(&http.rpc_lenient(&url, "eth_gasPrice", json!([])).await),
+        "reloaded without the signal"
+    );
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !denied(&http.rpc_lenient(&url, "eth_gasPrice", json!([])).await) {
+        assert!(tokio::time::Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!denied(&http.rpc_lenient(&url, "klay_chainID", json!([])).await));
+    let _ = child.kill().await;
+}
