@@ -123,22 +123,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
     let networks = config.networks();
     let names: Vec<String> = networks.iter().map(|n| n.name.clone()).collect();
     let access = Access::new(&config.auth, &config.throttle, &names, store.clone()).map_err(StartError::Access)?;
-    // Access keys exist, and /status and /metrics (which name them) would be open on a public
-    // address: refuse to start rather than show them.
-    if access.enabled()
-        && !config.listen.ip().is_loopback()
-        && config.admin_listen.is_none()
-        && !access.admin_configured()
-    {
-        return Err(StartError::Config(ConfigError::Invalid {
-            key: "admin_listen".into(),
-            reason: format!(
-                "auth is on and listen ({}) is not a loopback address: set admin_listen (a private \
-                 address for /status, /metrics, /admin/keys) or auth.admin_token",
-                config.listen
-            ),
-        }));
-    }
+    check_admin_surface(config, &access)?;
     let mut list = Vec::new();
     for (i, net) in networks.into_iter().enumerate() {
         let reg = metrics::network_registry(&mut registry, &net.name);
@@ -176,6 +161,26 @@ enum Registration<'a> {
     /// The series of the gateway it replaces (a reload), relabelled for its nodes; whether
     /// the node list is the same (same nodes, same order: node ids mean the same).
     Replacing(&'a Gateway, bool),
+}
+
+/// Access keys exist, and /status and /metrics (which name them) would be open on a public
+/// address: refused (at start and by a reload) rather than shown.
+fn check_admin_surface(config: &Config, access: &Access) -> Result<(), StartError> {
+    if access.enabled()
+        && !config.listen.ip().is_loopback()
+        && config.admin_listen.is_none()
+        && !access.admin_configured()
+    {
+        return Err(StartError::Config(ConfigError::Invalid {
+            key: "admin_listen".into(),
+            reason: format!(
+                "auth is on and listen ({}) is not a loopback address: set admin_listen (a private \
+                 address for /status, /metrics, /admin/keys) or auth.admin_token",
+                config.listen
+            ),
+        }));
+    }
+    Ok(())
 }
 
 /// One network's gateway. Replacing one (a reload), it keeps the other's metric series, its

@@ -73,9 +73,9 @@ pub struct Applied {
 pub struct Live {
     app: Arc<App>,
     server: Arc<ArcSwap<ServerSettings>>,
-    /// The configuration in force, and each network's gateway tasks. A std Mutex: a reload
-    /// holds it while it builds (no `.await` inside except the write-state restore, which is
-    /// bounded), and nothing on the request path takes it.
+    /// The configuration in force, and each network's gateway tasks. A tokio Mutex: one
+    /// reload at a time, held across the write-state restore; nothing on the request path
+    /// takes it.
     state: tokio::sync::Mutex<State>,
     /// The access upkeep task (replaced with the rules).
     access_upkeep: Mutex<Option<JoinHandle<()>>>,
@@ -142,10 +142,15 @@ impl Live {
                         tracing::error!(trigger = why, error = %e, "configuration not reloaded; the running one is kept")
                     }
                     Ok(config) => match self.apply(config).await {
-                        Ok(a) => tracing::info!(
-                            trigger = why, networks = ?a.networks, access = a.access, server = a.server,
-                            needs_restart = ?a.needs_restart, "configuration reloaded"
-                        ),
+                        Ok(a) => {
+                            tracing::info!(
+                                trigger = why, networks = ?a.networks, access = a.access, server = a.server,
+                                "configuration reloaded"
+                            );
+                            if !a.needs_restart.is_empty() {
+                                tracing::warn!(keys = ?a.needs_restart, "these changed but take effect only after a restart");
+                            }
+                        }
                         Err(e) => {
                             tracing::error!(trigger = why, error = %e, "configuration not reloaded; the running one is kept")
                         }
@@ -217,10 +222,11 @@ impl Live {
         }
         let access = if prev.auth != next.auth || prev.throttle != next.throttle {
             let names: Vec<String> = new_nets.iter().map(|n| n.name.clone()).collect();
-            Some(
-                crate::access::Access::new(&next.auth, &next.throttle, &names, self.app.store.clone())
-                    .map_err(StartError::Access)?,
-            )
+            let a = crate::access::Access::new(&next.auth, &next.throttle, &names, self.app.store.clone())
+                .map_err(StartError::Access)?;
+            // The rule kengate starts by: keys on a public address need a private surface.
+            crate::check_admin_surface(&next, &a)?;
+            Some(a)
         } else {
             None
         };
@@ -235,7 +241,9 @@ impl Live {
                 crate::txpath::upkeep::restore(&gw).await;
             }
             let tasks = crate::gateway_tasks(&net.current, &gw, &next);
-            // As fresh as possible: what the old tracker knows right now.
+            // The old tracker's served head stops where the new one starts: a call that began
+            // on the old gateway never saw a head the new one is below.
+            old.cluster.tracker.freeze();
             gw.cluster.tracker.carry_from(&old.cluster.tracker, &map);
             net.current.swap(gw);
             let old_tasks = std::mem::replace(&mut state.tasks[i], tasks);

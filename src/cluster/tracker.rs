@@ -71,6 +71,10 @@ pub struct Tracker {
     versions: watch::Sender<u64>,
     /// Node state changes and no-node episodes (also written by calls that wait).
     pub faults: FaultCounters,
+    /// The highest served head it may publish (`u64::MAX`: no cap): set when a reload hands
+    /// its nodes to a new tracker, so nothing it publishes afterwards is ahead of what the new
+    /// one started from.
+    cap: std::sync::atomic::AtomicU64,
 }
 
 impl Tracker {
@@ -96,7 +100,16 @@ impl Tracker {
             view: ArcSwap::from_pointee(ClusterView::empty(n)),
             served: watch::channel(0).0,
             versions: watch::channel(0).0,
+            cap: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Stops the served head where it is (node states still change): a reload calls it before
+    /// [`Tracker::carry_from`] on the tracker replacing this one.
+    pub fn freeze(&self) {
+        let _guard = self.obs.lock().unwrap_or_else(PoisonError::into_inner);
+        self.cap
+            .store(self.view.load().served_head, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Follows view publications (a counter): a call that found no node waits on it.
@@ -192,7 +205,11 @@ impl Tracker {
                 obs.first_seen.entry(h).or_insert(received);
             }
         }
-        let next = compute_view(prev.served_head, &obs.nodes, self.max_lag);
+        let mut next = compute_view(prev.served_head, &obs.nodes, self.max_lag);
+        let cap = self.cap.load(std::sync::atomic::Ordering::SeqCst);
+        if next.served_head > cap {
+            next.served_head = cap.max(prev.served_head);
+        }
         if next != **prev {
             let served = next.served_head;
             obs.health.published(&prev, &next, down_reason.map(|r| (node, r)));
@@ -243,5 +260,23 @@ mod tests {
         assert_eq!(t.view().nodes[0].state, NodeState::InSync);
         // Out-of-range ids are ignored, not a panic.
         t.observe_down(9, "test");
+    }
+
+    #[test]
+    fn a_frozen_tracker_hands_over_a_served_head_the_new_one_never_goes_below() {
+        let old = Tracker::new(vec!["a".into(), "b".into()], 3);
+        old.observe_head(0, 10, HeadSource::Poll);
+        old.observe_head(1, 10, HeadSource::Poll);
+        old.freeze();
+        old.observe_head(0, 12, HeadSource::Poll);
+        old.observe_head(1, 12, HeadSource::Poll);
+        assert_eq!(old.view().served_head, 10, "frozen");
+        // The new one keeps b (now its node 0) and adds c.
+        let new = Tracker::new(vec!["b".into(), "c".into()], 3);
+        new.carry_from(&old, &[Some(1), None]);
+        assert_eq!(new.view().served_head, 10);
+        assert_eq!(new.view().nodes[0].head, 12);
+        new.observe_head(1, 9, HeadSource::Poll);
+        assert!(new.view().served_head >= 10);
     }
 }

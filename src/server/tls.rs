@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -98,13 +98,17 @@ struct Reloading {
     stamp: Mutex<Stamp>,
 }
 
-/// Modification time and length of both files: a rewrite, a rename over them or a symlink
-/// swap (Kubernetes secrets) all change it.
-type Stamp = Option<[(SystemTime, u64); 2]>;
+/// A digest of both files' contents: any new pair changes it, whether written in place,
+/// renamed over, swapped by symlink (Kubernetes secrets) or copied with its old timestamp
+/// (`cp -p`, `rsync -t`). Reading two small files a second costs nothing.
+type Stamp = Option<[u8; 32]>;
 
 fn stamp(cert: &Path, key: &Path) -> Stamp {
-    let one = |p: &Path| std::fs::metadata(p).and_then(|m| Ok((m.modified()?, m.len()))).ok();
-    Some([one(cert)?, one(key)?])
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(std::fs::read(cert).ok()?);
+    h.update(std::fs::read(key).ok()?);
+    Some(h.finalize().into())
 }
 
 impl Reloading {

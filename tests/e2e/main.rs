@@ -12,4 +12,5 @@ mod cluster;
 mod consistency;
 mod events;
 mod faults;
+mod tls;
 mod writes;

@@ -231,3 +231,25 @@ async fn the_binary_reloads_on_sighup() {
     assert!(!denied(&http.rpc_lenient(&url, "klay_chainID", json!([])).await));
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn keys_on_a_public_address_without_a_private_surface_are_refused_by_a_reload_too() {
+    let fakes = fake::cluster(&[100]).await;
+    let dir = std::env::temp_dir().join(format!("kengate-reload-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    let store = dir.join("kengate.db");
+    let public = "listen = \"0.0.0.0:0\"\n";
+    write(&path, &(public.to_owned() + &toml(&[&fakes[0]], &store, "")));
+    let gate = Gate::start_from_file(&path).await;
+    gate.wait_all_in_sync().await;
+    let http = Http::default();
+    let auth = "[auth]\nenabled = true\nkeys = [{ id = \"app\", secret = \"0123456789abcdef\" }]\n";
+    write(&path, &(public.to_owned() + &toml(&[&fakes[0]], &store, auth)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Refused: calls without a key still go through, and /status is not behind a key.
+    assert!(http.rpc(&gate.url, "klay_blockNumber", json!([])).await["result"].is_string());
+    assert_eq!(gate.status().await["nodes"][0]["state"], "in_sync");
+    gate.stop().await;
+}
