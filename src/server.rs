@@ -182,7 +182,8 @@ pub async fn serve(
     // Draining: /ready says so at once, the public listener closes (new connections are
     // refused), HTTP requests in flight finish and their connections close, WebSocket
     // sessions carry on for the grace period and then close with 1001. The admin surface
-    // stays up until the end, one request per connection, so an operator and probes see it.
+    // stays up until the end (the drain does not wait for its connections), so an operator
+    // and probes see it.
     drop(listener);
     ctx.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     drop(closing_rx);

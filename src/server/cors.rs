@@ -61,11 +61,16 @@ impl Cors {
         !self.any && !self.origins.is_empty()
     }
 
-    /// Judges the request's `Origin`.
+    /// Judges the request's `Origin`. One naming the host the request is sent to is not
+    /// cross-origin (Python's `websocket-client`, for one, sends `Origin: http://{host}` with
+    /// every WebSocket handshake): treated as no `Origin`.
     pub(super) fn verdict(&self, headers: &HeaderMap) -> Verdict {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return Verdict::NoOrigin;
         };
+        if same_origin(origin, headers.get(header::HOST)) {
+            return Verdict::NoOrigin;
+        }
         if self.any {
             return Verdict::Allowed(HeaderValue::from_static("*"));
         }
@@ -121,6 +126,16 @@ impl Cors {
     }
 }
 
+/// Whether `origin` (`scheme://host[:port]`) names `host` (the `Host` header).
+fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (origin.to_str(), host.map(HeaderValue::to_str)) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +177,17 @@ mod tests {
         let refused: Response<()> = c.preflight(&Verdict::Refused);
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+
+    #[test]
+    fn an_origin_naming_the_host_itself_is_not_cross_origin() {
+        let mut h = with_origin("http://127.0.0.1:8545");
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8545"));
+        // CORS off or on, listed or not: a client of the host itself.
+        assert_eq!(cors(&[], false).verdict(&h), Verdict::NoOrigin);
+        assert_eq!(cors(&["https://app.example"], false).verdict(&h), Verdict::NoOrigin);
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9999"));
+        assert_eq!(cors(&[], false).verdict(&h), Verdict::Refused);
     }
 
     #[test]
