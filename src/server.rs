@@ -410,8 +410,6 @@ async fn handle(
     place: Place,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
-    let settings = ctx.settings();
-    let cors = &settings.cors;
     let browser_path = || {
         matches!(
             route(req.uri().path()),
@@ -420,7 +418,14 @@ async fn handle(
     };
     // Cross-origin calls: only with CORS on, or a WebSocket (browsers do not check those
     // themselves, so kengate checks the page's origin).
-    if req.headers().contains_key(header::ORIGIN) && (cors.enabled() || ws::is_upgrade(&req)) && browser_path() {
+    // Settings read without taking a reference on the common path (no Origin).
+    let (cors_on, vary) = {
+        let s = ctx.live.load();
+        (s.cors.enabled(), s.cors.enabled() && s.cors.varies())
+    };
+    if req.headers().contains_key(header::ORIGIN) && (cors_on || ws::is_upgrade(&req)) && browser_path() {
+        let settings = ctx.settings();
+        let cors = &settings.cors;
         let verdict = cors.verdict(req.headers());
         if req.method() == Method::OPTIONS {
             if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
@@ -438,7 +443,7 @@ async fn handle(
         }
         return Ok(resp);
     }
-    let vary = cors.enabled() && cors.varies() && browser_path();
+    let vary = vary && browser_path();
     let mut resp = dispatch(ctx, surface, peer, place, req).await?;
     if vary {
         // The answer to a listed origin differs: a shared cache must not hand this one out.
@@ -557,13 +562,15 @@ fn admit_request<'a>(
     chain_override: Option<&[u8]>,
 ) -> Result<(&'a Network, Caller), Box<Resp>> {
     let app = &ctx.app;
+    // The rules as of now, once for the whole request.
+    let access = app.access.load();
     let chain = chain_override.or_else(|| req.headers().get("x-chain-id").map(HeaderValue::as_bytes));
-    let ip = app.access().client_ip(peer, req.headers());
+    let ip = access.client_ip(peer, req.headers());
     let net = app.networks.select(network, chain).map_err(|e| {
         // With auth on, which networks exist is not told before a credential works: a
         // credential that does not is refused as on any network.
-        if app.access().enabled() {
-            if let Err(d) = app.access().authenticate(ip, req.headers(), token, "") {
+        if access.enabled() {
+            if let Err(d) = access.authenticate(ip, req.headers(), token, "") {
                 if d.status() != StatusCode::FORBIDDEN {
                     return Box::new(denied(app, &d, None));
                 }
@@ -571,15 +578,14 @@ fn admit_request<'a>(
         }
         Box::new(network_error(&e))
     })?;
-    let caller = app
-        .access()
+    let caller = access
         .authenticate(ip, req.headers(), token, &net.name)
         .map_err(|d| Box::new(denied(app, &d, None)))?;
     Ok((net, caller))
 }
 
 async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) -> Resp {
-    let max = ctx.settings().max_body_bytes;
+    let max = ctx.live.load().max_body_bytes;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

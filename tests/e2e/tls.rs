@@ -18,10 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -32,7 +31,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::support::client::{quantity, Http};
 use crate::support::gate::{test_config, Gate};
 use crate::support::localnet::Localnet;
-use crate::support::tls::{connect, dir, peer_leaf, write, Ca, Leaf, Relay};
+use crate::support::tls::{connect, dir, peer_leaf, rpc_request, write, Ca, Leaf, Relay};
 
 /// `host:port` of a node URL (`http://127.0.0.1:8551` → 127.0.0.1:8551).
 fn addr_of(url: &str) -> SocketAddr {
@@ -679,15 +678,6 @@ impl Wss {
     fn last_head(&self) -> u64 {
         self.heads.lock().unwrap().last().copied().unwrap_or(0)
     }
-}
-
-const BLOCK_NUMBER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]}"#;
-
-fn rpc_request() -> hyper::Request<Full<Bytes>> {
-    hyper::Request::post("https://localhost/")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(BLOCK_NUMBER.as_bytes())))
-        .unwrap()
 }
 
 async fn head_of(resp: Result<hyper::Response<hyper::body::Incoming>, hyper::Error>) -> u64 {

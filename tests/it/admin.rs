@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::support::client::Http;
 use crate::support::fake;
-use crate::support::gate::{test_config, Gate};
+use crate::support::gate::{spawn_binary, test_config, Gate};
 
 #[tokio::test]
 async fn status_and_metrics_describe_the_cluster() {
@@ -180,7 +180,7 @@ async fn an_admin_token_guards_status_and_metrics_on_the_public_port() {
 /// coming back) names nodes and never prints their secrets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_never_prints_node_credentials() {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    use tokio::io::AsyncReadExt;
     let fakes = fake::cluster(&[100, 100]).await;
     let dir = std::env::temp_dir().join(format!("kengate-log-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -198,28 +198,16 @@ async fn the_log_never_prints_node_credentials() {
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("RUST_LOG", "kengate=debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the kengate binary");
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(20), stdout.next_line())
-            .await
-            .expect("kengate starts")
-            .unwrap()
-            .expect("a listening line");
-        if let Some(rest) = line.strip_prefix("kengate listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let (mut child, mut stdout, url) = spawn_binary(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("RUST_LOG", "kengate=debug")
+            .stderr(std::process::Stdio::piped()),
+    )
+    .await;
     let http = Http::default();
     // Calls, a node going down and coming back, a call with no node left.
     http.rpc(&url, "klay_gasPrice", json!([])).await;

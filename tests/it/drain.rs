@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::client::Http;
 use crate::support::fake;
-use crate::support::gate::{test_config, Gate};
+use crate::support::gate::{spawn_binary, test_config, Gate};
 
 #[tokio::test]
 async fn in_flight_calls_finish_websockets_close_with_a_reason_and_ready_turns_false() {
@@ -135,32 +134,20 @@ async fn the_binary_drains_and_exits_zero_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("kengate-drain-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "off",
-            "--node",
-            &fakes[0].url,
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the kengate binary");
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
-            .await
-            .expect("kengate starts")
-            .unwrap()
-            .expect("a listening line");
-        if let Some(rest) = line.strip_prefix("kengate listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let (mut child, _stdout, url) = spawn_binary(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "off",
+                "--node",
+                &fakes[0].url,
+                "--data-dir",
+            ])
+            .arg(&dir),
+    )
+    .await;
     let http = Http::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while http.get(&format!("{url}/ready")).await.status != 200 {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::client::Http;
 use crate::support::fake::{self, Fake};
-use crate::support::gate::Gate;
+use crate::support::gate::{spawn_binary, Gate};
 
 fn toml(fakes: &[&Fake], store: &Path, extra: &str) -> String {
     let mut t = format!(
@@ -166,7 +166,6 @@ async fn methods_cors_and_limits_change_for_the_next_request() {
 
 #[tokio::test]
 async fn the_binary_reloads_on_sighup() {
-    use tokio::io::AsyncBufReadExt;
     let fakes = fake::cluster(&[100]).await;
     let dir = std::env::temp_dir().join(format!("kengate-reload-hup-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -178,24 +177,12 @@ async fn the_binary_reloads_on_sighup() {
     let (first, second) = (denying("klay_chainID"), denying("eth_gasPrice"));
     assert_eq!(first.len(), second.len());
     write(&path, &first);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the kengate binary");
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
-            .await
-            .expect("kengate starts")
-            .unwrap()
-            .expect("a listening line");
-        if let Some(rest) = line.strip_prefix("kengate listening on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let (mut child, _stdout, url) = spawn_binary(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&path),
+    )
+    .await;
     let http = Http::default();
     let denied = |r: &Value| r["error"].is_object();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

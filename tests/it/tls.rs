@@ -7,16 +7,15 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::support::fake::Fake;
 use crate::support::gate::{test_config, Gate};
-use crate::support::tls::{connect, dir, front, write, Ca};
+use crate::support::tls::{connect, dir, front, rpc_request, write, Ca, BLOCK_NUMBER};
 
 async fn block_number(gate: &Gate) -> Value {
     let http = crate::support::client::Http::default();
@@ -108,15 +107,6 @@ async fn unusable_tls_files_refuse_the_start() {
         .expect_err("a listener certificate that is not one")
         .to_string();
     assert!(e.contains("tls") && e.contains("junk.pem"), "{e}");
-}
-
-const BLOCK_NUMBER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]}"#;
-
-fn rpc_request() -> hyper::Request<Full<Bytes>> {
-    hyper::Request::post("https://localhost/")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(BLOCK_NUMBER.as_bytes())))
-        .unwrap()
 }
 
 async fn answer(resp: hyper::Response<hyper::body::Incoming>) -> Value {

@@ -207,3 +207,32 @@ impl Drop for Gate {
         self.task.abort();
     }
 }
+
+/// The `kengate` binary started by `cmd` (its stdout piped, killed when dropped): the child,
+/// the rest of its stdout, and the URL from its "kengate listening on" line.
+pub async fn spawn_binary(
+    cmd: &mut tokio::process::Command,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    String,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run the kengate binary");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("kengate starts")
+            .expect("read its stdout")
+            .expect("a listening line");
+        if let Some(rest) = line.strip_prefix("kengate listening on ") {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    (child, stdout, url)
+}

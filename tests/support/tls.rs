@@ -253,3 +253,16 @@ pub async fn connect(addr: SocketAddr, ca: &Ca, alpn: &[&[u8]]) -> tokio_rustls:
 pub fn peer_leaf(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().expect("a server certificate")[0].clone()
 }
+
+/// `klay_blockNumber`, as a body.
+pub const BLOCK_NUMBER: &str = r#"{"jsonrpc":"2.0","id":1,"method":"klay_blockNumber","params":[]}"#;
+
+/// `klay_blockNumber` as a request for a hyper client connection to kengate's TLS listener.
+pub fn rpc_request() -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    hyper::Request::post("https://localhost/")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            BLOCK_NUMBER.as_bytes(),
+        )))
+        .unwrap()
+}
