@@ -11,7 +11,7 @@ use kengate::access::Access;
 use kengate::cluster::{compute_view, NodeObservation};
 use kengate::config::{AuthConfig, KeyConfig, ThrottleConfig};
 use kengate::jsonrpc::{parse_body, Incoming};
-use kengate::methods::{Lookup, MethodTable};
+use kengate::methods::{Dialect, Lookup, MethodTable};
 use kengate::proxy::cache::{read_key, FinalCache};
 use kengate::routing::{plan, CachePolicy};
 use kengate::store::SqliteStore;
@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
             let Ok(Incoming::Single(Ok(call))) = parse_body(black_box(SINGLE), 100) else {
                 return;
             };
-            if let Lookup::Allowed(spec) = table.lookup(&call.method) {
+            if let Lookup::Allowed(spec) = table.lookup(&call.method, Dialect::Klaytn) {
                 black_box(plan(&spec, call.params, &view).is_ok());
             }
         })
@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
                 return;
             };
             for call in calls.iter().flatten() {
-                if let Lookup::Allowed(spec) = table.lookup(&call.method) {
+                if let Lookup::Allowed(spec) = table.lookup(&call.method, Dialect::Klaytn) {
                     black_box(plan(&spec, call.params, &view).is_ok());
                 }
             }

@@ -9,6 +9,7 @@ mod health;
 mod node;
 mod outliers;
 mod redact;
+mod software;
 mod tls;
 mod tracker;
 mod view;
@@ -18,6 +19,7 @@ pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
 pub use outliers::{spawn as spawn_ejector, stands_out, Outcomes, Outlier, Sample};
 pub use redact::shown as shown_url;
+pub use software::DialectCell;
 pub use tls::{
     client_config, connect_ws, error_chain, provider as tls_provider, read_certs, read_key, TlsError, WsStream,
 };
@@ -25,6 +27,8 @@ pub use tracker::{HeadSource, HeadTimings, Tracker};
 pub use view::{compute_view, ClusterView, NodeObservation, NodeState, NodeView};
 
 use std::sync::Arc;
+
+use crate::methods::Dialect;
 
 /// The nodes and their tracker: what the request path needs of the cluster.
 #[derive(Debug)]
@@ -38,11 +42,40 @@ pub struct Cluster {
     /// Per node, a stable hash of its URL: the identity rendezvous hashing uses, so every
     /// replica maps a sender to the same node whatever the order of its node list.
     pub keys: Vec<u64>,
+    /// The network's method dialect, from its nodes' software (`software`).
+    pub dialect: DialectCell,
 }
 
 impl Cluster {
     /// The current snapshot.
     pub fn view(&self) -> Arc<ClusterView> {
         self.tracker.view()
+    }
+
+    /// The method dialect to speak to this network's nodes.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect.get().unwrap_or_default()
+    }
+
+    /// Records what software a node runs (`None`: not known, e.g. it went down) and
+    /// derives the network's dialect again; a change is logged.
+    pub fn note_software(&self, node: &Node, software: Option<Dialect>) {
+        if !node.software.set(software) {
+            return;
+        }
+        let network = software::network_dialect(self.nodes.iter().map(|n| n.software.get()));
+        if self.dialect.set(Some(network)) {
+            tracing::info!(node = %node.name, dialect = network.as_str(), "the network now speaks {}", network.as_str());
+        }
+    }
+
+    /// Takes over what `old` learnt of the nodes the two share (by URL), so a reload does not
+    /// speak Klaytn to a Kaia network until the nodes are probed again.
+    pub fn carry_software(&self, old: &Cluster) {
+        for node in &self.nodes {
+            if let Some(prev) = old.nodes.iter().find(|o| o.http == node.http) {
+                self.note_software(node, prev.software.get());
+            }
+        }
     }
 }

@@ -245,7 +245,11 @@ fn build_gateway(
             .collect(),
         nodes,
         client,
+        dialect: Default::default(),
     });
+    if let Some(old) = old {
+        cluster.carry_software(&old.cluster);
+    }
     let metrics = match registration {
         Registration::New(registry) => Arc::new(Metrics::new(
             registry,

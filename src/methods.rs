@@ -1,10 +1,12 @@
 //! THE method table: every JSON-RPC method kengate knows, its routing class, the position
-//! and kind of its block parameter, and whether clients may call it by default.
-//! `klay_`, `kaia_` and `eth_` spellings are resolved here and nowhere else.
+//! and kind of its block parameter, and whether clients may call it by default, for each
+//! node software ([`Dialect`]: Klaytn v1.12 or Kaia v2). `klay_`, `kaia_` and `eth_`
+//! spellings are resolved here and nowhere else.
 //!
 //! Architecture invariant: routing never guesses from a method's name; it reads this table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 /// How a block parameter is typed by the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,29 @@ pub enum Deny {
     Config,
 }
 
+/// The node software a network runs, as far as the method table cares: which namespace is
+/// native and which methods exist with which arguments. Detected per node from `rpc_modules`
+/// (`cluster`); a network is [`Dialect::Kaia`] only when every node that answered is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Klaytn v1.x (and the default before any node answered): `klay_` is native, `kaia_x`
+    /// goes upstream as `klay_x` (which Kaia nodes serve too, as an alias).
+    #[default]
+    Klaytn,
+    /// Kaia v2.x: `kaia_` is native and goes upstream as sent.
+    Kaia,
+}
+
+impl Dialect {
+    /// Lower-case name for `/status`, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Klaytn => "klaytn",
+            Dialect::Kaia => "kaia",
+        }
+    }
+}
+
 /// Default policy of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Policy {
@@ -98,6 +123,11 @@ struct Ns(u8);
 const KLAY: Ns = Ns(1); // klay_ and kaia_ (the same methods on Kaia; kaia_ → klay_ on Klaytn)
 const ETH: Ns = Ns(2);
 const BOTH: Ns = Ns(3);
+/// Flag: the row exists on Klaytn v1.12 only (Kaia v2 removed the method).
+const KLAYTN_ONLY: u8 = 4;
+const fn klaytn_only(ns: Ns) -> Ns {
+    Ns(ns.0 | KLAYTN_ONLY)
+}
 
 /// A required block argument (a non-pointer Go argument: omitted, the node answers
 /// "missing value for required argument N", so kengate never fills it in).
@@ -133,6 +163,7 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("isContractAccount", KLAY, at(1, NH), A),
     ("estimateComputationCost", KLAY, at(1, NH), A),
     ("estimateGas", ETH, opt(1, NH), A),
+    // `klay_estimateGas` takes no block on Klaytn (a head-independent row below)
     ("feeHistory", BOTH, at(1, N), A),
     ("recoverFromTransaction", KLAY, at(1, N), A),
     ("recoverFromMessage", KLAY, at(3, N), A),
@@ -160,7 +191,8 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("getRewards", KLAY, opt(0, N), A),
     ("getChainConfig", KLAY, opt(0, N), A),
     ("getParams", KLAY, opt(0, N), A),
-    ("getStakingInfo", KLAY, opt(0, N), A),
+    // Klaytn's is optional (a Kaia row below)
+    ("getStakingInfo", klaytn_only(KLAY), opt(0, N), A),
     ("getLogs", BOTH, Class::Logs, A),
     // by hash
     ("getBlockByHash", BOTH, Class::ByHash, A),
@@ -214,7 +246,7 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("maxPriorityFeePerGas", BOTH, Class::Chain, A),
     ("protocolVersion", KLAY, Class::Chain, A),
     ("syncing", BOTH, Class::Chain, A),
-    ("estimateGas", KLAY, Class::Chain, A),
+    ("estimateGas", klaytn_only(KLAY), Class::Chain, A),
     ("fillTransaction", ETH, Class::Chain, A),
     ("pendingTransactions", BOTH, Class::Chain, A),
     ("isSenderTxHashIndexingEnabled", KLAY, Class::Chain, A),
@@ -233,15 +265,45 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("coinbase", ETH, Class::Chain, A),
     ("etherbase", ETH, Class::Chain, A),
     // Go methods of the node's API structs that its RPC server registers by reflection
-    ("doEstimateGas", KLAY, Class::Chain, INTERNAL),
+    ("doEstimateGas", klaytn_only(KLAY), Class::Chain, INTERNAL),
     ("events", KLAY, Class::Chain, INTERNAL),
-    ("setGovernanceAPI", ETH, Class::Chain, INTERNAL),
-    ("setGovernanceKlayAPI", ETH, Class::Chain, INTERNAL),
-    ("setPublicAccountAPI", ETH, Class::Chain, INTERNAL),
-    ("setPublicBlockChainAPI", ETH, Class::Chain, INTERNAL),
-    ("setPublicFilterAPI", ETH, Class::Chain, INTERNAL),
-    ("setPublicKlayAPI", ETH, Class::Chain, INTERNAL),
-    ("setPublicTransactionPoolAPI", ETH, Class::Chain, INTERNAL),
+    ("setGovernanceAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setGovernanceKlayAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setPublicAccountAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setPublicBlockChainAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setPublicFilterAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setPublicKlayAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    ("setPublicTransactionPoolAPI", klaytn_only(ETH), Class::Chain, INTERNAL),
+    // the downloader's Go-channel helper, registered next to its `syncing` subscription
+    ("subscribeSyncStatus", BOTH, Class::Chain, INTERNAL),
+];
+
+/// What Kaia v2.2.1 serves beyond (or differently from) the rows above that it keeps: its
+/// `api/`, `node/cn/`, `node/cn/filters`, `datasync/downloader` and `kaiax/*` services
+/// registered in `kaia` and `eth` (node/cn/backend.go `APIs`, each kaiax module's `APIs`),
+/// block positions and optionality from the Go signatures.
+const KAIA_TABLE: &[(&str, Ns, Class, Policy)] = &[
+    // now takes a block (pointer: omitted = latest) and state overrides
+    ("estimateGas", KLAY, opt(1, NH), A),
+    // kaiax/staking: `num rpc.BlockNumber`, required
+    ("getStakingInfo", KLAY, at(0, N), A),
+    // kaiax/randao, kaiax/supply, kaiax/valset
+    ("getBlsInfos", KLAY, at(0, N), A),
+    ("getTotalSupply", KLAY, opt(0, N), A),
+    ("getAllRecordsFromRegistry", KLAY, at(1, N), A),
+    ("getActiveAddressFromRegistry", KLAY, at(1, N), A),
+    ("isConsoleLogEnabled", KLAY, Class::Chain, A),
+    // several signed txs in one call: each goes through the write path (`txpath::multi`)
+    ("sendRawTransactions", KLAY, Class::Write, A),
+    // blobs (EIP-4844 reads; Kaia keeps no blob txs of its own yet)
+    ("config", ETH, Class::Chain, A),
+    ("blobBaseFee", ETH, Class::Chain, A),
+    // `number *rpc.BlockNumber` before a required bool: the number is required too
+    ("getBlobSidecars", ETH, at(0, N), A),
+    ("getBlobSidecarByTxHash", ETH, Class::ByHash, A),
+    // node wiring: the filter API's event system is promoted into `eth` too, and the
+    // downloader's Go-channel subscription helper is registered by reflection
+    ("events", ETH, Class::Chain, INTERNAL),
 ];
 
 /// The `net_` and `web3_` namespaces: all allowed, head-independent.
@@ -281,6 +343,8 @@ const DENIED_NAMESPACES: &[(&str, Deny)] = &[
     ("subbridge_", Deny::Operator),
     ("chaindatafetcher_", Deny::Operator),
     ("clique_", Deny::Operator),
+    // Kaia v2: the block-space auction (bids and searcher subscriptions), off unless allowed
+    ("auction_", Deny::Operator),
 ];
 
 /// Everything routing needs to know about one method name.
@@ -288,7 +352,7 @@ const DENIED_NAMESPACES: &[(&str, Deny)] = &[
 pub struct MethodSpec {
     /// The name as the table spells it (also the metrics label).
     pub name: &'static str,
-    /// The name sent upstream: `kaia_x` is sent as `klay_x`, which both Klaytn and Kaia serve.
+    /// The name sent upstream: as sent, except `kaia_x` on a Klaytn network, sent as `klay_x`.
     pub upstream: &'static str,
     /// Routing class.
     pub class: Class,
@@ -296,10 +360,11 @@ pub struct MethodSpec {
     pub denied: Option<Deny>,
 }
 
-/// The method table with `proxy.toml` overrides applied; built once at start.
+/// The method tables of both dialects with `proxy.toml` overrides applied; built once at start.
 #[derive(Debug)]
 pub struct MethodTable {
-    by_name: HashMap<&'static str, MethodSpec>,
+    klaytn: HashMap<&'static str, MethodSpec>,
+    kaia: HashMap<&'static str, MethodSpec>,
 }
 
 /// Whether and how a method can be called.
@@ -314,65 +379,25 @@ pub enum Lookup {
 }
 
 impl MethodTable {
-    /// Builds the table; `allow` adds or enables methods (unknown ones route as
+    /// Builds the tables; `allow` adds or enables methods (unknown ones route as
     /// head-independent reads), `deny` disables them. Deny wins.
     pub fn new(allow: &[String], deny: &[String]) -> Self {
-        let mut by_name = HashMap::new();
-        for &(base, ns, class, policy) in TABLE {
-            let denied = match policy {
-                Policy::Allow => None,
-                Policy::Deny(d) => Some(d),
-            };
-            if ns.0 & KLAY.0 != 0 {
-                let klay = leak(format!("klay_{base}"));
-                by_name.insert(klay, spec(klay, klay, class, denied));
-                let kaia = leak(format!("kaia_{base}"));
-                by_name.insert(kaia, spec(kaia, klay, class, denied));
-            }
-            if ns.0 & ETH.0 != 0 {
-                let eth = leak(format!("eth_{base}"));
-                by_name.insert(eth, spec(eth, eth, class, denied));
-            }
+        Self {
+            klaytn: build(Dialect::Klaytn, allow, deny),
+            kaia: build(Dialect::Kaia, allow, deny),
         }
-        for &name in OTHER_ALLOWED {
-            by_name.insert(name, spec(name, name, Class::Chain, None));
-        }
-        by_name.insert(
-            "kengate_getTransactionStatus",
-            spec(
-                "kengate_getTransactionStatus",
-                "kengate_getTransactionStatus",
-                Class::TxStatus,
-                None,
-            ),
-        );
-        for &(name, class) in OTHER_DENIED {
-            by_name.insert(name, spec(name, name, class, Some(Deny::Operator)));
-        }
-        for name in allow {
-            match by_name.get_mut(name.as_str()) {
-                Some(s) => s.denied = None,
-                None => {
-                    let n = leak(name.clone());
-                    by_name.insert(n, spec(n, n, Class::Chain, None));
-                }
-            }
-        }
-        for name in deny {
-            match by_name.get_mut(name.as_str()) {
-                Some(s) => s.denied = Some(Deny::Config),
-                None => {
-                    let n = leak(name.clone());
-                    by_name.insert(n, spec(n, n, Class::Chain, Some(Deny::Config)));
-                }
-            }
-        }
-        Self { by_name }
     }
 
-    /// Looks a method up.
-    pub fn lookup(&self, method: &str) -> Lookup {
-        match self.by_name.get(method) {
+    fn map(&self, dialect: Dialect) -> &HashMap<&'static str, MethodSpec> {
+        match dialect {
+            Dialect::Klaytn => &self.klaytn,
+            Dialect::Kaia => &self.kaia,
+        }
+    }
+
+    /// Looks a method up in the table of the network's dialect.
+    pub fn lookup(&self, method: &str, dialect: Dialect) -> Lookup {
+        match self.map(dialect).get(method) {
             Some(s) => match s.denied {
                 None => Lookup::Allowed(*s),
                 Some(d) => Lookup::Denied(d),
@@ -386,14 +411,82 @@ impl MethodTable {
 
     /// A method's row whatever the policy (kengate's own reads, e.g. the event feed's, are
     /// not client calls).
-    pub fn row(&self, method: &str) -> Option<MethodSpec> {
-        self.by_name.get(method).copied()
+    pub fn row(&self, method: &str, dialect: Dialect) -> Option<MethodSpec> {
+        self.map(dialect).get(method).copied()
     }
 
-    /// All names in the table (for metrics pre-registration and docs).
+    /// All names in either table (for metrics pre-registration and docs).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.by_name.keys().copied()
+        let kaia_only = self.kaia.keys().filter(|k| !self.klaytn.contains_key(*k));
+        self.klaytn.keys().chain(kaia_only).copied()
     }
+}
+
+/// One dialect's table: the shared rows (less those Kaia dropped), then the Kaia rows over
+/// them, then kengate's own method and the operator rows, then `proxy.toml`.
+fn build(dialect: Dialect, allow: &[String], deny: &[String]) -> HashMap<&'static str, MethodSpec> {
+    let mut by_name = HashMap::new();
+    let extra: &[_] = match dialect {
+        Dialect::Klaytn => &[],
+        Dialect::Kaia => KAIA_TABLE,
+    };
+    for &(base, ns, class, policy) in TABLE.iter().chain(extra) {
+        if dialect == Dialect::Kaia && ns.0 & KLAYTN_ONLY != 0 {
+            continue;
+        }
+        let denied = match policy {
+            Policy::Allow => None,
+            Policy::Deny(d) => Some(d),
+        };
+        if ns.0 & KLAY.0 != 0 {
+            let klay = leak(format!("klay_{base}"));
+            by_name.insert(klay, spec(klay, klay, class, denied));
+            let kaia = leak(format!("kaia_{base}"));
+            let upstream = match dialect {
+                Dialect::Klaytn => klay,
+                Dialect::Kaia => kaia,
+            };
+            by_name.insert(kaia, spec(kaia, upstream, class, denied));
+        }
+        if ns.0 & ETH.0 != 0 {
+            let eth = leak(format!("eth_{base}"));
+            by_name.insert(eth, spec(eth, eth, class, denied));
+        }
+    }
+    for &name in OTHER_ALLOWED {
+        by_name.insert(name, spec(name, name, Class::Chain, None));
+    }
+    by_name.insert(
+        "kengate_getTransactionStatus",
+        spec(
+            "kengate_getTransactionStatus",
+            "kengate_getTransactionStatus",
+            Class::TxStatus,
+            None,
+        ),
+    );
+    for &(name, class) in OTHER_DENIED {
+        by_name.insert(name, spec(name, name, class, Some(Deny::Operator)));
+    }
+    for name in allow {
+        match by_name.get_mut(name.as_str()) {
+            Some(s) => s.denied = None,
+            None => {
+                let n = leak(name.clone());
+                by_name.insert(n, spec(n, n, Class::Chain, None));
+            }
+        }
+    }
+    for name in deny {
+        match by_name.get_mut(name.as_str()) {
+            Some(s) => s.denied = Some(Deny::Config),
+            None => {
+                let n = leak(name.clone());
+                by_name.insert(n, spec(n, n, Class::Chain, Some(Deny::Config)));
+            }
+        }
+    }
+    by_name
 }
 
 fn spec(name: &'static str, upstream: &'static str, class: Class, denied: Option<Deny>) -> MethodSpec {
@@ -405,10 +498,18 @@ fn spec(name: &'static str, upstream: &'static str, class: Class, denied: Option
     }
 }
 
-/// Table names live for the whole process (built once at start): leaking them lets every
-/// lookup hand out `&'static str` labels with no allocation on the request path.
+/// Table names live for the whole process: leaking them lets every lookup hand out
+/// `&'static str` labels with no allocation on the request path. Interned, so the tables a
+/// reload builds again reuse the names already leaked (only new `[methods]` names add any).
 fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(&name) = names.get(s.as_str()) {
+        return name;
+    }
+    let name: &'static str = Box::leak(s.into_boxed_str());
+    names.insert(name);
+    name
 }
 
 #[cfg(test)]
@@ -425,7 +526,7 @@ mod tests {
     #[test]
     fn namespaces_resolve_to_one_class() {
         let t = table();
-        let check = |m: &str, class: Class, upstream: &str| match t.lookup(m) {
+        let check = |m: &str, class: Class, upstream: &str| match t.lookup(m, Dialect::Klaytn) {
             Lookup::Allowed(s) => {
                 assert_eq!(s.class, class, "{m}");
                 assert_eq!(s.upstream, upstream, "{m}");
@@ -470,7 +571,7 @@ mod tests {
             let Lookup::Allowed(MethodSpec {
                 class: Class::AtBlock(arg),
                 ..
-            }) = t.lookup(m)
+            }) = t.lookup(m, Dialect::Klaytn)
             else {
                 panic!("{m}")
             };
@@ -481,10 +582,19 @@ mod tests {
     #[test]
     fn default_policy() {
         let t = table();
-        assert_eq!(t.lookup("debug_traceBlockByNumber"), Lookup::Denied(Deny::Operator));
-        assert_eq!(t.lookup("debug_setHead"), Lookup::Denied(Deny::Operator));
-        assert_eq!(t.lookup("eth_chainId"), Lookup::Denied(Deny::Config));
-        assert_eq!(t.lookup("personal_unlockAccount"), Lookup::Denied(Deny::NodeKey));
+        assert_eq!(
+            t.lookup("debug_traceBlockByNumber", Dialect::Klaytn),
+            Lookup::Denied(Deny::Operator)
+        );
+        assert_eq!(
+            t.lookup("debug_setHead", Dialect::Klaytn),
+            Lookup::Denied(Deny::Operator)
+        );
+        assert_eq!(t.lookup("eth_chainId", Dialect::Klaytn), Lookup::Denied(Deny::Config));
+        assert_eq!(
+            t.lookup("personal_unlockAccount", Dialect::Klaytn),
+            Lookup::Denied(Deny::NodeKey)
+        );
         for m in [
             "klay_sendTransaction",
             "kaia_sendTransactionAsFeePayer",
@@ -495,11 +605,14 @@ mod tests {
             "eth_accounts",
             "eth_resend",
         ] {
-            assert_eq!(t.lookup(m), Lookup::Denied(Deny::NodeKey), "{m}");
+            assert_eq!(t.lookup(m, Dialect::Klaytn), Lookup::Denied(Deny::NodeKey), "{m}");
         }
-        assert_eq!(t.lookup("eth_setPublicKlayAPI"), Lookup::Denied(Deny::Internal));
-        assert_eq!(t.lookup("eth_getAccount"), Lookup::Unknown);
-        assert_eq!(t.lookup("klay_nope"), Lookup::Unknown);
+        assert_eq!(
+            t.lookup("eth_setPublicKlayAPI", Dialect::Klaytn),
+            Lookup::Denied(Deny::Internal)
+        );
+        assert_eq!(t.lookup("eth_getAccount", Dialect::Klaytn), Lookup::Unknown);
+        assert_eq!(t.lookup("klay_nope", Dialect::Klaytn), Lookup::Unknown);
         for m in [
             "net_version",
             "net_peerCountByType",
@@ -512,14 +625,73 @@ mod tests {
             "eth_submitWork",
             "eth_submitHashrate",
         ] {
-            assert!(matches!(t.lookup(m), Lookup::Allowed(_)), "{m}");
+            assert!(matches!(t.lookup(m, Dialect::Klaytn), Lookup::Allowed(_)), "{m}");
         }
         assert!(matches!(
-            t.lookup("klay_sendRawTransaction"),
+            t.lookup("klay_sendRawTransaction", Dialect::Klaytn),
             Lookup::Allowed(MethodSpec {
                 class: Class::Write,
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn kaia_sends_kaia_natively_and_knows_v2_rows() {
+        let t = MethodTable::new(&[], &[]);
+        let kaia = |m: &str| match t.lookup(m, Dialect::Kaia) {
+            Lookup::Allowed(s) => s,
+            other => panic!("{m}: {other:?}"),
+        };
+        assert_eq!(kaia("kaia_getBalance").upstream, "kaia_getBalance");
+        assert_eq!(kaia("klay_getBalance").upstream, "klay_getBalance");
+        assert_eq!(kaia("eth_getBalance").upstream, "eth_getBalance");
+        // v2 takes a block for estimateGas; v1 does not (filling one in would be refused)
+        assert_eq!(kaia("kaia_estimateGas").class, opt(1, NH));
+        let Lookup::Allowed(v1) = t.lookup("klay_estimateGas", Dialect::Klaytn) else {
+            panic!()
+        };
+        assert_eq!(v1.class, Class::Chain);
+        // v2's staking reader requires its block; v1's treats an omitted one as latest
+        assert_eq!(kaia("kaia_getStakingInfo").class, at(0, N));
+        let Lookup::Allowed(v1) = t.lookup("klay_getStakingInfo", Dialect::Klaytn) else {
+            panic!()
+        };
+        assert_eq!(v1.class, opt(0, N));
+        assert_eq!(kaia("kaia_getTotalSupply").class, opt(0, N));
+        assert_eq!(kaia("kaia_getBlsInfos").class, at(0, N));
+        assert_eq!(kaia("kaia_getActiveAddressFromRegistry").class, at(1, N));
+        assert_eq!(kaia("eth_getBlobSidecars").class, at(0, N));
+        assert_eq!(kaia("eth_getBlobSidecarByTxHash").class, Class::ByHash);
+        assert_eq!(kaia("kaia_sendRawTransactions").class, Class::Write);
+        assert_eq!(kaia("eth_blobBaseFee").class, Class::Chain);
+        // gone in v2: the node answers "does not exist", and so does kengate
+        assert_eq!(t.lookup("eth_setPublicKlayAPI", Dialect::Kaia), Lookup::Unknown);
+        assert_eq!(t.lookup("kaia_doEstimateGas", Dialect::Kaia), Lookup::Unknown);
+        assert_eq!(t.lookup("eth_events", Dialect::Kaia), Lookup::Denied(Deny::Internal));
+        assert_eq!(t.lookup("eth_blobBaseFee", Dialect::Klaytn), Lookup::Unknown);
+        // new namespaces are refused until allowed
+        assert_eq!(
+            t.lookup("auction_submitBid", Dialect::Kaia),
+            Lookup::Denied(Deny::Operator)
+        );
+        let allowed = MethodTable::new(&["auction_submitBid".into()], &[]);
+        assert!(matches!(
+            allowed.lookup("auction_submitBid", Dialect::Kaia),
+            Lookup::Allowed(_)
+        ));
+    }
+
+    #[test]
+    fn names_are_interned_across_rebuilds() {
+        let a = MethodTable::new(&[], &[]);
+        let b = MethodTable::new(&[], &[]);
+        let (Lookup::Allowed(x), Lookup::Allowed(y)) = (
+            a.lookup("kaia_getBalance", Dialect::Kaia),
+            b.lookup("kaia_getBalance", Dialect::Kaia),
+        ) else {
+            panic!()
+        };
+        assert!(std::ptr::eq(x.name, y.name));
     }
 }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod coalesce;
 mod error;
 mod forward;
+mod multi;
 
 pub use cache::FinalCache;
 pub use coalesce::Coalescer;
@@ -202,9 +203,12 @@ impl Gateway {
     /// One call, start to finish. Always produces a response object.
     async fn handle_call(&self, call: &Call<'_>, who: &Who<'_>) -> Bytes {
         let started = Instant::now();
-        let (label, result) = match self.methods.lookup(&call.method) {
+        let (label, result) = match self.methods.lookup(&call.method, self.cluster.dialect()) {
             Lookup::Allowed(spec) if !who.caller.allows(&call.method, spec.class == Class::Write) => {
                 (spec.name, Err(ProxyError::NotPermitted(spec.name.to_string())))
+            }
+            Lookup::Allowed(spec) if multi::is_multi_send(&spec) => {
+                (spec.name, multi::send_each(self, call, &spec, who).await)
             }
             Lookup::Allowed(spec) => (spec.name, self.route(call, &spec, who).await),
             Lookup::Denied(why) => ("denied", Err(ProxyError::MethodDenied(clip(&call.method), why))),
@@ -263,7 +267,7 @@ impl Gateway {
         let mut need = view.served_head;
         for (idx, c) in calls.iter().enumerate() {
             let Ok(call) = c else { continue };
-            let Lookup::Allowed(spec) = self.methods.lookup(&call.method) else {
+            let Lookup::Allowed(spec) = self.methods.lookup(&call.method, self.cluster.dialect()) else {
                 continue;
             };
             if !who.caller.allows(&call.method, spec.class == Class::Write) {
@@ -475,7 +479,7 @@ impl crate::events::Fetch for Gateway {
                 params: Some(&params),
             };
             // kengate's own read: `[methods] deny` is for clients.
-            let Some(spec) = self.methods.row(method) else {
+            let Some(spec) = self.methods.row(method, self.cluster.dialect()) else {
                 return Err(format!("{method} is not in the method table"));
             };
             let plan = match routing::plan(&spec, call.params, &self.cluster.view()) {

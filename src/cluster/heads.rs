@@ -1,5 +1,6 @@
 //! Background head tracking per node: a WS `newHeads` subscription where a WS URL is known,
-//! and HTTP `klay_blockNumber` polling always (fallback, cross-check and liveness probe).
+//! and HTTP `klay_blockNumber` polling always (fallback, cross-check and liveness probe,
+//! and the first contact that finds out what software the node runs).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,10 +41,17 @@ async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, time
         let res = node
             .post(&cluster.client, Bytes::from_static(BLOCK_NUMBER), timeout)
             .await;
-        let head = match &res {
+        let mut head = match &res {
             Ok(body) => parse_hex_result(body).ok_or_else(|| "the probe's answer is not a block number".to_owned()),
             Err(e) => Err(e.to_string()),
         };
+        // What it runs is known before its first head counts (and after it was down).
+        if head.is_ok() && node.software.get().is_none() {
+            match super::software::probe(&node, &cluster.client, timeout).await {
+                Ok(d) => cluster.note_software(&node, Some(d)),
+                Err(e) => head = Err(format!("rpc_modules: {e}")),
+            }
+        }
         match head {
             Ok(head) => {
                 cluster.tracker.observe_head(node.id, head, HeadSource::Poll);
@@ -52,6 +60,8 @@ async fn poll_loop(cluster: Arc<Cluster>, node: Arc<Node>, every: Duration, time
             }
             Err(reason) => {
                 cluster.tracker.observe_down(node.id, &reason);
+                // It may come back running other software (an upgrade).
+                cluster.note_software(&node, None);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
@@ -102,7 +112,10 @@ async fn follow_new_heads(cluster: &Cluster, node: &Node, url: &str) -> Result<(
             _ => continue,
         };
         if let Some(head) = parse_head_notification(text.as_bytes()) {
-            cluster.tracker.observe_head(node.id, head, HeadSource::Subscription);
+            // Counts once polling has found out what the node runs.
+            if node.software.get().is_some() {
+                cluster.tracker.observe_head(node.id, head, HeadSource::Subscription);
+            }
         } else if text.contains("\"error\"") {
             return Err(format!("subscribe refused: {text}"));
         } else {

@@ -200,6 +200,8 @@ pub struct Node {
     own_client: Option<UpstreamClient>,
     /// Calls, failures and latency over the last seconds (outlier ejection).
     pub outcomes: super::Outcomes,
+    /// The software it runs, once probed (`software`).
+    pub software: super::software::DialectCell,
 }
 
 impl Node {
@@ -231,6 +233,7 @@ impl Node {
             ewma_us: AtomicU64::new(1_000),
             ws_subscribed: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            software: Default::default(),
         }
     }
 

@@ -295,7 +295,7 @@ mod tests {
 
     fn decide(method: &str, params: &str, heads: &[u64]) -> Result<Decision, RouteError> {
         let t = MethodTable::new(&[], &[]);
-        let Lookup::Allowed(spec) = t.lookup(method) else {
+        let Lookup::Allowed(spec) = t.lookup(method, crate::methods::Dialect::Klaytn) else {
             panic!("{method} not allowed")
         };
         let raw = RawValue::from_string(params.to_owned()).unwrap();

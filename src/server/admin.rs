@@ -61,12 +61,14 @@ fn network_status(net: &Network) -> serde_json::Value {
                 "in_flight": node.in_flight(),
                 "latency_ms": node.latency_us() as f64 / 1000.0,
                 "last_error": node.last_error(),
+                "software": node.software.get().map(|d| d.as_str()),
             })
         })
         .collect();
     json!({
         "network": net.name,
         "chain_id": net.chain_id(),
+        "dialect": gw.cluster.dialect().as_str(),
         "served_head": view.served_head,
         "highest_head": view.highest,
         "nodes": nodes,

@@ -21,7 +21,9 @@ fn key(id: &str, secret: &str) -> KeyConfig {
 
 async fn clients(net: &Localnet, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = tokio::process::Command::new(net.repo.join("scripts/clients"));
-    cmd.args(args);
+    cmd.args(args)
+        .env("CHAIN_ID", net.chain_id.to_string())
+        .env("ACCOUNTS_FILE", &net.accounts_path);
     for (k, v) in env {
         cmd.env(k, v);
     }

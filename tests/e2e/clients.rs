@@ -14,6 +14,8 @@ async fn real_clients_work_through_kengate() {
     let out = tokio::process::Command::new(net.repo.join("scripts/clients"))
         .arg("run")
         .env("RPC_URL", &gate.url)
+        .env("CHAIN_ID", net.chain_id.to_string())
+        .env("ACCOUNTS_FILE", &net.accounts_path)
         .output()
         .await
         .expect("run scripts/clients");

@@ -75,12 +75,25 @@ async fn kengate_serves_the_real_cluster_in_every_namespace_and_transport() {
         "served {served} vs ENs {en:?}"
     );
 
-    // klay_ / kaia_ / eth_: Klaytn v1.12 has no kaia_ namespace; kengate serves it as klay_.
+    // klay_ / kaia_ / eth_: Klaytn v1.12 has no kaia_ namespace, so kengate sends it as klay_;
+    // Kaia v2 serves kaia_ natively (klay_ is its alias), so kengate sends it as is.
     let acct = &net.accounts[0].address;
     let direct = http
         .rpc(&net.en_http[0], "kaia_getBalance", json!([acct, "latest"]))
         .await;
-    assert_eq!(direct["error"]["code"], -32601, "the node itself lacks kaia_: {direct}");
+    match net.flavour.as_str() {
+        "kaia" => assert!(direct["result"].is_string(), "a Kaia node serves kaia_: {direct}"),
+        _ => assert_eq!(direct["error"]["code"], -32601, "the node itself lacks kaia_: {direct}"),
+    }
+    assert_eq!(s["dialect"], net.flavour, "{s}");
+    assert!(
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["software"] == net.flavour.as_str()),
+        "{s}"
+    );
     for m in ["klay_getBalance", "kaia_getBalance", "eth_getBalance"] {
         let b = http.result(&gate.url, m, json!([acct, "latest"])).await;
         assert!(

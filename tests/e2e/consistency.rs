@@ -33,14 +33,14 @@ impl Tally {
     }
 }
 
-/// One client's loop through `url` until `stop`.
-async fn read_loop(url: String, stop: Arc<AtomicBool>) -> Tally {
+/// One client's loop through `url` until `stop`, in the cluster's native namespace (`ns`).
+async fn read_loop(url: String, ns: &'static str, stop: Arc<AtomicBool>) -> Tally {
     let http = Http::default();
     let mut t = Tally::default();
     let mut last = 0u64;
     while !stop.load(Ordering::Relaxed) {
         t.rounds += 1;
-        let r = http.rpc_lenient(&url, "klay_blockNumber", json!([])).await;
+        let r = http.rpc_lenient(&url, &format!("{ns}_blockNumber"), json!([])).await;
         if r.get("non_json").is_some() {
             t.fail("a reply that is not JSON");
             continue;
@@ -55,7 +55,7 @@ async fn read_loop(url: String, stop: Arc<AtomicBool>) -> Tally {
         last = last.max(n);
         let hex = format!("{n:#x}");
         let block = http
-            .rpc_lenient(&url, "klay_getBlockByNumber", json!([hex, false]))
+            .rpc_lenient(&url, &format!("{ns}_getBlockByNumber"), json!([hex, false]))
             .await;
         let txs = match block.get("result") {
             Some(Value::Object(b)) => b["transactions"].as_array().cloned().unwrap_or_default(),
@@ -64,18 +64,24 @@ async fn read_loop(url: String, stop: Arc<AtomicBool>) -> Tally {
                 continue;
             }
         };
-        let receipts = http.rpc_lenient(&url, "klay_getBlockReceipts", json!([hex])).await;
+        let receipts = http
+            .rpc_lenient(&url, &format!("{ns}_getBlockReceipts"), json!([hex]))
+            .await;
         match receipts.get("result") {
             Some(Value::Array(rs)) if rs.len() == txs.len() => {}
             _ => t.fail("getBlockReceipts(blockNumber) null/error/short"),
         }
         for tx in txs {
             t.lookups += 1;
-            let r = http.rpc_lenient(&url, "klay_getTransactionReceipt", json!([tx])).await;
+            let r = http
+                .rpc_lenient(&url, &format!("{ns}_getTransactionReceipt"), json!([tx]))
+                .await;
             if !r["result"].is_object() {
                 t.fail("getTransactionReceipt null/error");
             }
-            let r = http.rpc_lenient(&url, "klay_getTransactionByHash", json!([tx])).await;
+            let r = http
+                .rpc_lenient(&url, &format!("{ns}_getTransactionByHash"), json!([tx]))
+                .await;
             if !r["result"].is_object() {
                 t.fail("getTransactionByHash null/error");
             }
@@ -148,8 +154,8 @@ async fn reads_never_see_the_split_brain_through_kengate() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(tx_load(net.clone(), stop.clone()));
-    let through_gate = tokio::spawn(read_loop(gate.url.clone(), stop.clone()));
-    let through_nginx = tokio::spawn(read_loop(nginx.url.clone(), stop.clone()));
+    let through_gate = tokio::spawn(read_loop(gate.url.clone(), net.ns(), stop.clone()));
+    let through_nginx = tokio::spawn(read_loop(nginx.url.clone(), net.ns(), stop.clone()));
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     net.ctl(&["detach", "2"]);

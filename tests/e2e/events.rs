@@ -342,12 +342,18 @@ async fn new_heads_match_a_direct_en_subscription_field_by_field() {
     gate.wait_all_in_sync().await;
     // (url, method) → block number → header
     let mut got: Vec<HashMap<u64, Value>> = Vec::new();
-    let targets = [
-        (net.en_ws[0].clone(), "klay_subscribe"),
-        (net.en_ws[0].clone(), "eth_subscribe"),
-        (format!("ws://{}", gate.addr), "klay_subscribe"),
-        (format!("ws://{}", gate.addr), "eth_subscribe"),
-    ];
+    // Kaia v2 nodes serve kaia_subscribe too (notifying as kaia_subscription); Klaytn's lack it.
+    let namespaces: &[&str] = match net.flavour.as_str() {
+        "kaia" => &["klay", "kaia", "eth"],
+        _ => &["klay", "eth"],
+    };
+    let direct = namespaces
+        .iter()
+        .map(|ns| (net.en_ws[0].clone(), format!("{ns}_subscribe")));
+    let through = namespaces
+        .iter()
+        .map(|ns| (format!("ws://{}", gate.addr), format!("{ns}_subscribe")));
+    let targets: Vec<(String, String)> = direct.chain(through).collect();
     let runs = targets.iter().map(|(url, method)| async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
@@ -367,7 +373,8 @@ async fn new_heads_match_a_direct_en_subscription_field_by_field() {
         heads
     });
     got.extend(futures_util::future::join_all(runs).await);
-    for (direct, through, ns) in [(0, 2, "klay"), (1, 3, "eth")] {
+    for (direct, ns) in namespaces.iter().enumerate() {
+        let through = direct + namespaces.len();
         let common: Vec<u64> = got[direct]
             .keys()
             .filter(|n| got[through].contains_key(n))

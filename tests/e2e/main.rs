@@ -12,5 +12,6 @@ mod cluster;
 mod consistency;
 mod events;
 mod faults;
+mod kaia;
 mod tls;
 mod writes;

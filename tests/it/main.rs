@@ -9,6 +9,7 @@ mod admin;
 mod architecture;
 mod bad_input;
 mod cache;
+mod dialect;
 mod drain;
 mod edge;
 mod ejection;

@@ -65,6 +65,8 @@ struct State {
     requests: AtomicU64,
     /// The last request's target (path and query) and `Authorization` header.
     last_request: Mutex<(String, Option<String>)>,
+    /// Runs Kaia v2 (`rpc_modules` lists `kaia`) instead of Klaytn v1.
+    kaia: std::sync::atomic::AtomicBool,
 }
 
 /// One fake node.
@@ -93,6 +95,7 @@ impl Fake {
             requests: AtomicU64::new(0),
             pool: Mutex::new(std::collections::HashSet::new()),
             last_request: Mutex::new((String::new(), None)),
+            kaia: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -109,6 +112,11 @@ impl Fake {
     /// The last request's target (path and query) and `Authorization` header.
     pub fn last_request(&self) -> (String, Option<String>) {
         self.st.last_request.lock().unwrap().clone()
+    }
+
+    /// Makes it answer `rpc_modules` as a Kaia v2 node (`kaia`) or a Klaytn v1 one (`klay`).
+    pub fn set_kaia(&self, on: bool) {
+        self.st.kaia.store(on, Ordering::SeqCst);
     }
 
     pub fn set_head(&self, h: u64) {
@@ -246,7 +254,7 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
     let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let own = req["method"]
         .as_str()
-        .is_some_and(|m| m.ends_with("_blockNumber") || m.ends_with("_chainID"));
+        .is_some_and(|m| m.ends_with("_blockNumber") || m.ends_with("_chainID") || m == "rpc_modules");
     if !own {
         st.requests.fetch_add(1, Ordering::SeqCst);
         if st.mode.load(Ordering::SeqCst) == Mode::Calls500 as u8 {
@@ -289,8 +297,9 @@ fn answer(st: &State, req: &Value) -> Value {
     let params = req["params"].clone();
     let base = method.split_once('_').map_or(method.as_str(), |(_, b)| b).to_owned();
     let head = st.head.load(Ordering::SeqCst);
-    // Head polls and the chain-id probe are kengate's own traffic, not calls under test.
-    if base != "blockNumber" && base != "chainID" {
+    // Head polls and the chain-id and software probes are kengate's own traffic, not calls
+    // under test.
+    if base != "blockNumber" && base != "chainID" && method != "rpc_modules" {
         st.calls.lock().unwrap().push((method.clone(), params.clone()));
     }
     let id = st.id;
@@ -301,6 +310,10 @@ fn answer(st: &State, req: &Value) -> Value {
     }
     let result: Result<Value, Value> = match base.as_str() {
         "blockNumber" => Ok(json!(format!("{head:#x}"))),
+        "modules" if method == "rpc_modules" => Ok(match st.kaia.load(Ordering::SeqCst) {
+            true => json!({"eth": "1.0", "kaia": "1.0", "net": "1.0", "rpc": "1.0"}),
+            false => json!({"eth": "1.0", "klay": "1.0", "net": "1.0", "rpc": "1.0"}),
+        }),
         "chainID" | "chainId" => Ok(json!("0x539")),
         "getHeaderByNumber" => {
             let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);

@@ -1,4 +1,6 @@
-//! The real local Klaytn cluster started by `scripts/localnet up`: its ENs, chain id, funded
+//! The real local cluster started by `scripts/localnet up` — Klaytn v1.12.1, or Kaia v2.2.1
+//! when `KENGATE_LOCALNET_FLAVOUR=kaia` (run dir `.localnet-kaia`; `LOCALNET_DIR` overrides
+//! either, as for `scripts/localnet`, which `ctl` runs with the same environment): its ENs, chain id, funded
 //! accounts, and the lag/fault controls. A test that needs it fails (never skips) with the
 //! command to run when the cluster is not up.
 
@@ -24,6 +26,10 @@ pub struct Localnet {
     pub en_ws: Vec<String>,
     pub chain_id: u64,
     pub accounts: Vec<Account>,
+    /// The accounts file (`LOCALNET_ACCOUNTS`), for client programs.
+    pub accounts_path: PathBuf,
+    /// `klaytn` (v1.12.1) or `kaia` (v2.2.1): which node software the cluster runs.
+    pub flavour: String,
 }
 
 fn repo_root() -> PathBuf {
@@ -31,15 +37,29 @@ fn repo_root() -> PathBuf {
 }
 
 impl Localnet {
-    /// Reads the env file written by `scripts/localnet up` and checks EN1 answers.
+    /// The cluster of the flavour `KENGATE_LOCALNET_FLAVOUR` names (default klaytn).
     pub fn load() -> Localnet {
+        Self::load_flavour(&std::env::var("KENGATE_LOCALNET_FLAVOUR").unwrap_or_else(|_| "klaytn".into()))
+    }
+
+    /// Reads the env file `scripts/localnet --flavour FLAVOUR up` wrote and checks EN1 answers.
+    /// `LOCALNET_DIR` is the run dir of the flavour `KENGATE_LOCALNET_FLAVOUR` names, as for
+    /// `scripts/localnet`.
+    pub fn load_flavour(flavour: &str) -> Localnet {
         let repo = repo_root();
-        let dir = std::env::var("LOCALNET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo.join(".localnet"));
+        let chosen = std::env::var("KENGATE_LOCALNET_FLAVOUR").unwrap_or_else(|_| "klaytn".into());
+        let default_dir = match flavour {
+            "kaia" => ".localnet-kaia",
+            _ => ".localnet",
+        };
+        let dir = match std::env::var("LOCALNET_DIR") {
+            Ok(d) if chosen == flavour => PathBuf::from(d),
+            _ => repo.join(default_dir),
+        };
         let env_path = dir.join("env");
-        let how =
-            "the local Klaytn cluster is not up: start it with `scripts/localnet up` (scripts/test does this for you)";
+        let how = format!(
+            "the local {flavour} cluster is not up: start it with `scripts/localnet --flavour {flavour} up` (scripts/test does this for you)"
+        );
         let text = std::fs::read_to_string(&env_path)
             .unwrap_or_else(|e| panic!("{how}\n  (cannot read {}: {e})", env_path.display()));
         let env: HashMap<&str, &str> = text
@@ -64,7 +84,16 @@ impl Localnet {
             en_ws: list("LOCALNET_EN_WS"),
             chain_id: get("LOCALNET_CHAIN_ID").parse().expect("chain id"),
             accounts,
+            accounts_path,
+            flavour: env.get("LOCALNET_FLAVOUR").copied().unwrap_or("klaytn").to_owned(),
         };
+        assert_eq!(
+            net.flavour,
+            flavour,
+            "{} holds a {} cluster, not the {flavour} one KENGATE_LOCALNET_FLAVOUR asks for",
+            env_path.display(),
+            net.flavour
+        );
         let alive = std::net::TcpStream::connect_timeout(
             &net.en_http[0]
                 .trim_start_matches("http://")
@@ -74,6 +103,14 @@ impl Localnet {
         );
         assert!(alive.is_ok(), "{how}\n  (EN1 at {} does not answer)", net.en_http[0]);
         net
+    }
+
+    /// The nodes' native namespace: `klay` on Klaytn, `kaia` on Kaia (where `klay` is an alias).
+    pub fn ns(&self) -> &'static str {
+        match self.flavour.as_str() {
+            "kaia" => "kaia",
+            _ => "klay",
+        }
     }
 
     /// (http, ws) pairs for a gate config.
@@ -90,7 +127,7 @@ impl Localnet {
     pub fn example(&self, dir: &str, program: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(program);
         cmd.current_dir(self.repo.join("examples").join(dir))
-            .env("ACCOUNTS_FILE", self.repo.join(".localnet/accounts.json"))
+            .env("ACCOUNTS_FILE", &self.accounts_path)
             .env("CHAIN_ID", self.chain_id.to_string())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true);
