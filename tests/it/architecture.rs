@@ -111,3 +111,28 @@ fn node_urls_are_shown_only_redacted() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn namespace_spellings_are_resolved_only_in_the_method_table() {
+    // Building a method name from a namespace and a base, or renaming one namespace to another,
+    // anywhere but methods.rs would bypass the dialect (a kaia_ call sent as klay_ to a Kaia
+    // network, or as kaia_ to a Klaytn node). access/keys.rs pairs klay_x with kaia_x in a key's
+    // allowed-method list: a permission, never a name sent upstream.
+    let bad = offenders(
+        |f| !f.ends_with("tests.rs"),
+        &[
+            "format!(\"klay_",
+            "format!(\"kaia_",
+            "format!(\"eth_",
+            "replace(\"kaia_",
+            "replace(\"klay_",
+            "strip_prefix(\"kaia_",
+        ],
+        &["methods.rs", "access/keys.rs"],
+    );
+    assert!(
+        bad.is_empty(),
+        "namespace spellings belong to methods.rs:\n{}",
+        bad.join("\n")
+    );
+}
