@@ -354,6 +354,9 @@ pub struct MethodSpec {
     pub name: &'static str,
     /// The name sent upstream: as sent, except `kaia_x` on a Klaytn network, sent as `klay_x`.
     pub upstream: &'static str,
+    /// The name its answers are kept and shared under: `klay_x` for `kaia_x` too (the same
+    /// method, the same answer, on either software).
+    pub shared: &'static str,
     /// Routing class.
     pub class: Class,
     /// `None` when clients may call it; otherwise why not.
@@ -446,7 +449,13 @@ fn build(dialect: Dialect, allow: &[String], deny: &[String]) -> HashMap<&'stati
                 Dialect::Klaytn => klay,
                 Dialect::Kaia => kaia,
             };
-            by_name.insert(kaia, spec(kaia, upstream, class, denied));
+            by_name.insert(
+                kaia,
+                MethodSpec {
+                    shared: klay,
+                    ..spec(kaia, upstream, class, denied)
+                },
+            );
         }
         if ns.0 & ETH.0 != 0 {
             let eth = leak(format!("eth_{base}"));
@@ -493,6 +502,7 @@ fn spec(name: &'static str, upstream: &'static str, class: Class, denied: Option
     MethodSpec {
         name,
         upstream,
+        shared: upstream,
         class,
         denied,
     }
@@ -644,6 +654,7 @@ mod tests {
             other => panic!("{m}: {other:?}"),
         };
         assert_eq!(kaia("kaia_getBalance").upstream, "kaia_getBalance");
+        assert_eq!(kaia("kaia_getBalance").shared, "klay_getBalance");
         assert_eq!(kaia("klay_getBalance").upstream, "klay_getBalance");
         assert_eq!(kaia("eth_getBalance").upstream, "eth_getBalance");
         // v2 takes a block for estimateGas; v1 does not (filling one in would be refused)

@@ -288,7 +288,7 @@ impl Gateway {
             }
             let params = plan.params.clone().or(call.params.map(|p| p.get().to_owned()));
             let params = params.unwrap_or_else(|| "[]".to_owned());
-            let key = read_key(spec.upstream, &params);
+            let key = read_key(spec.shared, &params);
             if plan.cache != CachePolicy::No && self.cache.enabled() {
                 if let Some(hit) = self.cache.get(&key) {
                     self.metrics.cache("hit");
@@ -409,7 +409,7 @@ impl Gateway {
     /// forwarded once for every identical call in flight, and kept when final.
     async fn shared_read(&self, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
         let params = plan.params.as_deref().or(call.params.map(|p| p.get())).unwrap_or("[]");
-        let key = read_key(spec.upstream, params);
+        let key = read_key(spec.shared, params);
         let policy = plan.cache;
         if policy != CachePolicy::No && self.cache.enabled() {
             if let Some(hit) = self.cache.get(&key) {
