@@ -51,6 +51,19 @@ pub enum EventOp {
     Uninstall,
 }
 
+/// What a write method submits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// One transaction the client signed (`sendRawTransaction`): decoded, sent from its
+    /// sender's node in nonce order.
+    Raw,
+    /// Several signed transactions in one call (Kaia's `sendRawTransactions`): each sent as
+    /// [`WriteKind::Raw`].
+    RawMany,
+    /// A transaction the node signs with a key it holds (`sendTransaction`, `resend`, ...).
+    NodeSigned,
+}
+
 /// The routing class of a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -64,8 +77,8 @@ pub enum Class {
     ByHash,
     /// Subscriptions and polling filters, served by kengate itself.
     Event(EventOp),
-    /// Transaction submission (raw or node-signed): not retried blindly.
-    Write,
+    /// Transaction submission: not retried blindly.
+    Write(WriteKind),
     /// Reads that do not depend on the head (chain id, gas price, client version ...).
     Chain,
     /// `kengate_getTransactionStatus`: answered from kengate's lifecycle records.
@@ -223,11 +236,16 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("getFilterLogs", BOTH, Class::Event(EventOp::FilterLogs), A),
     ("uninstallFilter", BOTH, Class::Event(EventOp::Uninstall), A),
     // writes: raw transactions are signed by the client
-    ("sendRawTransaction", BOTH, Class::Write, A),
+    ("sendRawTransaction", BOTH, Class::Write(WriteKind::Raw), A),
     // the node signs with keys it holds
-    ("sendTransaction", BOTH, Class::Write, NODE_KEY),
-    ("sendTransactionAsFeePayer", KLAY, Class::Write, NODE_KEY),
-    ("resend", BOTH, Class::Write, NODE_KEY),
+    ("sendTransaction", BOTH, Class::Write(WriteKind::NodeSigned), NODE_KEY),
+    (
+        "sendTransactionAsFeePayer",
+        KLAY,
+        Class::Write(WriteKind::NodeSigned),
+        NODE_KEY,
+    ),
+    ("resend", BOTH, Class::Write(WriteKind::NodeSigned), NODE_KEY),
     ("sign", BOTH, Class::Chain, NODE_KEY),
     ("signTransaction", BOTH, Class::Chain, NODE_KEY),
     ("signTransactionAsFeePayer", KLAY, Class::Chain, NODE_KEY),
@@ -294,7 +312,7 @@ const KAIA_TABLE: &[(&str, Ns, Class, Policy)] = &[
     ("getActiveAddressFromRegistry", KLAY, at(1, N), A),
     ("isConsoleLogEnabled", KLAY, Class::Chain, A),
     // several signed txs in one call: each goes through the write path (`txpath::multi`)
-    ("sendRawTransactions", KLAY, Class::Write, A),
+    ("sendRawTransactions", KLAY, Class::Write(WriteKind::RawMany), A),
     // blobs (EIP-4844 reads; Kaia keeps no blob txs of its own yet)
     ("config", ETH, Class::Chain, A),
     ("blobBaseFee", ETH, Class::Chain, A),
@@ -640,7 +658,7 @@ mod tests {
         assert!(matches!(
             t.lookup("klay_sendRawTransaction", Dialect::Klaytn),
             Lookup::Allowed(MethodSpec {
-                class: Class::Write,
+                class: Class::Write(WriteKind::Raw),
                 ..
             })
         ));
@@ -674,7 +692,7 @@ mod tests {
         assert_eq!(kaia("kaia_getActiveAddressFromRegistry").class, at(1, N));
         assert_eq!(kaia("eth_getBlobSidecars").class, at(0, N));
         assert_eq!(kaia("eth_getBlobSidecarByTxHash").class, Class::ByHash);
-        assert_eq!(kaia("kaia_sendRawTransactions").class, Class::Write);
+        assert_eq!(kaia("kaia_sendRawTransactions").class, Class::Write(WriteKind::RawMany));
         assert_eq!(kaia("eth_blobBaseFee").class, Class::Chain);
         // gone in v2: the node answers "does not exist", and so does kengate
         assert_eq!(t.lookup("eth_setPublicKlayAPI", Dialect::Kaia), Lookup::Unknown);

@@ -204,7 +204,7 @@ impl Gateway {
     async fn handle_call(&self, call: &Call<'_>, who: &Who<'_>) -> Bytes {
         let started = Instant::now();
         let (label, result) = match self.methods.lookup(&call.method, self.cluster.dialect()) {
-            Lookup::Allowed(spec) if !who.caller.allows(&call.method, spec.class == Class::Write) => {
+            Lookup::Allowed(spec) if !who.caller.allows(&call.method, matches!(spec.class, Class::Write(_))) => {
                 (spec.name, Err(ProxyError::NotPermitted(spec.name.to_string())))
             }
             Lookup::Allowed(spec) if multi::is_multi_send(&spec) => {
@@ -270,7 +270,7 @@ impl Gateway {
             let Lookup::Allowed(spec) = self.methods.lookup(&call.method, self.cluster.dialect()) else {
                 continue;
             };
-            if !who.caller.allows(&call.method, spec.class == Class::Write) {
+            if !who.caller.allows(&call.method, matches!(spec.class, Class::Write(_))) {
                 continue;
             }
             let Ok(Decision::Forward(plan)) = routing::plan(&spec, call.params, &view) else {

@@ -9,11 +9,11 @@ use serde_json::value::RawValue;
 
 use super::{Gateway, ProxyError, Who};
 use crate::jsonrpc::{error_response, member_response, result_response, Call, RpcError, UpstreamReply};
-use crate::methods::{Lookup, MethodSpec};
+use crate::methods::{Class, Lookup, MethodSpec, WriteKind};
 
 /// Whether a row is the several-at-once send.
 pub fn is_multi_send(spec: &MethodSpec) -> bool {
-    spec.upstream.ends_with("_sendRawTransactions")
+    spec.class == Class::Write(WriteKind::RawMany)
 }
 
 /// Sends each transaction of `call` in turn. Params that are not one array of hex strings

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError};
 use crate::cluster::{ClusterView, NodeId};
 use crate::jsonrpc::{format_quantity, split_params};
-use crate::methods::{Class, EventOp, MethodSpec};
+use crate::methods::{Class, EventOp, MethodSpec, WriteKind};
 use crate::txpath::decode::decode_hex;
 
 /// Which nodes may answer.
@@ -143,7 +143,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             retry_null: true,
             ..Plan::shared(Target::InSync, CachePolicy::IfMined)
         }),
-        Class::Write => Decision::Forward(write_plan(spec, params)),
+        Class::Write(kind) => Decision::Forward(write_plan(kind, params)),
         Class::Event(op) => Decision::Event(op),
         Class::TxStatus => {
             let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
@@ -225,11 +225,11 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
 /// Raw transactions go to their sender's home node in nonce order; node-signed sends
 /// (`sendTransaction`) stick by `from`. What cannot be read goes to a stable node, which
 /// answers with the node's own error.
-fn write_plan(spec: &MethodSpec, params: Option<&RawValue>) -> Plan {
+fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
     let ps = split_params(params).unwrap_or_default();
     let mut plan = Plan::new(Target::Primary, RetryClass::Write);
     let Some(first) = ps.first() else { return plan };
-    if spec.upstream.ends_with("_sendRawTransaction") {
+    if kind == WriteKind::Raw {
         let decoded = serde_json::from_str::<&str>(first.get())
             .ok()
             .and_then(|h| decode_hex(h).ok());
@@ -241,13 +241,15 @@ fn write_plan(spec: &MethodSpec, params: Option<&RawValue>) -> Plan {
                 hash: tx.hash,
             });
         }
-    } else if let Some(from) = serde_json::from_str::<serde_json::Value>(first.get())
-        .ok()
-        .and_then(|v| v.get("from").map(|f| f.to_string()))
-        .and_then(|f| RawValue::from_string(f).ok())
-        .and_then(|f| parse_address(&f))
-    {
-        plan.target = Target::SenderHome(from);
+    } else if kind == WriteKind::NodeSigned {
+        let from = serde_json::from_str::<serde_json::Value>(first.get())
+            .ok()
+            .and_then(|v| v.get("from").map(|f| f.to_string()))
+            .and_then(|f| RawValue::from_string(f).ok())
+            .and_then(|f| parse_address(&f));
+        if let Some(from) = from {
+            plan.target = Target::SenderHome(from);
+        }
     }
     plan
 }

@@ -38,10 +38,18 @@ async fn a_kaia_network_gets_kaia_calls_as_sent() {
         s["nodes"].as_array().unwrap().iter().all(|n| n["software"] == "kaia"),
         "{s}"
     );
-    for m in ["kaia_getBalance", "klay_getBalance", "eth_getBalance"] {
-        http.result(&gate.url, m, json!([ACCT, "latest"])).await;
+    // (a block each: kaia_x and klay_x share cache entries)
+    for (m, at) in [
+        ("kaia_getBalance", "0x60"),
+        ("klay_getBalance", "0x61"),
+        ("eth_getBalance", "0x62"),
+    ] {
+        http.result(&gate.url, m, json!([ACCT, at])).await;
         assert_eq!(sent(&fakes, m), 1, "{m} went upstream under another name");
     }
+    // ... and share them: the same method, the same answer
+    http.result(&gate.url, "klay_getBalance", json!([ACCT, "0x60"])).await;
+    assert_eq!(sent(&fakes, "klay_getBalance"), 1, "a kaia_ answer is not shared with klay_");
     // v2's estimateGas takes a block: an omitted one is the served head, as for eth_.
     http.result(&gate.url, "kaia_estimateGas", json!([{"to": ACCT}])).await;
     let p = fakes
@@ -93,7 +101,7 @@ async fn one_klaytn_node_makes_the_network_speak_klay_until_it_is_upgraded() {
         })
         .await;
     assert_eq!(s["dialect"], "kaia", "{s}");
-    http.result(&gate.url, "kaia_getBalance", json!([ACCT, "latest"])).await;
+    http.result(&gate.url, "kaia_getBalance", json!([ACCT, "0x63"])).await;
     assert_eq!(sent(&fakes, "kaia_getBalance"), 1);
     gate.stop().await;
 }
