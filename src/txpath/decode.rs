@@ -172,13 +172,20 @@ fn legacy(raw: &[u8]) -> Result<DecodedTx, DecodeError> {
 // ------------------------------------------------------------------------------------------------ typed
 
 /// `body` = `ethType || rlp([...])` (without the 0x78 envelope); signed over ethType || rlp(fields but y, r, s).
+/// A blob tx may come in its network form, `ethType || rlp([tx, version, blobs, commitments, proofs])`:
+/// its fields and its hash are the inner `tx`'s (the node checks the sidecar).
 fn typed(kind: EthType, wrapped: bool, body: &[u8]) -> Result<DecodedTx, DecodeError> {
     let tx_type = TxType::Ethereum { kind, wrapped };
-    let items = list(body.get(1..).unwrap_or_default())?;
+    let outer = list(body.get(1..).unwrap_or_default())?;
+    let (items, hashed) = match outer.first() {
+        Some(tx) if kind == EthType::Blob && tx.list => (rlp::items(tx)?, tx.encoded),
+        _ => (outer, body.get(1..).unwrap_or_default()),
+    };
     let count = match kind {
         EthType::AccessList => 11,
         EthType::DynamicFee => 12,
         EthType::SetCode => 13,
+        EthType::Blob => 14,
     };
     let mut f = Fields::exact(&items, tx_type.name(), count)?;
     let chain_id = f.take("chainId", Item::u64)?;
@@ -190,16 +197,20 @@ fn typed(kind: EthType, wrapped: bool, body: &[u8]) -> Result<DecodedTx, DecodeE
         f.take("maxFeePerGas", Item::u256)?;
     }
     f.take("gas", Item::u64)?;
-    let to = if kind == EthType::SetCode {
-        Some(f.take("to", Item::address)?)
-    } else {
-        f.take("to", Item::opt_address)?
+    let to = match kind {
+        EthType::SetCode | EthType::Blob => Some(f.take("to", Item::address)?),
+        EthType::AccessList | EthType::DynamicFee => f.take("to", Item::opt_address)?,
     };
     f.take("value", Item::u256)?;
     f.take("input", Item::bytes)?;
     f.take("accessList", access_list)?;
-    if kind == EthType::SetCode {
-        f.take("authorizationList", authorization_list)?;
+    match kind {
+        EthType::SetCode => f.take("authorizationList", authorization_list)?,
+        EthType::Blob => {
+            f.take("maxFeePerBlobGas", Item::u256)?;
+            f.take("blobVersionedHashes", hash_list)?;
+        }
+        EthType::AccessList | EthType::DynamicFee => {}
     }
     let signed = f.encoded_so_far();
     let y = f.take("yParity", Item::u64)?;
@@ -208,7 +219,7 @@ fn typed(kind: EthType, wrapped: bool, body: &[u8]) -> Result<DecodedTx, DecodeE
     let recid = sig::y_parity(y).map_err(DecodeError::BadSignature)?;
     let prehash = keccak_list(&[kind as u8], &signed);
     let sender = sig::recover(&prehash, r, s, recid).map_err(DecodeError::BadSignature)?;
-    let hash = keccak(&[body]);
+    let hash = keccak(&[&[kind as u8], hashed]);
     Ok(DecodedTx {
         tx_type,
         sender: Address(sender),
@@ -219,6 +230,14 @@ fn typed(kind: EthType, wrapped: bool, body: &[u8]) -> Result<DecodedTx, DecodeE
         fee_payer: None,
         to: to.map(Address),
     })
+}
+
+/// `[hash, ...]` of 32-byte hashes (EIP-4844 `blobVersionedHashes`).
+fn hash_list(item: &Item) -> FieldResult<()> {
+    for h in nested(item)? {
+        h.bytes32()?;
+    }
+    Ok(())
 }
 
 /// `[[address, [storageKey, ...]], ...]`.

@@ -67,6 +67,9 @@ impl TxType {
             TxType::Ethereum {
                 kind: EthType::SetCode, ..
             } => "TxTypeEthereumSetCode",
+            TxType::Ethereum {
+                kind: EthType::Blob, ..
+            } => "TxTypeEthereumBlob",
         }
     }
 }
@@ -79,6 +82,10 @@ pub enum EthType {
     AccessList = 0x01,
     /// EIP-1559: `[chainId, nonce, tip, feeCap, gas, to, value, data, accessList, yParity, r, s]`.
     DynamicFee = 0x02,
+    /// EIP-4844 (Kaia v2; not in Klaytn v1.12): 1559's fields with `to` required, then
+    /// `maxFeePerBlobGas` and `blobVersionedHashes`. Sent with its sidecar, as
+    /// `rlp([tx, version, blobs, commitments, proofs])`; its hash covers `0x03 || rlp(tx)` only.
+    Blob = 0x03,
     /// EIP-7702 (Kaia; not in Klaytn v1.12): 1559's fields with `to` required, then `authorizationList`.
     SetCode = 0x04,
 }
@@ -89,6 +96,7 @@ impl EthType {
         match b {
             0x01 => Some(EthType::AccessList),
             0x02 => Some(EthType::DynamicFee),
+            0x03 => Some(EthType::Blob),
             0x04 => Some(EthType::SetCode),
             _ => None,
         }
@@ -276,7 +284,8 @@ mod tests {
         };
         assert_eq!((t.type_int(), t.name()), (0x7802, "TxTypeEthereumDynamicFee"));
         assert_eq!(TxType::Legacy.type_int(), 0);
-        assert_eq!(EthType::from_byte(0x03), None);
+        assert_eq!(EthType::from_byte(0x03), Some(EthType::Blob));
+        assert_eq!(EthType::from_byte(0x05), None);
         let mut a = [0u8; 20];
         a[0] = 0xab;
         a[19] = 0x01;

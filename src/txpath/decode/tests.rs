@@ -307,7 +307,24 @@ fn malformed_framing() {
             DecodeError::UnknownType(0xbf),
         ),
         (vec![0x78], DecodeError::Rlp(RlpError::Truncated)),
-        (vec![0x78, 0x03, 0xc0], DecodeError::UnknownEthType(0x03)),
+        (vec![0x78, 0x05, 0xc0], DecodeError::UnknownEthType(0x05)),
+        (
+            vec![0x78, 0x03, 0xc0],
+            DecodeError::FieldCount {
+                tx: "TxTypeEthereumBlob",
+                expected: 14,
+                got: 0,
+            },
+        ),
+        // a blob tx's network form whose inner tx is empty
+        (
+            vec![0x03, 0xc1, 0xc0],
+            DecodeError::FieldCount {
+                tx: "TxTypeEthereumBlob",
+                expected: 14,
+                got: 0,
+            },
+        ),
         (vec![0x78, 0x08, 0xc0], DecodeError::UnknownEthType(0x08)), // no envelope around native types
         (vec![0x78, 0x78, 0x02], DecodeError::UnknownEthType(0x78)),
         (vec![0x08], DecodeError::Rlp(RlpError::Truncated)),
