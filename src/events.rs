@@ -54,6 +54,8 @@ pub trait Fetch: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + '_>>;
     /// Follows the served head.
     fn served(&self) -> watch::Receiver<u64>;
+    /// The node software's rules the network follows (filter bounds differ).
+    fn dialect(&self) -> crate::methods::Dialect;
 }
 
 /// The namespace a call came in, which decides notification and header formats.
@@ -231,6 +233,11 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
+    /// The node software's rules the network follows.
+    pub(crate) fn dialect(&self) -> crate::methods::Dialect {
+        self.fetch.dialect()
+    }
+
     /// A hub reading through `fetch`, registering its metrics in `registry`.
     pub fn new(cfg: EventsConfig, fetch: Arc<dyn Fetch>, node_ws: Vec<NodeWs>, registry: &mut Registry) -> Arc<Hub> {
         let counters = EventCounters::default();
@@ -282,6 +289,8 @@ impl Hub {
                     .ok_or_else(|| invalid("missing value for required argument 0"))?;
                 let crit =
                     filter::Criteria::parse(raw.get()).map_err(|e| invalid(&format!("invalid argument 0: {e}")))?;
+                crit.check(self.dialect())
+                    .map_err(|e| RpcError::new(codes::SERVER_ERROR, e))?;
                 self.new_filter(polling::Kind::Logs(Box::new(crit), raw.get().to_owned()), owner)
             }
             EventOp::FilterChanges => {

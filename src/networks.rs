@@ -97,6 +97,10 @@ impl crate::events::Fetch for Current {
     fn served(&self) -> watch::Receiver<u64> {
         self.served.subscribe()
     }
+
+    fn dialect(&self) -> crate::methods::Dialect {
+        self.gw().cluster.dialect()
+    }
 }
 
 impl Network {

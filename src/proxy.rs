@@ -504,4 +504,8 @@ impl crate::events::Fetch for Gateway {
     fn served(&self) -> tokio::sync::watch::Receiver<u64> {
         self.cluster.tracker.subscribe_served()
     }
+
+    fn dialect(&self) -> crate::methods::Dialect {
+        self.cluster.dialect()
+    }
 }

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if let (Ok(c), Ok(logs)) = (criteria, parse_logs(logs.as_bytes())) {
         for (i, l) in logs.iter().enumerate() {
             let _ = c.matches(i as u64, l);
+            let _ = c.check(kengate::methods::Dialect::Kaia);
         }
     }
 });

@@ -266,6 +266,9 @@ mod tests {
         fn served(&self) -> watch::Receiver<u64> {
             watch::channel(0).1
         }
+        fn dialect(&self) -> crate::methods::Dialect {
+            crate::methods::Dialect::Klaytn
+        }
     }
 
     fn hub() -> Arc<Hub> {

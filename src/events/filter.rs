@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::jsonrpc::parse_quantity;
+use crate::jsonrpc::{go_object, parse_quantity, FILTER_CRITERIA};
+use crate::methods::Dialect;
 use crate::txpath::lifecycle::unhex;
 
 /// One log of a block: its JSON as the node sent it, and what filters match on.
@@ -55,17 +56,30 @@ pub struct Criteria {
     addresses: Vec<[u8; 20]>,
     /// Per position: any of these topics (empty: wildcard).
     topics: Vec<Vec<[u8; 32]>>,
-    /// Numeric bounds (tags are open-ended here: changes only ever come from new blocks).
-    from: Option<u64>,
-    to: Option<u64>,
+    /// Bounds (`latest` and `pending` are open-ended here: changes only ever come from new
+    /// blocks; the node's rules on combining them are `check`'s).
+    from: Bound,
+    to: Bound,
+}
+
+/// A filter bound as the node reads it (`earliest` is block 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Bound {
+    /// `latest`, `null` or omitted.
+    #[default]
+    Latest,
+    /// `pending`.
+    Pending,
+    /// A block number.
+    At(u64),
 }
 
 impl Criteria {
-    /// Reads a filter object; the error is the node's (Klaytn v1.12.1's `FilterCriteria`).
+    /// Reads a filter object; the error is the node's (Klaytn v1.12.1's and Kaia v2.2.1's
+    /// `FilterCriteria`, whose keys match case-insensitively, as Go's do).
     pub fn parse(text: &str) -> Result<Criteria, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let obj = v
-            .as_object()
+        serde_json::from_str::<Value>(text).map_err(|e| e.to_string())?;
+        let obj = &go_object(text, FILTER_CRITERIA)
             .ok_or("json: cannot unmarshal non-object into Go value of type filters.input")?;
         let mut c = Criteria {
             from: block_number(obj.get("fromBlock"))?,
@@ -121,9 +135,25 @@ impl Criteria {
         Ok(c)
     }
 
+    /// The node's rules for a filter's or a `logs` subscription's bounds, checked after the
+    /// object was read (the node's event system refuses with these words, code -32000):
+    /// Kaia v2 takes no `pending` bound at all; Klaytn v1.12 takes `pending` only as `toBlock`
+    /// after `latest` or a number, or as both.
+    pub fn check(&self, dialect: Dialect) -> Result<(), &'static str> {
+        use Bound::{At, Latest, Pending};
+        if dialect == Dialect::Kaia && (self.from == Pending || self.to == Pending) {
+            return Err("pending logs are not supported");
+        }
+        match (self.from, self.to) {
+            (Latest, Latest) | (Pending, Pending) | (At(_), Latest) | (Latest | At(_), Pending) => Ok(()),
+            (At(f), At(t)) if t >= f => Ok(()),
+            _ => Err("invalid from and to block combination: from > to"),
+        }
+    }
+
     /// Whether a log of block `number` matches.
     pub fn matches(&self, number: u64, log: &Log) -> bool {
-        if self.from.is_some_and(|f| number < f) || self.to.is_some_and(|t| number > t) {
+        if matches!(self.from, Bound::At(f) if number < f) || matches!(self.to, Bound::At(t) if number > t) {
             return false;
         }
         if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
@@ -158,23 +188,24 @@ fn decode<const N: usize>(s: &str) -> Result<[u8; N], String> {
     unhex(&format!("0x{}", digits.to_ascii_lowercase())).ok_or_else(|| "invalid hex string".into())
 }
 
-/// `rpc.BlockNumber` as a filter bound: a JSON integer, a tag (open-ended here, `earliest`
-/// is 0) or a strict hex quantity; otherwise the node's error.
-fn block_number(v: Option<&Value>) -> Result<Option<u64>, String> {
+/// `rpc.BlockNumber` as a filter bound: a JSON integer, a tag (`earliest` is 0) or a strict
+/// hex quantity; otherwise the node's error.
+fn block_number(v: Option<&Value>) -> Result<Bound, String> {
     let s = match v {
-        None | Some(Value::Null) => return Ok(None),
+        None | Some(Value::Null) => return Ok(Bound::Latest),
         Some(Value::Number(n)) => {
             return n
                 .as_u64()
-                .map(Some)
+                .map(Bound::At)
                 .ok_or_else(|| "hex string without 0x prefix".into())
         }
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err("hex string without 0x prefix".into()),
     };
     match s {
-        "latest" | "pending" => return Ok(None),
-        "earliest" => return Ok(Some(0)),
+        "latest" => return Ok(Bound::Latest),
+        "pending" => return Ok(Bound::Pending),
+        "earliest" => return Ok(Bound::At(0)),
         _ => {}
     }
     let digits = s
@@ -194,7 +225,7 @@ fn block_number(v: Option<&Value>) -> Result<Option<u64>, String> {
     if n > i64::MAX as u64 {
         return Err("Blocknumber too high".into());
     }
-    Ok(Some(n))
+    Ok(Bound::At(n))
 }
 
 #[cfg(test)]
@@ -263,10 +294,40 @@ mod tests {
             Criteria::parse(r#"{"fromBlock":"latest","toBlock":"earliest"}"#)
                 .unwrap()
                 .to,
-            Some(0)
+            Bound::At(0)
         );
+        // keys as Go matches them
+        assert_eq!(
+            err(r#"{"Address":"0x12"}"#),
+            "invalid address: hex has invalid length 1 after decoding"
+        );
+        assert_eq!(Criteria::parse(r#"{"toBLock":"pending"}"#).unwrap().to, Bound::Pending);
         let c = Criteria::parse(r#"{"fromBlock":"0x5","toBlock":7}"#).unwrap();
         let l = &parse_logs(format!("[{}]", log(1, &[])).as_bytes()).unwrap()[0];
         assert!(!c.matches(4, l) && c.matches(5, l) && c.matches(7, l) && !c.matches(8, l));
+    }
+
+    #[test]
+    fn bounds_follow_each_nodes_rules() {
+        use Dialect::{Kaia, Klaytn};
+        let check = |crit: &str, d: Dialect| Criteria::parse(crit).unwrap().check(d);
+        let combo = Err("invalid from and to block combination: from > to");
+        for d in [Klaytn, Kaia] {
+            assert_eq!(check("{}", d), Ok(()));
+            assert_eq!(check(r#"{"fromBlock":"0x1","toBlock":"0x2"}"#, d), Ok(()));
+            assert_eq!(check(r#"{"fromBlock":"0x1"}"#, d), Ok(()));
+            assert_eq!(check(r#"{"fromBlock":"0x3","toBlock":"0x2"}"#, d), combo);
+            // from latest to a number: the node refuses it (latest is -1 to it)
+            assert_eq!(check(r#"{"toBlock":"0x2"}"#, d), combo);
+            assert_eq!(check(r#"{"fromBlock":"latest","toBlock":"earliest"}"#, d), combo);
+        }
+        let pending = Err("pending logs are not supported");
+        assert_eq!(check(r#"{"fromBlock":"pending"}"#, Kaia), pending);
+        assert_eq!(check(r#"{"toBlock":"pending"}"#, Kaia), pending);
+        assert_eq!(check(r#"{"toBLock":"pending"}"#, Kaia), pending);
+        assert_eq!(check(r#"{"fromBlock":"pending"}"#, Klaytn), combo);
+        assert_eq!(check(r#"{"toBlock":"pending"}"#, Klaytn), Ok(()));
+        assert_eq!(check(r#"{"fromBlock":"0x1","toBlock":"pending"}"#, Klaytn), Ok(()));
+        assert_eq!(check(r#"{"fromBlock":"pending","toBlock":"pending"}"#, Klaytn), Ok(()));
     }
 }

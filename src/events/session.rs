@@ -94,7 +94,12 @@ impl Session {
         let kind = match name.as_str() {
             "newHeads" => Kind::Heads(ns),
             "logs" => Kind::Logs(Box::new(match args.get(1) {
-                Some(c) => Criteria::parse(c.get()).map_err(|e| invalid(&format!("invalid argument 1: {e}")))?,
+                Some(c) => {
+                    let crit = Criteria::parse(c.get()).map_err(|e| invalid(&format!("invalid argument 1: {e}")))?;
+                    crit.check(hub.dialect())
+                        .map_err(|e| RpcError::new(codes::SERVER_ERROR, e))?;
+                    crit
+                }
                 None => Criteria::default(),
             })),
             "newPendingTransactions" => Kind::Pending,

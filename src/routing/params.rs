@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::jsonrpc::{format_quantity, parse_quantity};
+use crate::jsonrpc::{format_quantity, go_object, parse_quantity, FILTER_CRITERIA};
 use crate::methods::BlockKind;
 use crate::txpath::lifecycle::unhex;
 
@@ -149,7 +149,8 @@ pub struct LogsRange {
 /// `latest`) become the served head, so every node answers over the same range. `None` when
 /// the node would refuse the object: it is then forwarded as sent.
 pub fn logs_range(raw: &RawValue, served: u64) -> Option<LogsRange> {
-    let mut obj: Map<String, Value> = serde_json::from_str(raw.get()).ok()?;
+    // Keys as the node reads them: `{"ToBlock": …}` is its `toBlock`.
+    let mut obj: Map<String, Value> = go_object(raw.get(), FILTER_CRITERIA)?;
     if obj.contains_key("blockHash") {
         return Some(LogsRange {
             needs: None,
@@ -286,5 +287,12 @@ mod tests {
         assert!(logs_range(&raw("[1]"), 100).is_none());
         assert!(logs_range(&raw("{\"toBlock\":\"soon\"}"), 100).is_none());
         assert!(logs_range(&raw("{\"toBlock\":\"safe\"}"), 100).is_none());
+        // keys spelled in another case are the node's fields too
+        let r = logs_range(&raw("{\"toBLock\":\"pending\"}"), 100).unwrap();
+        assert_eq!(r.needs, None);
+        let r = logs_range(&raw("{\"fromBlock\":\"0x1\",\"ToBlock\":\"0x2\"}"), 100).unwrap();
+        assert_eq!((r.needs, r.rewritten), (Some(2), None));
+        let r = logs_range(&raw("{\"BlockHash\":\"0x01\"}"), 100).unwrap();
+        assert!(r.by_hash);
     }
 }
