@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Run kaia-rpc-tester (a81bf14) against one target and record every test's outcome.
+"""Run kaia-rpc-tester (a81bf14 for Klaytn, 4d583a9 for Kaia) against one target and record every
+test's outcome.
 
     runner.py --suite DIR --name NAME --http URL --ws URL [--ns eth,klay,net] [--out DIR]
-              [--only FILE] [--faucet-key HEX] [--chain-id N]
+              [--only FILE] [--faucet-key HEX] [--chain-id N] [--blob-tool PATH]
 
 The suite's own code runs unchanged: its test bodies, assertions and set-up functions are
 imported from its main.py. Only the transport is mapped: the suite hard-builds every URL as
@@ -13,9 +14,16 @@ never a silent call to EN1, which listens on exactly 127.0.0.1:8551). The shims 
 every call (request and answer) per test, so a difference can be shown call by call.
 
 The set-up (import/unlock the faucet key with personal_*, deploy two contracts, send 24 txs
-with node-held keys, send a multisig account-update tx) runs step by step: each of main.py's
-set-up functions runs on its own, a failure is recorded and the next step still runs, and the
-tests that depend on a failed step fail on their own.
+with node-held keys, 4d583a9: send a blob tx signed with the faucet key, send a multisig
+account-update tx) runs step by step: each of main.py's set-up functions runs on its own, a
+failure is recorded and the next step still runs, and the tests that depend on a failed step
+fail on their own.
+
+The suite's config is the runner's own (Utils.get_config answers it from memory; config.json is
+written only for reference), so two runners with different faucets can run at once. 4d583a9 signs
+blob txs with `go run generate_raw_data.go` in its helper_tools; with --blob-tool that command runs
+the given pre-built binary instead (same arguments, same stdin), without it the command fails at once
+(its go.mod needs a module version the module proxy refuses).
 
 Writes OUT/NAME.json ({"http": {ns: {test_id: status}}, "ws": {...}}) and OUT/NAME.details.json
 (set-up steps, and per test: status, failure message, the calls made).
@@ -178,6 +186,27 @@ def make_create_connection(real_create):
         return WsShim(conn, real_url)
 
     return create_connection
+
+
+class SubprocessShim:
+    """Stands in for the `subprocess` module inside the suite's utils.py (4d583a9), which runs
+    `go run generate_raw_data.go ARGS` in helper_tools to sign a blob tx: runs the pre-built
+    --blob-tool binary with the same ARGS instead (or fails as the `go run` would, at once)."""
+
+    def __init__(self, real, tool):
+        self._real = real
+        self._tool = tool
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def run(self, args, *a, **kw):
+        if isinstance(args, (list, tuple)) and list(args[:3]) == ["go", "run", "generate_raw_data.go"]:
+            if not self._tool:
+                raise self._real.CalledProcessError(
+                    1, args, output="", stderr="conformance runner: the blob-tx helper is not built (see scripts/conformance)")
+            args = [self._tool] + list(args[3:])
+        return self._real.run(args, *a, **kw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,6 +373,7 @@ def main():
     ap.add_argument("--wait", type=float, default=float(os.environ.get("CONFORMANCE_WAIT", "2")),
                     help="cap in seconds on the suite's fixed waits for a block (default 2; blocks are 1 s)")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-call HTTP/WS timeout in seconds")
+    ap.add_argument("--blob-tool", help="pre-built helper_tools/generate_raw_data (4d583a9's blob-tx signer)")
     args = ap.parse_args()
 
     suite_dir = os.path.abspath(args.suite)
@@ -374,8 +404,10 @@ def main():
                     only["ws"].add(line)
         transports = [t for t in transports if only[t]]
 
-    # config.json is read by the test classes at import time (class attributes).
-    write_config(suite_dir, {
+    # The suite's config (read by the test classes at import time, as class attributes, and by
+    # main.py and utils.py): Utils.get_config answers it from memory (below); config.json is written
+    # for reference only (concurrent runners may differ in their faucet).
+    config = {
         "endpoint": FAKE_HOST,
         "rpcPort": str(SUITE_HTTP_PORT),
         "wsPort": str(SUITE_WS_PORT),
@@ -383,7 +415,18 @@ def main():
         "faucetPrivateKey": args.faucet_key.lower().removeprefix("0x"),
         "faucetAddress": args.faucet_address,
         "faucetPassword": "conformance",
-    })  # (the namespaces are set on the suite's in-memory config below, so concurrent runs write the same file)
+    }
+    # 4d583a9 also requires an "EOA with code" account (EIP-7702; only read by its tests): the
+    # template's (it has no code on this chain, directly and through kengate alike).
+    try:
+        with open(os.path.join(suite_dir, "config_template.json")) as f:
+            template = json.load(f)
+        for k, v in template.items():
+            if k.startswith("eoaWithCode"):
+                config[k] = v
+    except (OSError, ValueError):
+        pass
+    write_config(suite_dir, config)
 
     console = sys.stdout
     Runner.console = console
@@ -400,10 +443,16 @@ def main():
     utils = importlib.import_module("utils")
     utils.requests = RequestsShim(requests)
     utils.create_connection = make_create_connection(websocket.create_connection)
+    utils.Utils.get_config = staticmethod(lambda: dict(config))
+    if hasattr(utils, "subprocess"):
+        utils.subprocess = SubprocessShim(utils.subprocess, os.path.abspath(args.blob_tool) if args.blob_tool else None)
     if args.wait >= 0:
         def capped_wait(_front, second, _rear):
-            # The suite waits 5 s "until writing a block"; blocks here come every second.
-            time.sleep(min(float(second), args.wait))
+            # The suite waits 5 s "until writing a block"; blocks here come every second. Its one
+            # longer wait (4d583a9's set-up: 10 s until the blob tx is in a block, then a single
+            # receipt lookup) gets three times the cap.
+            second = float(second)
+            time.sleep(min(second, args.wait if second <= 5 else 3 * args.wait))
 
         utils.Utils.waiting_count = staticmethod(capped_wait)
 
@@ -414,8 +463,10 @@ def main():
     # --- set-up, step by step (main.initialize() minus get_config, each step on its own) ----
     setup = []
     print(f"conformance: {args.name}: set-up against {Targets.http}", file=console, flush=True)
-    for step in ("load_test_data", "prepare", "makeTxData", "inject_test_data_to_testcases",
-                 "make_multisig_account"):
+    # main.initialize()'s steps in its order (makeBlobTxData: 4d583a9 only)
+    steps = [st for st in ("load_test_data", "prepare", "makeTxData", "makeBlobTxData",
+                           "inject_test_data_to_testcases", "make_multisig_account") if hasattr(krt, st)]
+    for step in steps:
         REC.current = ("setup", step)
         t0 = time.time()
         entry = {"step": step}
