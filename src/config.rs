@@ -83,6 +83,56 @@ pub struct Config {
     pub cors: CorsConfig,
     /// The drain on SIGTERM / SIGINT.
     pub drain: DrainConfig,
+    /// The embedded index of transactions and transfers (off by default).
+    pub index: IndexConfig,
+}
+
+/// The embedded index (`index/`): every transaction and KLAY / token transfer of the blocks
+/// kengate follows, kept in its own SQLite file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Index the networks kengate fronts.
+    pub enabled: bool,
+    /// Where a network's index starts the first time: `"first"` (block 0, the default: the
+    /// history APIs answer for the whole chain, and a young or private chain is quick to
+    /// read), `"now"` (the served head at start: no backfill), or a block number.
+    pub start_block: StartBlock,
+    /// Blocks written per store transaction.
+    pub batch: u64,
+    /// Blocks read at once while catching up.
+    pub concurrency: usize,
+    /// The index file; default `index.db` beside the store's file.
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// `index.start_block`: a name or a number.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum StartBlock {
+    /// `"first"` or `"now"`.
+    Named(String),
+    /// A block number.
+    Number(u64),
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            start_block: StartBlock::Named("first".into()),
+            batch: 100,
+            concurrency: 8,
+            path: None,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// The index file for a store at `store`.
+    pub fn file(&self, store: &std::path::Path) -> std::path::PathBuf {
+        self.path.clone().unwrap_or_else(|| store.with_file_name("index.db"))
+    }
 }
 
 /// What happens between SIGTERM (or SIGINT) and exit: `/ready` answers 503 at once, the
@@ -556,6 +606,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             cors: CorsConfig::default(),
             drain: DrainConfig::default(),
+            index: IndexConfig::default(),
         }
     }
 }
@@ -743,6 +794,14 @@ impl Config {
         }
         if e.filter_idle_timeout_ms == 0 {
             return invalid("events.filter_idle_timeout_ms", "must be > 0");
+        }
+        if let StartBlock::Named(name) = &self.index.start_block {
+            if name != "first" && name != "now" {
+                return invalid("index.start_block", "\"first\", \"now\" or a block number");
+            }
+        }
+        if self.index.batch == 0 || self.index.concurrency == 0 {
+            return invalid("index", "batch and concurrency must be > 0");
         }
         let networks = self.networks();
         if networks.is_empty() {

@@ -23,6 +23,7 @@ pub mod access;
 pub mod cluster;
 pub mod config;
 pub mod events;
+pub mod index;
 pub mod jsonrpc;
 pub mod methods;
 pub mod metrics;
@@ -97,6 +98,8 @@ pub struct App {
     pub audit: Arc<Audit>,
     /// The listener's counters (connections and bodies refused at the edge).
     pub edge: Arc<metrics::EdgeCounters>,
+    /// The embedded index, when `[index] enabled`.
+    pub index: Option<Arc<index::Index>>,
 }
 
 impl App {
@@ -144,7 +147,23 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         let events = events::Hub::new(config.events.clone(), current.clone(), ws, reg);
         list.push(Network::new(net.name, net.chain_id, current, events));
     }
+    let index = match config.index.enabled {
+        true => {
+            let file = config.index.file(&config.store.path);
+            let nets = list
+                .iter()
+                .map(|n| (n.name.clone(), n.current.clone() as Arc<dyn events::Fetch>))
+                .collect();
+            let ix = index::Index::new(&config.index, &file, nets).map_err(|e| StartError::Store {
+                path: file.display().to_string(),
+                source: store::StoreError::Engine(e.to_string()),
+            })?;
+            Some(Arc::new(ix))
+        }
+        false => None,
+    };
     Ok(App {
+        index,
         networks: Arc::new(Networks::new(list)),
         registry,
         store,
@@ -320,6 +339,9 @@ pub async fn run_with(
         txpath::upkeep::restore(&gw).await;
         per_network.push(gateway_tasks(&net.current, &gw, &config));
         tasks.extend(events::spawn(&net.events));
+    }
+    if let Some(index) = &app.index {
+        tasks.extend(index.spawn());
     }
     tasks.extend(
         app.networks

@@ -171,6 +171,7 @@ impl Live {
             ("store", prev.store != next.store),
             ("tls", prev.tls != next.tls),
             ("events", prev.events != next.events),
+            ("index", prev.index != next.index),
         ] {
             if changed {
                 applied.needs_restart.push(key);

@@ -38,8 +38,8 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     json(status, Bytes::from(body.to_string()))
 }
 
-/// One network's heads and nodes.
-fn network_status(net: &Network) -> serde_json::Value {
+/// One network's heads, nodes and index.
+fn network_status(net: &Network, index: Option<&crate::index::Index>) -> serde_json::Value {
     let gw = &net.gw();
     let view = gw.cluster.view();
     let nodes: Vec<_> = gw
@@ -73,13 +73,18 @@ fn network_status(net: &Network) -> serde_json::Value {
         "highest_head": view.highest,
         "nodes": nodes,
         "cache": { "bytes": gw.cache.weighted_size(), "entries": gw.cache.entry_count() },
+        "index": index.and_then(|i| i.status(&net.name)),
     })
 }
 
 /// The first network's status at the top level (what a single-network deployment reads),
 /// and every network under `networks`.
 pub(super) fn status(app: &App) -> Resp {
-    let all: Vec<_> = app.networks.iter().map(network_status).collect();
+    let all: Vec<_> = app
+        .networks
+        .iter()
+        .map(|n| network_status(n, app.index.as_deref()))
+        .collect();
     let mut body = all.first().cloned().unwrap_or_else(|| json!({}));
     body["networks"] = json!(all);
     json(StatusCode::OK, Bytes::from(body.to_string()))

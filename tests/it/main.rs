@@ -15,6 +15,7 @@ mod edge;
 mod ejection;
 mod events;
 mod faults;
+mod index;
 mod reload;
 mod routing;
 mod tls;

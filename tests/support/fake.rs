@@ -67,6 +67,9 @@ struct State {
     last_request: Mutex<(String, Option<String>)>,
     /// Runs Kaia v2 (`rpc_modules` lists `kaia`) instead of Klaytn v1.
     kaia: std::sync::atomic::AtomicBool,
+    /// Answers `getBlockByNumber(n, true)` and `getBlockReceipts(n)` with a linked chain of
+    /// real-shaped blocks (`chain_block`), the same on every fake.
+    chain: std::sync::atomic::AtomicBool,
 }
 
 /// One fake node.
@@ -96,6 +99,7 @@ impl Fake {
             pool: Mutex::new(std::collections::HashSet::new()),
             last_request: Mutex::new((String::new(), None)),
             kaia: std::sync::atomic::AtomicBool::new(false),
+            chain: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -112,6 +116,11 @@ impl Fake {
     /// The last request's target (path and query) and `Authorization` header.
     pub fn last_request(&self) -> (String, Option<String>) {
         self.st.last_request.lock().unwrap().clone()
+    }
+
+    /// Makes it serve real-shaped blocks and receipts (`chain_block`).
+    pub fn set_chain(&self, on: bool) {
+        self.st.chain.store(on, Ordering::SeqCst);
     }
 
     /// Makes it answer `rpc_modules` as a Kaia v2 node (`kaia`) or a Klaytn v1 one (`klay`).
@@ -349,6 +358,14 @@ fn answer(st: &State, req: &Value) -> Value {
                     .collect(),
             ))
         }
+        "getBlockByNumber" if st.chain.load(Ordering::SeqCst) => {
+            let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
+            Ok(if n <= head { chain_block(n) } else { Value::Null })
+        }
+        "getBlockReceipts" if st.chain.load(Ordering::SeqCst) => {
+            let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
+            Ok(if n <= head { chain_receipts(n) } else { Value::Null })
+        }
         "getBlockByNumber" => {
             let n = params[0].as_str().map(parse).unwrap_or(u64::MAX);
             Ok(if n <= head {
@@ -473,4 +490,48 @@ pub async fn cluster(heads: &[u64]) -> Vec<Fake> {
 /// The (http, ws) pairs for a gate config.
 pub fn urls(fakes: &[Fake]) -> Vec<(String, Option<String>)> {
     fakes.iter().map(|f| (f.url.clone(), None)).collect()
+}
+
+fn chain_hash(n: u64, salt: u8) -> String {
+    format!("0x{salt:02x}{n:062x}")
+}
+
+/// Block `n` of the fakes' shared chain: linked by parent hash, one KLAY transfer from
+/// `0x11…` to `0x22…` and one ERC-20 `Transfer` of `n` tokens (contract `0x33…`) per block.
+pub fn chain_block(n: u64) -> Value {
+    json!({
+        "number": format!("{n:#x}"),
+        "hash": chain_hash(n, 0xb0),
+        "parentHash": chain_hash(n.saturating_sub(1), 0xb0),
+        "timestamp": format!("{:#x}", 1_700_000_000 + n),
+        "transactions": [{
+            "hash": chain_hash(n, 0x70),
+            "from": format!("0x{}", "11".repeat(20)),
+            "to": format!("0x{}", "33".repeat(20)),
+            "value": "0x1",
+            "typeInt": 0,
+            "gasPrice": "0x5d21dba00",
+            "input": "0xa9059cbb",
+        }],
+    })
+}
+
+/// The receipts of `chain_block(n)`.
+pub fn chain_receipts(n: u64) -> Value {
+    let topic = |b: &str| format!("0x{}{}", "00".repeat(12), b.repeat(20));
+    json!([{
+        "transactionHash": chain_hash(n, 0x70),
+        "status": "0x1",
+        "gasUsed": "0x9c40",
+        "logs": [{
+            "address": format!("0x{}", "33".repeat(20)),
+            "topics": [
+                "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef",
+                topic("11"),
+                topic("22"),
+            ],
+            "data": format!("0x{n:064x}"),
+            "logIndex": "0x0",
+        }],
+    }])
 }

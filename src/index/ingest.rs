@@ -1,0 +1,279 @@
+//! Follows the served head: each block and its receipts are read through the routing core
+//! (so only blocks every in-sync node has, never a gap), several at a time while behind,
+//! checked against the indexed parent (Klaytn never reorganizes: a mismatch stops the index
+//! loudly rather than rewriting it) and written in batches with their checkpoint.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::{stream, StreamExt};
+use serde_json::value::RawValue;
+
+use super::db::{Checkpoint, IndexDb};
+use super::extract::{extract, BlockRows, Hash};
+use crate::events::Fetch;
+
+/// Where a new index starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Block 0: the whole history.
+    First,
+    /// The served head when indexing starts.
+    Now,
+    /// This block.
+    At(u64),
+}
+
+/// How the indexer reads.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Where a network without a checkpoint starts.
+    pub start: Start,
+    /// Blocks written per store transaction.
+    pub batch: u64,
+    /// Blocks fetched at once while behind.
+    pub concurrency: usize,
+}
+
+/// What the indexer has done, for `/status`, `/metrics` and the progress log.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The last block indexed (`u64::MAX` before the first).
+    pub indexed: AtomicU64,
+    /// The served head it is catching up with.
+    pub target: AtomicU64,
+    /// Rows written.
+    pub txs: AtomicU64,
+    /// Transfers written.
+    pub transfers: AtomicU64,
+    /// Why it stopped, if it did.
+    halted: Mutex<Option<String>>,
+}
+
+impl Progress {
+    /// Why indexing stopped, if it did.
+    pub fn halted(&self) -> Option<String> {
+        self.halted.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn halt(&self, why: String) {
+        *self.halted.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+    }
+}
+
+/// One network's indexer.
+pub struct Indexer {
+    net: String,
+    fetch: Arc<dyn Fetch>,
+    db: Arc<IndexDb>,
+    settings: IngestSettings,
+    progress: Arc<Progress>,
+}
+
+/// Why a block could not be read this time (retried).
+type FetchError = String;
+
+impl Indexer {
+    /// An indexer of `net` reading through `fetch` into `db`.
+    pub fn new(net: String, fetch: Arc<dyn Fetch>, db: Arc<IndexDb>, settings: IngestSettings) -> Self {
+        let progress = Arc::new(Progress::default());
+        progress.indexed.store(u64::MAX, Ordering::Relaxed);
+        Self {
+            net,
+            fetch,
+            db,
+            settings,
+            progress,
+        }
+    }
+
+    /// Its progress, shared.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
+    /// Runs until the task is dropped, or until the chain contradicts the index.
+    pub async fn run(self) {
+        let mut served = self.fetch.served();
+        let checkpoint = match self.read_checkpoint().await {
+            Ok(cp) => cp,
+            Err(e) => {
+                tracing::error!(network = %self.net, error = %e, "index: cannot read its checkpoint; not indexing");
+                self.progress.halt(e);
+                return;
+            }
+        };
+        if let Some(why) = checkpoint.as_ref().and_then(|c| c.halted.clone()) {
+            tracing::error!(network = %self.net, reason = %why, "index: halted (kengate index reset to start again)");
+            self.progress.halt(why);
+            return;
+        }
+        // The first block to index, and the hash its parent must have.
+        let (mut next, mut parent): (u64, Option<Hash>) = match checkpoint {
+            Some(cp) => {
+                self.progress.indexed.store(cp.number, Ordering::Relaxed);
+                (cp.number.saturating_add(1), Some(cp.hash))
+            }
+            None => {
+                let head = loop {
+                    let h = *served.borrow_and_update();
+                    if h > 0 {
+                        break h;
+                    }
+                    if served.changed().await.is_err() {
+                        return;
+                    }
+                };
+                let start = match self.settings.start {
+                    Start::First => 0,
+                    Start::Now => head,
+                    Start::At(n) => n,
+                };
+                (start, None)
+            }
+        };
+        tracing::info!(network = %self.net, from = next, "index: following the served head");
+        let mut log = ProgressLog::new();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let target = *served.borrow_and_update();
+            self.progress.target.store(target, Ordering::Relaxed);
+            if next > target {
+                if served.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let end = target.min(next.saturating_add(self.settings.batch.max(1) - 1));
+            let fetched: Vec<Result<BlockRows, FetchError>> = stream::iter(next..=end)
+                .map(|n| self.fetch_block(n))
+                .buffered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            let mut rows = Vec::with_capacity(fetched.len());
+            let mut failed = None;
+            for r in fetched {
+                match r {
+                    Ok(b) => rows.push(b),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            // Every block links to the one before it.
+            for b in &rows {
+                if let Some(p) = parent {
+                    if b.parent != p {
+                        let why = format!(
+                            "block {} has parent {} but the index holds {} for block {}",
+                            b.number,
+                            hex(&b.parent),
+                            hex(&p),
+                            b.number.saturating_sub(1)
+                        );
+                        tracing::error!(network = %self.net, reason = %why, "index: the chain contradicts the index; stopped (kengate index reset to start again)");
+                        let (db, net, w) = (self.db.clone(), self.net.clone(), why.clone());
+                        let _ = tokio::task::spawn_blocking(move || db.halt(&net, &w)).await;
+                        self.progress.halt(why);
+                        return;
+                    }
+                }
+                parent = Some(b.hash);
+            }
+            if let Some(last) = rows.last().map(|b| b.number) {
+                let (txs, transfers) = rows.iter().fold((0, 0), |(a, b), r| {
+                    (a + r.txs.len() as u64, b + r.transfers.len() as u64)
+                });
+                let (db, net) = (self.db.clone(), self.net.clone());
+                match tokio::task::spawn_blocking(move || db.write(&net, &rows)).await {
+                    Ok(Ok(())) => {
+                        self.progress.indexed.store(last, Ordering::Relaxed);
+                        self.progress.txs.fetch_add(txs, Ordering::Relaxed);
+                        self.progress.transfers.fetch_add(transfers, Ordering::Relaxed);
+                        log.advance(&self.net, last - next + 1, last, target);
+                        next = last + 1;
+                        backoff = Duration::from_millis(200);
+                    }
+                    Ok(Err(e)) => failed = Some(e.to_string()),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+            if let Some(e) = failed {
+                // The parent of the next try is the last block written.
+                parent = match self.read_checkpoint().await {
+                    Ok(Some(cp)) => Some(cp.hash),
+                    _ => parent,
+                };
+                tracing::warn!(network = %self.net, block = next, error = %e, "index: a block could not be read; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn read_checkpoint(&self) -> Result<Option<Checkpoint>, String> {
+        let (db, net) = (self.db.clone(), self.net.clone());
+        tokio::task::spawn_blocking(move || db.checkpoint(&net))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// One block and its receipts, read like a client's calls.
+    async fn fetch_block(&self, n: u64) -> Result<BlockRows, FetchError> {
+        let (block, receipts) = tokio::join!(
+            self.fetch.call("klay_getBlockByNumber", format!("[\"{n:#x}\",true]")),
+            self.fetch.call("klay_getBlockReceipts", format!("[\"{n:#x}\"]")),
+        );
+        let block = raw(block?)?;
+        let receipts = raw(receipts?)?;
+        if block.get() == "null" {
+            return Err(format!("block {n} is not there yet"));
+        }
+        extract(&block, &receipts).map_err(|e| e.to_string())
+    }
+}
+
+fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?;
+    RawValue::from_string(text).map_err(|e| e.to_string())
+}
+
+fn hex(h: &Hash) -> String {
+    format!("0x{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Progress lines while catching up: blocks/s and the time left, every 10 s.
+struct ProgressLog {
+    since: Instant,
+    blocks: u64,
+}
+
+impl ProgressLog {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            blocks: 0,
+        }
+    }
+
+    fn advance(&mut self, net: &str, blocks: u64, at: u64, target: u64) {
+        self.blocks += blocks;
+        let took = self.since.elapsed();
+        if took < Duration::from_secs(10) {
+            return;
+        }
+        let rate = self.blocks as f64 / took.as_secs_f64();
+        let left = target.saturating_sub(at);
+        if left > 0 {
+            let eta = (left as f64 / rate.max(0.001)) as u64;
+            tracing::info!(network = %net, indexed = at, head = target, blocks_per_s = format!("{rate:.0}"), eta_s = eta, "index: catching up");
+        }
+        *self = Self::new();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::*;
+use crate::methods::Dialect;
+
+/// A chain of blocks with one KLAY transfer each, served through the `Fetch` interface.
+struct Chain {
+    served: watch::Sender<u64>,
+    /// Blocks whose parent hash is wrong (a chain that contradicts the index).
+    forged: Mutex<HashMap<u64, u8>>,
+    /// Blocks that fail to read once.
+    flaky: Mutex<Vec<u64>>,
+    calls: AtomicU64,
+}
+
+fn h(n: u64, salt: u8) -> String {
+    format!("0x{:02x}{:062x}", salt, n)
+}
+
+impl Chain {
+    fn new(head: u64) -> Arc<Self> {
+        Arc::new(Self {
+            served: watch::channel(head).0,
+            forged: Mutex::new(HashMap::new()),
+            flaky: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    fn block(&self, n: u64) -> String {
+        let salt = self.forged.lock().unwrap().get(&n).copied().unwrap_or(0);
+        format!(
+            r#"{{"number":"{n:#x}","hash":"{}","parentHash":"{}","timestamp":"{:#x}","transactions":[
+              {{"hash":"{}","from":"0x{}","to":"0x{}","value":"0x1","typeInt":0,"gasPrice":"0x1","input":"0x"}}]}}"#,
+            h(n, 0),
+            h(n.saturating_sub(1), salt),
+            1000 + n,
+            h(n, 0xee),
+            "11".repeat(20),
+            "22".repeat(20),
+        )
+    }
+
+    fn receipts(n: u64) -> String {
+        format!(
+            r#"[{{"transactionHash":"{}","status":"0x1","gasUsed":"0x5208","logs":[]}}]"#,
+            h(n, 0xee)
+        )
+    }
+}
+
+impl Fetch for Chain {
+    fn call(
+        &self,
+        method: &'static str,
+        params: String,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + '_>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let n = params
+                .split('"')
+                .nth(1)
+                .and_then(crate::jsonrpc::parse_quantity)
+                .ok_or("bad params")?;
+            if n > *self.served.borrow() {
+                return Err(format!("block {n} is above the served head"));
+            }
+            let mut flaky = self.flaky.lock().unwrap();
+            if let Some(i) = flaky.iter().position(|b| *b == n) {
+                flaky.remove(i);
+                return Err("connection reset".into());
+            }
+            Ok(Bytes::from(match method {
+                "klay_getBlockByNumber" => self.block(n),
+                _ => Chain::receipts(n),
+            }))
+        })
+    }
+    fn served(&self) -> watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+    fn dialect(&self) -> Dialect {
+        Dialect::Klaytn
+    }
+}
+
+fn settings(start: Start) -> IngestSettings {
+    IngestSettings {
+        start,
+        batch: 7,
+        concurrency: 3,
+    }
+}
+
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn follows_the_head_resumes_without_gap_or_duplicate() {
+    let chain = Chain::new(30);
+    let db = Arc::new(IndexDb::in_memory().unwrap());
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), settings(Start::First));
+    let progress = ix.progress();
+    let task = tokio::spawn(ix.run());
+    until("block 30", || progress.indexed.load(Ordering::Relaxed) == 30).await;
+    assert_eq!(db.counts("n").unwrap(), (31, 31));
+    // stopped mid-way (the task dropped between batches), restarted: it goes on from its checkpoint
+    task.abort();
+    chain.served.send_replace(45);
+    chain.flaky.lock().unwrap().push(40);
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), settings(Start::First));
+    let progress = ix.progress();
+    let task = tokio::spawn(ix.run());
+    until("block 45", || progress.indexed.load(Ordering::Relaxed) == 45).await;
+    assert_eq!(db.counts("n").unwrap(), (46, 46), "every block once");
+    // the head moves on: followed
+    chain.served.send_replace(50);
+    until("block 50", || progress.indexed.load(Ordering::Relaxed) == 50).await;
+    assert_eq!(db.counts("n").unwrap(), (51, 51));
+    assert!(progress.halted().is_none());
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_chain_that_contradicts_the_index_stops_it_loudly() {
+    let chain = Chain::new(10);
+    let db = Arc::new(IndexDb::in_memory().unwrap());
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), settings(Start::Now));
+    let progress = ix.progress();
+    let task = tokio::spawn(ix.run());
+    until("block 10", || progress.indexed.load(Ordering::Relaxed) == 10).await;
+    assert_eq!(db.counts("n").unwrap(), (1, 1), "`now` starts at the served head");
+    chain.forged.lock().unwrap().insert(12, 0x99);
+    chain.served.send_replace(14);
+    until("the halt", || progress.halted().is_some()).await;
+    let why = progress.halted().unwrap();
+    assert!(why.contains("block 12 has parent"), "{why}");
+    assert_eq!(
+        progress.indexed.load(Ordering::Relaxed),
+        10,
+        "nothing of the batch written"
+    );
+    assert!(task.await.is_ok(), "the indexer stops");
+    // and stays stopped across a restart until reset
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), settings(Start::Now));
+    let progress = ix.progress();
+    ix.run().await;
+    assert!(progress.halted().is_some());
+    assert!(db.checkpoint("n").unwrap().unwrap().halted.is_some());
+}
