@@ -5,6 +5,7 @@
 //! kengate holds: the tasks to start and each network's [`Progress`].
 
 pub mod db;
+pub mod etherscan;
 pub mod extract;
 pub mod ingest;
 

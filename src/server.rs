@@ -329,6 +329,10 @@ enum Route<'a> {
         network: Option<&'a str>,
         rest: &'a str,
     },
+    /// The Etherscan-compatible API over the index (`/api`, `/v1/{network}/api`).
+    Etherscan {
+        network: Option<&'a str>,
+    },
     /// `/admin/keys` + rest.
     Keys(&'a str),
     Health,
@@ -351,6 +355,7 @@ fn route(path: &str) -> Route<'_> {
         "/status" => return Route::Status,
         "/metrics" => return Route::Metrics,
         "/v1/ws/open" => return Route::KasWs,
+        "/api" => return Route::Etherscan { network: None },
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/admin/keys") {
@@ -380,6 +385,7 @@ fn route(path: &str) -> Route<'_> {
             network: Some(network),
             rest: &r["tx".len()..],
         },
+        "api" => Route::Etherscan { network: Some(network) },
         token if !token.contains('/') => Route::Rpc {
             network: Some(network),
             token: Some(token),
@@ -516,6 +522,38 @@ async fn dispatch(
                     .call(key.shared_id(), method, started.elapsed(), resp.status().is_success());
             }
             resp
+        }
+        Route::Etherscan { network } => {
+            if !is_get {
+                return Ok(not_allowed("GET", "use GET\n"));
+            }
+            let (net, caller) = match admit_request(&ctx, peer, &req, network, None, None) {
+                Ok(x) => x,
+                Err(resp) => return Ok(*resp),
+            };
+            let method = "kengate_etherscanApi";
+            if !caller.allows(method, false) {
+                return Ok(json_error(
+                    StatusCode::FORBIDDEN,
+                    &format!("this access key may not call {method} (GET /api)"),
+                ));
+            }
+            if let Err(d) = app.access().admit(&caller, app.access().weight(method)) {
+                return Ok(denied(app, &d, None));
+            }
+            let Some(index) = &app.index else {
+                return Ok(json_error(
+                    StatusCode::NOT_FOUND,
+                    "the index is off on this gateway ([index] enabled = false)",
+                ));
+            };
+            let started = std::time::Instant::now();
+            let body =
+                crate::index::etherscan::answer(index, &*net.current, &net.name, req.uri().query().unwrap_or("")).await;
+            if let Some(key) = &caller.key {
+                app.audit.call(key.shared_id(), method, started.elapsed(), true);
+            }
+            json(StatusCode::OK, Bytes::from(body))
         }
         Route::KasWs => {
             let chain = req

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS ix_checkpoint (
 );
 CREATE TABLE IF NOT EXISTS ix_txs (
     net TEXT NOT NULL, hash BLOB NOT NULL, block INTEGER NOT NULL, idx INTEGER NOT NULL,
-    ts INTEGER NOT NULL, sender BLOB NOT NULL, recipient BLOB, value BLOB NOT NULL,
+    ts INTEGER NOT NULL, block_hash BLOB NOT NULL, sender BLOB NOT NULL, nonce INTEGER NOT NULL,
+    gas INTEGER NOT NULL, recipient BLOB, value BLOB NOT NULL,
     type_int INTEGER NOT NULL, fee_payer BLOB, fee_ratio INTEGER, gas_used INTEGER NOT NULL,
     gas_price BLOB NOT NULL, success INTEGER NOT NULL, created BLOB, selector BLOB,
     PRIMARY KEY (net, hash)
@@ -130,9 +131,9 @@ impl IndexDb {
         let tx = conn.transaction()?;
         {
             let mut put_tx = tx.prepare_cached(
-                "INSERT OR REPLACE INTO ix_txs (net, hash, block, idx, ts, sender, recipient, value, type_int, \
-                 fee_payer, fee_ratio, gas_used, gas_price, success, created, selector) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                "INSERT OR REPLACE INTO ix_txs (net, hash, block, idx, ts, block_hash, sender, nonce, gas, \
+                 recipient, value, type_int, fee_payer, fee_ratio, gas_used, gas_price, success, created, selector) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             let mut put_transfer = tx.prepare_cached(
                 "INSERT OR REPLACE INTO ix_transfers (net, block, tx_idx, log_idx, pos, kind, tx_hash, ts, \
@@ -148,7 +149,10 @@ impl IndexDb {
                         block,
                         t.index,
                         ts,
+                        &b.hash[..],
                         &t.from[..],
+                        sql_int(t.nonce),
+                        sql_int(t.gas),
                         t.to.as_ref().map(|a| &a[..]),
                         &t.value.to_be_bytes::<32>()[..],
                         t.type_int,
@@ -222,6 +226,160 @@ impl IndexDb {
     }
 }
 
+/// Which rows a history page holds: blocks `start..=end`, oldest or newest first, `limit`
+/// rows after skipping `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// First block.
+    pub start: u64,
+    /// Last block.
+    pub end: u64,
+    /// Oldest first.
+    pub asc: bool,
+    /// Rows.
+    pub limit: u32,
+    /// Rows skipped (Etherscan's page × offset, which it caps at 10,000).
+    pub skip: u32,
+}
+
+/// One transaction as the account APIs show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxView {
+    pub block: u64,
+    pub index: u32,
+    pub ts: u64,
+    pub block_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub from: Vec<u8>,
+    pub nonce: u64,
+    pub gas: u64,
+    pub to: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub type_int: u16,
+    pub fee_payer: Option<Vec<u8>>,
+    pub gas_used: u64,
+    pub gas_price: Vec<u8>,
+    pub success: bool,
+    pub created: Option<Vec<u8>>,
+    pub selector: Option<Vec<u8>>,
+}
+
+/// One transfer with its transaction's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferView {
+    pub block: u64,
+    pub tx_index: u32,
+    pub log_index: i64,
+    pub batch_pos: u32,
+    pub ts: u64,
+    pub tx_hash: Vec<u8>,
+    pub contract: Option<Vec<u8>>,
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    pub value: Vec<u8>,
+    pub token_id: Option<Vec<u8>>,
+    pub nonce: u64,
+    pub gas: u64,
+    pub gas_price: Vec<u8>,
+    pub gas_used: u64,
+    pub block_hash: Vec<u8>,
+}
+
+impl IndexDb {
+    /// The transactions `addr` sent, received or created, in `page`.
+    pub fn txs_of(&self, net: &str, addr: &[u8], page: &Page) -> Result<Vec<TxView>, DbError> {
+        let dir = if page.asc { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT block, idx, ts, block_hash, hash, sender, nonce, gas, recipient, value, type_int, fee_payer, \
+             gas_used, gas_price, success, created, selector FROM ix_txs \
+             WHERE net = ?1 AND (sender = ?2 OR recipient = ?2 OR created = ?2) AND block BETWEEN ?3 AND ?4 \
+             ORDER BY block {dir}, idx {dir} LIMIT ?5 OFFSET ?6"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![net, addr, sql_int(page.start), sql_int(page.end), page.limit, page.skip],
+            |r| {
+                Ok(TxView {
+                    block: r.get::<_, i64>(0)? as u64,
+                    index: r.get(1)?,
+                    ts: r.get::<_, i64>(2)? as u64,
+                    block_hash: r.get(3)?,
+                    hash: r.get(4)?,
+                    from: r.get(5)?,
+                    nonce: r.get::<_, i64>(6)? as u64,
+                    gas: r.get::<_, i64>(7)? as u64,
+                    to: r.get(8)?,
+                    value: r.get(9)?,
+                    type_int: r.get(10)?,
+                    fee_payer: r.get(11)?,
+                    gas_used: r.get::<_, i64>(12)? as u64,
+                    gas_price: r.get(13)?,
+                    success: r.get(14)?,
+                    created: r.get(15)?,
+                    selector: r.get(16)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Transfers of `kind` (`klay`, `ft`, `nft`, `mt`) to or from `addr` and/or of `contract`.
+    pub fn transfers_of(
+        &self,
+        net: &str,
+        kind: &str,
+        addr: Option<&[u8]>,
+        contract: Option<&[u8]>,
+        page: &Page,
+    ) -> Result<Vec<TransferView>, DbError> {
+        let dir = if page.asc { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT t.block, t.tx_idx, t.log_idx, t.pos, t.ts, t.tx_hash, t.contract, t.sender, t.recipient, \
+             t.value, t.token_id, x.nonce, x.gas, x.gas_price, x.gas_used, x.block_hash \
+             FROM ix_transfers t JOIN ix_txs x ON x.net = t.net AND x.hash = t.tx_hash \
+             WHERE t.net = ?1 AND t.kind = ?2 AND (?3 IS NULL OR t.sender = ?3 OR t.recipient = ?3) \
+             AND (?4 IS NULL OR t.contract = ?4) AND t.block BETWEEN ?5 AND ?6 \
+             ORDER BY t.block {dir}, t.tx_idx {dir}, t.log_idx {dir}, t.pos {dir} LIMIT ?7 OFFSET ?8"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                net,
+                kind,
+                addr,
+                contract,
+                sql_int(page.start),
+                sql_int(page.end),
+                page.limit,
+                page.skip
+            ],
+            |r| {
+                Ok(TransferView {
+                    block: r.get::<_, i64>(0)? as u64,
+                    tx_index: r.get(1)?,
+                    log_index: r.get(2)?,
+                    batch_pos: r.get(3)?,
+                    ts: r.get::<_, i64>(4)? as u64,
+                    tx_hash: r.get(5)?,
+                    contract: r.get(6)?,
+                    from: r.get(7)?,
+                    to: r.get(8)?,
+                    value: r.get(9)?,
+                    token_id: r.get(10)?,
+                    nonce: r.get::<_, i64>(11)? as u64,
+                    gas: r.get::<_, i64>(12)? as u64,
+                    gas_price: r.get(13)?,
+                    gas_used: r.get::<_, i64>(14)? as u64,
+                    block_hash: r.get(15)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 /// SQLite integers are signed 64-bit; block numbers and times fit.
 fn sql_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -244,6 +402,8 @@ mod tests {
                 hash: [n as u8 + 100; 32],
                 index: 0,
                 from: [1; 20],
+                nonce: n,
+                gas: 21000,
                 to: Some([2; 20]),
                 value: U256::from(5u8),
                 type_int: 0,

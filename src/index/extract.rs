@@ -56,6 +56,10 @@ pub struct TxRow {
     pub index: u32,
     /// Sender.
     pub from: Address,
+    /// The sender's nonce.
+    pub nonce: u64,
+    /// Gas limit.
+    pub gas: u64,
     /// Recipient (`None` for a contract deploy).
     pub to: Option<Address>,
     /// KLAY sent, in kei.
@@ -161,6 +165,10 @@ struct TxJson<'a> {
     #[serde(borrow)]
     from: &'a str,
     #[serde(default, borrow)]
+    nonce: Option<&'a str>,
+    #[serde(default, borrow)]
+    gas: Option<&'a str>,
+    #[serde(default, borrow)]
     to: Option<&'a str>,
     #[serde(default, borrow)]
     value: Option<&'a str>,
@@ -252,6 +260,8 @@ pub fn extract(block: &RawValue, receipts: &RawValue) -> Result<BlockRows, Extra
             hash,
             index,
             from,
+            nonce: tx.nonce.and_then(parse_quantity).unwrap_or(0),
+            gas: tx.gas.and_then(parse_quantity).unwrap_or(0),
             to,
             value,
             type_int: tx.type_int.unwrap_or(0),

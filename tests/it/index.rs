@@ -134,3 +134,120 @@ fn extraction_matches_what_real_nodes_recorded() {
         }
     }
 }
+
+/// The Etherscan-compatible API over the index: histories newest or oldest first, pages,
+/// block ranges, by holder or by contract, never past what is indexed; Etherscan's envelope
+/// and error strings.
+#[tokio::test]
+async fn the_etherscan_api_answers_from_the_index() {
+    let fakes = chain(20).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.index.enabled = true;
+    let gate = Gate::start(cfg).await;
+    gate.wait_status("indexed to 20", |s| indexed(s) == Some(20)).await;
+    let http = crate::support::client::Http::default();
+    let api = |q: &str| {
+        let (http, url) = (http.clone(), format!("{}/api?{q}", gate.url));
+        async move {
+            let r = http.get(&url).await;
+            assert_eq!(r.status, 200, "{url}");
+            r.json()
+        }
+    };
+    let sender = format!("0x{}", "11".repeat(20));
+    let holder = format!("0x{}", "22".repeat(20));
+    let token = format!("0x{}", "33".repeat(20));
+
+    let r = api(&format!(
+        "module=account&action=txlist&address={sender}&sort=desc&page=1&offset=5"
+    ))
+    .await;
+    assert_eq!(
+        (r["status"].as_str(), r["message"].as_str()),
+        (Some("1"), Some("OK")),
+        "{r}"
+    );
+    let blocks: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["blockNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(blocks, ["20", "19", "18", "17", "16"]);
+    let t = &r["result"][0];
+    assert_eq!(t["from"], sender);
+    assert_eq!(t["to"], token);
+    assert_eq!(t["value"], "1");
+    assert_eq!(t["isError"], "0");
+    assert_eq!(t["methodId"], "0xa9059cbb");
+    assert_eq!(t["gasUsed"], "40000");
+    // page 2, oldest first, a block range
+    let r = api(&format!(
+        "module=account&action=txlist&address={sender}&startblock=3&endblock=9&page=2&offset=3"
+    ))
+    .await;
+    let blocks: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["blockNumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(blocks, ["6", "7", "8"]);
+
+    // token transfers, by holder and by contract
+    let r = api(&format!(
+        "module=account&action=tokentx&address={holder}&sort=desc&offset=2"
+    ))
+    .await;
+    let t = &r["result"][0];
+    assert_eq!(
+        (t["value"].as_str(), t["contractAddress"].as_str()),
+        (Some("20"), Some(token.as_str())),
+        "{r}"
+    );
+    assert_eq!(t["from"], sender);
+    let r = api(&format!("module=account&action=tokentx&contractaddress={token}")).await;
+    assert_eq!(r["result"].as_array().unwrap().len(), 21, "blocks 0..=20");
+    let r = api(&format!("module=account&action=tokennfttx&address={holder}")).await;
+    assert_eq!(
+        (r["status"].as_str(), r["message"].as_str()),
+        (Some("0"), Some("No transactions found"))
+    );
+
+    // Etherscan's errors
+    let err = |r: serde_json::Value| {
+        (
+            r["status"].as_str().map(str::to_owned),
+            r["result"].as_str().map(str::to_owned),
+        )
+    };
+    let notok = |m: &str| (Some("0".to_owned()), Some(m.to_owned()));
+    assert_eq!(
+        err(api("module=account&action=txlist&address=0x12").await),
+        notok("Error! Invalid address format")
+    );
+    assert_eq!(
+        err(api("module=account&action=nope").await),
+        notok("Error! Missing Or invalid Action name")
+    );
+    assert_eq!(
+        err(api("action=txlist").await),
+        notok("Error! Missing Or invalid Module name")
+    );
+    assert_eq!(
+        err(api(&format!(
+            "module=account&action=txlist&address={sender}&page=11&offset=1000"
+        ))
+        .await),
+        notok("Result window is too large, PageNo x Offset size must be less than or equal to 10000")
+    );
+    // per network too
+    let r = http
+        .get(&format!(
+            "{}/v1/klaytn/api?module=account&action=tokentx&contractaddress={token}&offset=1",
+            gate.url
+        ))
+        .await;
+    assert_eq!(r.json()["result"].as_array().unwrap().len(), 1);
+    gate.stop().await;
+}
