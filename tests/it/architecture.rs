@@ -136,3 +136,17 @@ fn namespace_spellings_are_resolved_only_in_the_method_table() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn the_index_talks_to_the_rest_through_small_types_only() {
+    let bad = offenders(
+        |f| f == "index.rs" || f.starts_with("index/"),
+        &["crate::proxy", "crate::server", "crate::access", "crate::cluster"],
+        &[],
+    );
+    assert!(
+        bad.is_empty(),
+        "index reads through events::Fetch; it must not import proxy, server, access or cluster:\n{}",
+        bad.join("\n")
+    );
+}
