@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The embedded index: where each network's stands, or start one again.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -128,6 +133,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(Command::Keys { command }) = &cli.command {
         return Ok(kengate::access::cli::run(command, &config)?);
     }
+    if let Some(Command::Index { command }) = &cli.command {
+        return index_command(command, &config);
+    }
     config.validate()?;
 
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -170,4 +178,47 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `kengate index …`.
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Each network's checkpoint, rows and whether it halted (JSON).
+    Status,
+    /// Forgets what was indexed for a network; it is indexed again from `index.start_block`
+    /// at the next start (stop kengate first).
+    Reset {
+        /// The network's name (`[network] name` or `[[networks]] name`).
+        network: String,
+    },
+}
+
+fn index_command(command: &IndexCommand, config: &Config) -> anyhow::Result<()> {
+    let file = config.index.file(&config.store.path);
+    let db = kengate::index::IndexDb::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    match command {
+        IndexCommand::Status => {
+            let mut out = Vec::new();
+            for net in config.networks() {
+                let cp = db.checkpoint(&net.name)?;
+                let (txs, transfers) = db.counts(&net.name)?;
+                out.push(serde_json::json!({
+                    "network": net.name,
+                    "indexed_head": cp.as_ref().map(|c| c.number),
+                    "halted": cp.and_then(|c| c.halted),
+                    "txs": txs,
+                    "transfers": transfers,
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        IndexCommand::Reset { network } => {
+            if !config.networks().iter().any(|n| &n.name == network) {
+                bail!("no network named {network:?} in the configuration");
+            }
+            db.reset(network)?;
+            eprintln!("index of {network} reset: indexed again from index.start_block at the next start");
+        }
+    }
+    Ok(())
 }

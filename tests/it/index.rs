@@ -251,3 +251,57 @@ async fn the_etherscan_api_answers_from_the_index() {
     assert_eq!(r.json()["result"].as_array().unwrap().len(), 1);
     gate.stop().await;
 }
+
+/// `kengate index status` and `kengate index reset NETWORK` on the index file of a data dir.
+#[test]
+fn the_index_commands_show_and_reset_a_networks_index() {
+    let dir = std::env::temp_dir().join(format!("kengate-index-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = IndexDb::open(&dir.join("index.db")).unwrap();
+    let block = |n: u64| {
+        let raw = |v: serde_json::Value| serde_json::value::RawValue::from_string(v.to_string()).unwrap();
+        kengate::index::extract::extract(&raw(fake::chain_block(n)), &raw(fake::chain_receipts(n))).unwrap()
+    };
+    db.write("klaytn", &[block(0), block(1)]).unwrap();
+    drop(db);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+            .args(["--data-dir", dir.to_str().unwrap(), "--node", "http://127.0.0.1:9"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let s: serde_json::Value = serde_json::from_str(&run(&["index", "status"])).unwrap();
+    assert_eq!(s[0]["network"], "klaytn");
+    assert_eq!(
+        (
+            s[0]["indexed_head"].as_u64(),
+            s[0]["txs"].as_u64(),
+            s[0]["transfers"].as_u64()
+        ),
+        (Some(1), Some(2), Some(4))
+    );
+    run(&["index", "reset", "klaytn"]);
+    let s: serde_json::Value = serde_json::from_str(&run(&["index", "status"])).unwrap();
+    assert!(s[0]["indexed_head"].is_null(), "{s}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+        .args([
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--node",
+            "http://127.0.0.1:9",
+            "index",
+            "reset",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no network named"));
+}
