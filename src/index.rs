@@ -4,6 +4,7 @@
 //! One [`Indexer`] per network writes into one [`IndexDb`]; [`Index`] is what the rest of
 //! kengate holds: the tasks to start and each network's [`Progress`].
 
+pub mod contracts;
 pub mod db;
 pub mod etherscan;
 pub mod extract;

@@ -44,7 +44,23 @@ CREATE INDEX IF NOT EXISTS ix_tr_from ON ix_transfers (net, sender, block DESC, 
 CREATE INDEX IF NOT EXISTS ix_tr_to ON ix_transfers (net, recipient, block DESC, tx_idx DESC, log_idx DESC, pos DESC);
 CREATE INDEX IF NOT EXISTS ix_tr_contract ON ix_transfers (net, contract, token_id, block DESC, tx_idx DESC, log_idx DESC, pos DESC);
 CREATE INDEX IF NOT EXISTS ix_tr_tx ON ix_transfers (net, tx_hash);
+CREATE TABLE IF NOT EXISTS ix_contracts (
+    net TEXT NOT NULL, address BLOB NOT NULL, first_block INTEGER NOT NULL, name TEXT, symbol TEXT,
+    decimals INTEGER, total_supply BLOB, interfaces TEXT NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (net, address)
+) WITHOUT ROWID;
 ";
+
+/// A token contract as first seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractRow {
+    /// Its address.
+    pub address: super::extract::Address,
+    /// The block it was first seen moving tokens in (its metadata was read there).
+    pub first_block: u64,
+    /// What it said about itself.
+    pub meta: super::contracts::Meta,
+}
 
 /// An index database failure.
 #[derive(Debug, Error)]
@@ -125,7 +141,7 @@ impl IndexDb {
 
     /// Writes `blocks` (consecutive, in order) and moves the checkpoint to the last one, in
     /// one transaction.
-    pub fn write(&self, net: &str, blocks: &[BlockRows]) -> Result<(), DbError> {
+    pub fn write(&self, net: &str, blocks: &[BlockRows], contracts: &[ContractRow]) -> Result<(), DbError> {
         let Some(last) = blocks.last() else { return Ok(()) };
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -183,6 +199,23 @@ impl IndexDb {
                     ])?;
                 }
             }
+            let mut put_contract = tx.prepare_cached(
+                "INSERT OR IGNORE INTO ix_contracts (net, address, first_block, name, symbol, decimals, \
+                 total_supply, interfaces, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for c in contracts {
+                put_contract.execute(params![
+                    net,
+                    &c.address[..],
+                    sql_int(c.first_block),
+                    c.meta.name,
+                    c.meta.symbol,
+                    c.meta.decimals,
+                    c.meta.total_supply.map(|s| s.to_be_bytes::<32>().to_vec()),
+                    c.meta.interfaces.join(","),
+                    c.meta.status,
+                ])?;
+            }
             tx.execute(
                 "INSERT INTO ix_checkpoint (net, number, hash, halted) VALUES (?1, ?2, ?3, NULL) \
                  ON CONFLICT (net) DO UPDATE SET number = excluded.number, hash = excluded.hash, halted = NULL",
@@ -204,11 +237,34 @@ impl IndexDb {
     pub fn reset(&self, net: &str) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for table in ["ix_txs", "ix_transfers", "ix_checkpoint"] {
+        for table in ["ix_txs", "ix_transfers", "ix_contracts", "ix_checkpoint"] {
             tx.execute(&format!("DELETE FROM {table} WHERE net = ?1"), params![net])?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Which of `addrs` the index already describes.
+    pub fn known_contracts(&self, net: &str, addrs: &[super::extract::Address]) -> Result<Vec<bool>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM ix_contracts WHERE net = ?1 AND address = ?2")?;
+        addrs.iter().map(|a| Ok(stmt.exists(params![net, &a[..]])?)).collect()
+    }
+
+    /// A contract's name, symbol and decimals, if described.
+    pub fn token_names(&self, net: &str, addr: &[u8]) -> Result<Option<(String, String, String)>, DbError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT name, symbol, decimals FROM ix_contracts WHERE net = ?1 AND address = ?2")?;
+        Ok(stmt
+            .query_row(params![net, addr], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(2)?.map(|d| d.to_string()).unwrap_or_default(),
+                ))
+            })
+            .optional()?)
     }
 
     /// Rows per table for `net` (status, tests).
@@ -434,12 +490,12 @@ mod tests {
     fn batches_move_the_checkpoint_and_rewrites_replace() {
         let db = IndexDb::in_memory().unwrap();
         assert_eq!(db.checkpoint("a").unwrap(), None);
-        db.write("a", &[block(1, 0), block(2, 1)]).unwrap();
+        db.write("a", &[block(1, 0), block(2, 1)], &[]).unwrap();
         let cp = db.checkpoint("a").unwrap().unwrap();
         assert_eq!((cp.number, cp.hash, cp.halted), (2, [2; 32], None));
         assert_eq!(db.counts("a").unwrap(), (2, 2));
         // the same blocks again (a crash before the checkpoint was read back): no duplicate
-        db.write("a", &[block(2, 1)]).unwrap();
+        db.write("a", &[block(2, 1)], &[]).unwrap();
         assert_eq!(db.counts("a").unwrap(), (2, 2));
         // networks apart
         assert_eq!(db.counts("b").unwrap(), (0, 0));

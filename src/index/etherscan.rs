@@ -185,7 +185,29 @@ fn history(
     let rows = db
         .transfers_of(net, kind, a.as_deref(), c.as_deref(), page)
         .map_err(fail)?;
-    Ok(rows.iter().map(|t| transfer_json(t, kind, served)).collect())
+    let mut names: Vec<(Vec<u8>, (String, String, String))> = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for t in &rows {
+        let mut v = transfer_json(t, kind, served);
+        if let Some(c) = &t.contract {
+            let known = names.iter().find(|(a, _)| a == c).map(|(_, n)| n.clone());
+            let n = match known {
+                Some(n) => n,
+                None => {
+                    let n = db.token_names(net, c).map_err(fail)?.unwrap_or_default();
+                    names.push((c.clone(), n.clone()));
+                    n
+                }
+            };
+            v["tokenName"] = Value::String(n.0);
+            v["tokenSymbol"] = Value::String(n.1);
+            if kind == "ft" {
+                v["tokenDecimal"] = Value::String(n.2);
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 fn tx_json(t: &TxView, served: u64) -> Value {

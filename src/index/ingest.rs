@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use futures_util::{stream, StreamExt};
 use serde_json::value::RawValue;
 
-use super::db::{Checkpoint, IndexDb};
-use super::extract::{extract, BlockRows, Hash};
+use super::contracts::describe;
+use super::db::{Checkpoint, ContractRow, IndexDb};
+use super::extract::{extract, Address, BlockRows, Hash};
 use crate::events::Fetch;
 
 /// Where a new index starts.
@@ -186,8 +187,9 @@ impl Indexer {
                 let (txs, transfers) = rows.iter().fold((0, 0), |(a, b), r| {
                     (a + r.txs.len() as u64, b + r.transfers.len() as u64)
                 });
+                let contracts = self.new_contracts(&rows).await;
                 let (db, net) = (self.db.clone(), self.net.clone());
-                match tokio::task::spawn_blocking(move || db.write(&net, &rows)).await {
+                match tokio::task::spawn_blocking(move || db.write(&net, &rows, &contracts)).await {
                     Ok(Ok(())) => {
                         self.progress.indexed.store(last, Ordering::Relaxed);
                         self.progress.txs.fetch_add(txs, Ordering::Relaxed);
@@ -211,6 +213,44 @@ impl Indexer {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+
+    /// The token contracts of `rows` the index has not described yet, each asked about
+    /// itself at the block it first appears in.
+    async fn new_contracts(&self, rows: &[BlockRows]) -> Vec<ContractRow> {
+        let mut first: Vec<(Address, u64)> = Vec::new();
+        for b in rows {
+            for t in &b.transfers {
+                if let Some(c) = t.contract {
+                    if !first.iter().any(|(a, _)| *a == c) {
+                        first.push((c, b.number));
+                    }
+                }
+            }
+        }
+        if first.is_empty() {
+            return Vec::new();
+        }
+        let (db, net) = (self.db.clone(), self.net.clone());
+        let addrs: Vec<Address> = first.iter().map(|(a, _)| *a).collect();
+        let known = tokio::task::spawn_blocking(move || db.known_contracts(&net, &addrs))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, (address, at)) in first.into_iter().enumerate() {
+            if known.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            let meta = describe(&*self.fetch, &address, at).await;
+            out.push(ContractRow {
+                address,
+                first_block: at,
+                meta,
+            });
+        }
+        out
     }
 
     async fn read_checkpoint(&self) -> Result<Option<Checkpoint>, String> {

@@ -206,6 +206,16 @@ async fn the_etherscan_api_answers_from_the_index() {
         "{r}"
     );
     assert_eq!(t["from"], sender);
+    // what the contract said about itself when first seen
+    assert_eq!(
+        (
+            t["tokenName"].as_str(),
+            t["tokenSymbol"].as_str(),
+            t["tokenDecimal"].as_str()
+        ),
+        (Some("Fake Token"), Some("FAKE"), Some("18")),
+        "{t}"
+    );
     let r = api(&format!("module=account&action=tokentx&contractaddress={token}")).await;
     assert_eq!(r["result"].as_array().unwrap().len(), 21, "blocks 0..=20");
     let r = api(&format!("module=account&action=tokennfttx&address={holder}")).await;
@@ -262,7 +272,7 @@ fn the_index_commands_show_and_reset_a_networks_index() {
         let raw = |v: serde_json::Value| serde_json::value::RawValue::from_string(v.to_string()).unwrap();
         kengate::index::extract::extract(&raw(fake::chain_block(n)), &raw(fake::chain_receipts(n))).unwrap()
     };
-    db.write("klaytn", &[block(0), block(1)]).unwrap();
+    db.write("klaytn", &[block(0), block(1)], &[]).unwrap();
     drop(db);
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))

@@ -1,0 +1,142 @@
+//! What a token contract says about itself, asked once, at the block the index first sees it
+//! move tokens: `name()`, `symbol()`, `decimals()`, `totalSupply()` and KIP-13 / ERC-165
+//! `supportsInterface` for KIP-7 (0x65787371), KIP-17 (0x80ac58cd, ERC-721's id too), KIP-37
+//! (0x6433ca1f) and ERC-1155 (0xd9b67a26). A contract that reverts, answers garbage or lies gets
+//! empty fields and a status saying so — never an ingest failure.
+
+use ruint::aliases::U256;
+use serde_json::json;
+
+use super::extract::Address;
+use crate::events::Fetch;
+
+/// The interface ids asked about, with the name kept for each.
+pub const INTERFACES: &[(&str, [u8; 4])] = &[
+    ("kip7", [0x65, 0x78, 0x73, 0x71]),
+    ("kip17", [0x80, 0xac, 0x58, 0xcd]),
+    ("kip37", [0x64, 0x33, 0xca, 0x1f]),
+    ("erc1155", [0xd9, 0xb6, 0x7a, 0x26]),
+];
+
+/// A contract's self-description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `name()`, when it answered a string.
+    pub name: Option<String>,
+    /// `symbol()`.
+    pub symbol: Option<String>,
+    /// `decimals()`.
+    pub decimals: Option<u8>,
+    /// `totalSupply()` at the block asked.
+    pub total_supply: Option<U256>,
+    /// The interfaces it says it supports (names from [`INTERFACES`]).
+    pub interfaces: Vec<&'static str>,
+    /// `ok`, or which calls failed.
+    pub status: String,
+}
+
+/// Asks `contract` about itself at block `at`.
+pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
+    let call = |data: String| async move {
+        let to = format!("0x{}", contract.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let params = json!([{"to": to, "data": data}, format!("{at:#x}")]).to_string();
+        let r = fetch.call("klay_call", params).await.ok()?;
+        let hex: String = serde_json::from_slice(&r).ok()?;
+        hex_bytes(&hex)
+    };
+    let mut failed = Vec::new();
+    let name = call("0x06fdde03".into()).await.and_then(|b| abi_string(&b));
+    let symbol = call("0x95d89b41".into()).await.and_then(|b| abi_string(&b));
+    let decimals = call("0x313ce567".into())
+        .await
+        .and_then(|b| word(&b))
+        .and_then(|w| u8::try_from(w).ok());
+    let total_supply = call("0x18160ddd".into()).await.and_then(|b| word(&b));
+    for (what, v) in [("name", name.is_none()), ("symbol", symbol.is_none())] {
+        if v {
+            failed.push(what);
+        }
+    }
+    let mut interfaces = Vec::new();
+    for (label, id) in INTERFACES {
+        let data = format!(
+            "0x01ffc9a7{:02x}{:02x}{:02x}{:02x}{}",
+            id[0],
+            id[1],
+            id[2],
+            id[3],
+            "0".repeat(56)
+        );
+        if call(data).await.and_then(|b| word(&b)) == Some(U256::from(1u8)) {
+            interfaces.push(*label);
+        }
+    }
+    Meta {
+        name,
+        symbol,
+        decimals,
+        total_supply,
+        interfaces,
+        status: match failed.is_empty() {
+            true => "ok".into(),
+            false => format!("no {}", failed.join(", no ")),
+        },
+    }
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let h = s.strip_prefix("0x")?;
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len() / 2)
+        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+fn word(b: &[u8]) -> Option<U256> {
+    let w: [u8; 32] = b.get(..32)?.try_into().ok()?;
+    Some(U256::from_be_bytes(w))
+}
+
+/// An ABI `string` return, or the `bytes32` some old tokens return instead; printable text
+/// only, at most 256 bytes.
+fn abi_string(b: &[u8]) -> Option<String> {
+    let text = if b.len() == 32 {
+        b.iter().take_while(|c| **c != 0).copied().collect::<Vec<u8>>()
+    } else {
+        let offset = usize::try_from(word(b)?).ok()?;
+        let len = usize::try_from(word(b.get(offset..)?)?).ok()?;
+        if len > 256 {
+            return None;
+        }
+        b.get(offset + 32..offset + 32 + len)?.to_vec()
+    };
+    let s = String::from_utf8(text).ok()?;
+    (!s.chars().any(char::is_control)).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_as_tokens_return_them() {
+        let mut b = vec![0u8; 96];
+        b[31] = 32;
+        b[63] = 5;
+        b[64..69].copy_from_slice(b"Hello");
+        assert_eq!(abi_string(&b).as_deref(), Some("Hello"));
+        let mut b32 = [0u8; 32];
+        b32[..3].copy_from_slice(b"MKR");
+        assert_eq!(abi_string(&b32).as_deref(), Some("MKR"));
+        // an offset or length past the end, a huge length, control characters
+        let mut bad = b.clone();
+        bad[63] = 200;
+        assert_eq!(abi_string(&bad), None);
+        let mut ctl = b.clone();
+        ctl[64] = 7;
+        assert_eq!(abi_string(&ctl), None);
+        assert_eq!(abi_string(&[1, 2, 3]), None);
+    }
+}
