@@ -12,6 +12,7 @@ use crate::events::Fetch;
 
 /// The interface ids asked about, with the name kept for each.
 pub const INTERFACES: &[(&str, [u8; 4])] = &[
+    ("erc20", [0x36, 0x37, 0x2b, 0x07]),
     ("kip7", [0x65, 0x78, 0x73, 0x71]),
     ("kip17", [0x80, 0xac, 0x58, 0xcd]),
     ("kip37", [0x64, 0x33, 0xca, 0x1f]),

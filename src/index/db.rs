@@ -44,6 +44,23 @@ CREATE INDEX IF NOT EXISTS ix_tr_from ON ix_transfers (net, sender, block DESC, 
 CREATE INDEX IF NOT EXISTS ix_tr_to ON ix_transfers (net, recipient, block DESC, tx_idx DESC, log_idx DESC, pos DESC);
 CREATE INDEX IF NOT EXISTS ix_tr_contract ON ix_transfers (net, contract, token_id, block DESC, tx_idx DESC, log_idx DESC, pos DESC);
 CREATE INDEX IF NOT EXISTS ix_tr_tx ON ix_transfers (net, tx_hash);
+CREATE TABLE IF NOT EXISTS ix_ft_balances (
+    net TEXT NOT NULL, contract BLOB NOT NULL, holder BLOB NOT NULL, balance BLOB NOT NULL,
+    PRIMARY KEY (net, contract, holder)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_ft_holder ON ix_ft_balances (net, holder, contract);
+CREATE TABLE IF NOT EXISTS ix_nft_owners (
+    net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, owner BLOB NOT NULL,
+    block INTEGER NOT NULL,
+    PRIMARY KEY (net, contract, token_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_nft_owner ON ix_nft_owners (net, owner, contract, token_id);
+CREATE TABLE IF NOT EXISTS ix_mt_balances (
+    net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, holder BLOB NOT NULL,
+    balance BLOB NOT NULL,
+    PRIMARY KEY (net, contract, token_id, holder)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_mt_holder ON ix_mt_balances (net, holder, contract, token_id);
 CREATE TABLE IF NOT EXISTS ix_contracts (
     net TEXT NOT NULL, address BLOB NOT NULL, first_block INTEGER NOT NULL, name TEXT, symbol TEXT,
     decimals INTEGER, total_supply BLOB, interfaces TEXT NOT NULL, status TEXT NOT NULL,
@@ -141,10 +158,22 @@ impl IndexDb {
 
     /// Writes `blocks` (consecutive, in order) and moves the checkpoint to the last one, in
     /// one transaction.
+    /// Blocks at or below the checkpoint are in already and skipped, so holdings (kept from
+    /// the transfers) never count a block twice.
     pub fn write(&self, net: &str, blocks: &[BlockRows], contracts: &[ContractRow]) -> Result<(), DbError> {
-        let Some(last) = blocks.last() else { return Ok(()) };
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let done: Option<i64> = tx
+            .query_row("SELECT number FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let first_new = blocks
+            .iter()
+            .position(|b| done.is_none_or(|d| sql_int(b.number) > d))
+            .unwrap_or(blocks.len());
+        let blocks = blocks.get(first_new..).unwrap_or_default();
+        let Some(last) = blocks.last() else { return Ok(()) };
         {
             let mut put_tx = tx.prepare_cached(
                 "INSERT OR REPLACE INTO ix_txs (net, hash, block, idx, ts, block_hash, sender, nonce, gas, \
@@ -199,6 +228,11 @@ impl IndexDb {
                     ])?;
                 }
             }
+            for b in blocks {
+                for t in &b.transfers {
+                    holdings(&tx, net, b.number, t)?;
+                }
+            }
             let mut put_contract = tx.prepare_cached(
                 "INSERT OR IGNORE INTO ix_contracts (net, address, first_block, name, symbol, decimals, \
                  total_supply, interfaces, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -237,7 +271,15 @@ impl IndexDb {
     pub fn reset(&self, net: &str) -> Result<(), DbError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        for table in ["ix_txs", "ix_transfers", "ix_contracts", "ix_checkpoint"] {
+        for table in [
+            "ix_txs",
+            "ix_transfers",
+            "ix_contracts",
+            "ix_ft_balances",
+            "ix_nft_owners",
+            "ix_mt_balances",
+            "ix_checkpoint",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE net = ?1"), params![net])?;
         }
         tx.commit()?;
@@ -264,6 +306,50 @@ impl IndexDb {
                     r.get::<_, Option<i64>>(2)?.map(|d| d.to_string()).unwrap_or_default(),
                 ))
             })
+            .optional()?)
+    }
+
+    /// An FT holder's balance (zero when it holds none).
+    pub fn ft_balance(&self, net: &str, contract: &[u8], holder: &[u8]) -> Result<ruint::aliases::U256, DbError> {
+        let b: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3",
+                params![net, contract, holder],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(word(b))
+    }
+
+    /// An MT holder's balance of one token id.
+    pub fn mt_balance(
+        &self,
+        net: &str,
+        contract: &[u8],
+        id: &[u8; 32],
+        holder: &[u8],
+    ) -> Result<ruint::aliases::U256, DbError> {
+        let b: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT balance FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND holder = ?4",
+                params![net, contract, &id[..], holder],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(word(b))
+    }
+
+    /// An NFT's owner (`None`: never minted, or burned).
+    pub fn nft_owner(&self, net: &str, contract: &[u8], id: &[u8; 32]) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT owner FROM ix_nft_owners WHERE net = ?1 AND contract = ?2 AND token_id = ?3",
+                params![net, contract, &id[..]],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -434,6 +520,119 @@ impl IndexDb {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Moves what one transfer moved in the derived holdings: FT balances per holder, the owner of
+/// each NFT, MT balances per (token id, holder). Mints come from and burns go to the zero
+/// address, which holds nothing. A balance never goes below zero (a contract that lies, or
+/// history before `start_block`, which the holdings then do not reflect); empty ones go.
+fn holdings(
+    tx: &rusqlite::Transaction<'_>,
+    net: &str,
+    block: u64,
+    t: &super::extract::Transfer,
+) -> Result<(), DbError> {
+    use super::extract::Kind;
+    let (Some(contract), zero) = (t.contract.as_ref(), [0u8; 20]) else {
+        return Ok(());
+    };
+    let id = t.token_id.map(|i| i.to_be_bytes::<32>());
+    match t.kind {
+        Kind::Klay => {}
+        Kind::Nft => {
+            let Some(id) = id else { return Ok(()) };
+            match t.to == zero {
+                true => tx.execute(
+                    "DELETE FROM ix_nft_owners WHERE net = ?1 AND contract = ?2 AND token_id = ?3",
+                    params![net, &contract[..], &id[..]],
+                )?,
+                false => tx.execute(
+                    "INSERT OR REPLACE INTO ix_nft_owners (net, contract, token_id, owner, block) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![net, &contract[..], &id[..], &t.to[..], sql_int(block)],
+                )?,
+            };
+        }
+        Kind::Ft | Kind::Mt => {
+            let id = match t.kind {
+                Kind::Mt => id.unwrap_or([0; 32]),
+                _ => [0; 32],
+            };
+            for (who, add) in [(&t.from, false), (&t.to, true)] {
+                if *who == zero {
+                    continue;
+                }
+                move_balance(tx, net, t.kind == Kind::Mt, contract, &id, who, t.value, add)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds `value` to (or takes it from) one holder's balance.
+#[allow(clippy::too_many_arguments)]
+fn move_balance(
+    tx: &rusqlite::Transaction<'_>,
+    net: &str,
+    multi: bool,
+    contract: &[u8],
+    id: &[u8; 32],
+    holder: &[u8],
+    value: ruint::aliases::U256,
+    add: bool,
+) -> Result<(), DbError> {
+    use ruint::aliases::U256;
+    let (get, put, del) = match multi {
+        false => (
+            "SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3",
+            "INSERT OR REPLACE INTO ix_ft_balances (net, contract, holder, balance) VALUES (?1, ?2, ?3, ?4)",
+            "DELETE FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3",
+        ),
+        true => (
+            "SELECT balance FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3 AND token_id = ?4",
+            "INSERT OR REPLACE INTO ix_mt_balances (net, contract, holder, balance, token_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "DELETE FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3 AND token_id = ?4",
+        ),
+    };
+    let now: Option<Vec<u8>> = match multi {
+        false => tx
+            .prepare_cached(get)?
+            .query_row(params![net, contract, holder], |r| r.get(0))
+            .optional()?,
+        true => tx
+            .prepare_cached(get)?
+            .query_row(params![net, contract, holder, &id[..]], |r| r.get(0))
+            .optional()?,
+    };
+    let now = now
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(U256::from_be_bytes)
+        .unwrap_or(U256::ZERO);
+    let next = match add {
+        true => now.saturating_add(value),
+        false => now.saturating_sub(value),
+    };
+    let bytes = next.to_be_bytes::<32>();
+    match (next.is_zero(), multi) {
+        (true, false) => tx.prepare_cached(del)?.execute(params![net, contract, holder])?,
+        (true, true) => tx
+            .prepare_cached(del)?
+            .execute(params![net, contract, holder, &id[..]])?,
+        (false, false) => tx
+            .prepare_cached(put)?
+            .execute(params![net, contract, holder, &bytes[..]])?,
+        (false, true) => tx
+            .prepare_cached(put)?
+            .execute(params![net, contract, holder, &bytes[..], &id[..]])?,
+    };
+    Ok(())
+}
+
+/// A stored 32-byte amount (zero when absent).
+fn word(b: Option<Vec<u8>>) -> ruint::aliases::U256 {
+    b.and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(ruint::aliases::U256::from_be_bytes)
+        .unwrap_or_default()
 }
 
 /// SQLite integers are signed 64-bit; block numbers and times fit.

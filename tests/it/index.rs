@@ -315,3 +315,63 @@ fn the_index_commands_show_and_reset_a_networks_index() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no network named"));
 }
+
+/// The holdings kept from the transfers equal what the recorded contracts answered at the
+/// last block: every FT `balanceOf`, NFT `ownerOf` (a burned token has no owner) and MT
+/// `balanceOf(holder, id)` the recorder asked.
+#[test]
+fn holdings_kept_from_transfers_match_the_contracts_own_answers() {
+    use ruint::aliases::U256;
+    use serde_json::Value;
+
+    let unhex = |s: &str| hex::decode(s.trim_start_matches("0x")).unwrap();
+    for flavour in ["klaytn", "kaia"] {
+        let path = format!("{}/tests/fixtures/index/{flavour}.json", env!("CARGO_MANIFEST_DIR"));
+        let f: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let db = IndexDb::in_memory().unwrap();
+        let mut blocks = Vec::new();
+        for b in f["blocks"].as_array().unwrap() {
+            let raw = |v: &Value| serde_json::value::RawValue::from_string(v.to_string()).unwrap();
+            blocks.push(kengate::index::extract::extract(&raw(&b["block"]), &raw(&b["receipts"])).unwrap());
+        }
+        // the blocks are not consecutive: write them one at a time
+        for b in &blocks {
+            db.write("n", std::slice::from_ref(b), &[]).unwrap();
+        }
+        // written again: nothing counts twice
+        db.write("n", &blocks[blocks.len() - 3..], &[]).unwrap();
+        let mut checked = 0;
+        for c in f["state"]["calls"].as_array().unwrap() {
+            let contract = unhex(c["address"].as_str().unwrap());
+            let arg = |i: usize| c["args"][i].as_str().unwrap_or("").to_owned();
+            let id = |s: &str| U256::from_str_radix(s, 10).unwrap().to_be_bytes::<32>();
+            let want = &c["decoded"];
+            match (c["contract"].as_str().unwrap(), c["method"].as_str().unwrap()) {
+                ("ft", "balanceOf(address)") => {
+                    let got = db.ft_balance("n", &contract, &unhex(&arg(0))).unwrap();
+                    assert_eq!(
+                        got.to_string(),
+                        want.as_str().unwrap_or(&want.to_string()),
+                        "{flavour} {c}"
+                    );
+                }
+                ("nft", "ownerOf(uint256)") => {
+                    let got = db.nft_owner("n", &contract, &id(&arg(0))).unwrap();
+                    let want = want.as_str().map(unhex);
+                    assert_eq!(got, want, "{flavour} {c}");
+                }
+                ("mt", "balanceOf(address,uint256)") => {
+                    let got = db.mt_balance("n", &contract, &id(&arg(1)), &unhex(&arg(0))).unwrap();
+                    assert_eq!(
+                        got.to_string(),
+                        want.as_str().unwrap_or(&want.to_string()),
+                        "{flavour} {c}"
+                    );
+                }
+                _ => continue,
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "{flavour}: only {checked} answers checked");
+    }
+}
