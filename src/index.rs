@@ -16,11 +16,32 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub use db::{DbError, IndexDb};
 pub use ingest::{Indexer, IngestSettings, Progress, Start};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
 use crate::config::{IndexConfig, StartBlock};
 use crate::events::Fetch;
 
+/// The index's series in `/metrics`, per network.
+#[derive(Debug, Default)]
+struct Series {
+    head: Family<NetLabels, Gauge>,
+    lag: Family<NetLabels, Gauge>,
+    txs: Family<NetLabels, Gauge>,
+    transfers: Family<NetLabels, Gauge>,
+    halted: Family<NetLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NetLabels {
+    network: String,
+}
+
 /// The index of every network, once built.
 pub struct Index {
+    series: Series,
     db: Arc<IndexDb>,
     networks: Vec<(String, Arc<Progress>)>,
     /// Indexers not started yet (`spawn` takes them).
@@ -39,7 +60,34 @@ impl Index {
         cfg: &IndexConfig,
         file: &std::path::Path,
         networks: Vec<(String, Arc<dyn Fetch>)>,
+        registry: &mut Registry,
     ) -> Result<Self, DbError> {
+        let series = Series::default();
+        for (name, help, family) in [
+            ("index_head", "The last block indexed", &series.head),
+            (
+                "index_lag",
+                "Blocks between the served head and the last block indexed",
+                &series.lag,
+            ),
+            (
+                "index_txs_written",
+                "Transactions the index wrote since start",
+                &series.txs,
+            ),
+            (
+                "index_transfers_written",
+                "Transfers the index wrote since start",
+                &series.transfers,
+            ),
+            (
+                "index_halted",
+                "1 when the chain contradicted the index and it stopped",
+                &series.halted,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
         let db = Arc::new(IndexDb::open(file)?);
         let start = match &cfg.start_block {
             StartBlock::Number(n) => Start::At(*n),
@@ -59,6 +107,7 @@ impl Index {
             idle.push(ix);
         }
         Ok(Self {
+            series,
             db,
             networks: list,
             idle: Mutex::new(idle),
@@ -74,6 +123,35 @@ impl Index {
     /// The database (the APIs read it).
     pub fn db(&self) -> &Arc<IndexDb> {
         &self.db
+    }
+
+    /// Sets the `/metrics` series from each indexer's progress.
+    pub fn sample(&self) {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (name, p) in &self.networks {
+            let l = NetLabels { network: name.clone() };
+            let indexed = p.indexed.load(Ordering::Relaxed);
+            let head = p.target.load(Ordering::Relaxed);
+            if indexed != u64::MAX {
+                self.series.head.get_or_create(&l).set(gauge(indexed));
+                self.series
+                    .lag
+                    .get_or_create(&l)
+                    .set(gauge(head.saturating_sub(indexed)));
+            }
+            self.series
+                .txs
+                .get_or_create(&l)
+                .set(gauge(p.txs.load(Ordering::Relaxed)));
+            self.series
+                .transfers
+                .get_or_create(&l)
+                .set(gauge(p.transfers.load(Ordering::Relaxed)));
+            self.series
+                .halted
+                .get_or_create(&l)
+                .set(i64::from(p.halted().is_some()));
+        }
     }
 
     /// A network's progress as `/status` shows it.

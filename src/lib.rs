@@ -154,7 +154,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
                 .iter()
                 .map(|n| (n.name.clone(), n.current.clone() as Arc<dyn events::Fetch>))
                 .collect();
-            let ix = index::Index::new(&config.index, &file, nets).map_err(|e| StartError::Store {
+            let ix = index::Index::new(&config.index, &file, nets, &mut registry).map_err(|e| StartError::Store {
                 path: file.display().to_string(),
                 source: store::StoreError::Engine(e.to_string()),
             })?;

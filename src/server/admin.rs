@@ -91,6 +91,9 @@ pub(super) fn status(app: &App) -> Resp {
 }
 
 pub(super) fn metrics(app: &App) -> Resp {
+    if let Some(index) = &app.index {
+        index.sample();
+    }
     for net in app.networks.iter() {
         let gw = &net.gw();
         gw.metrics.sample(&gw.cluster.view());

@@ -29,6 +29,10 @@ async fn the_index_follows_the_served_head_and_resumes_after_a_restart() {
     let s = gate.wait_status("indexed to 20", |s| indexed(s) == Some(20)).await;
     assert_eq!(s["index"]["lag"], 0, "{s}");
     assert!(s["index"]["halted"].is_null(), "{s}");
+    let http = crate::support::client::Http::default();
+    let m = String::from_utf8(http.get(&format!("{}/metrics", gate.url)).await.body.to_vec()).unwrap();
+    assert!(m.contains("kengate_index_head{network=\"klaytn\"} 20"), "{m}");
+    assert!(m.contains("kengate_index_halted{network=\"klaytn\"} 0"), "{m}");
 
     // One node two blocks behind (in sync still, within max_lag): the served head holds at
     // its head, and so does the index.
