@@ -63,9 +63,16 @@ impl Cluster {
         if !node.software.set(software) {
             return;
         }
-        let network = software::network_dialect(self.nodes.iter().map(|n| n.software.get()));
-        if self.dialect.set(Some(network)) {
-            tracing::info!(node = %node.name, dialect = network.as_str(), "the network now speaks {}", network.as_str());
+        // Two nodes' loops may get here at once: each stores what it derived, then derives
+        // again, so the last store always reflects every node's latest software.
+        loop {
+            let network = software::network_dialect(self.nodes.iter().map(|n| n.software.get()));
+            if self.dialect.set(Some(network)) {
+                tracing::info!(node = %node.name, dialect = network.as_str(), "the network now speaks {}", network.as_str());
+            }
+            if software::network_dialect(self.nodes.iter().map(|n| n.software.get())) == network {
+                break;
+            }
         }
     }
 
