@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS ix_txs (
 CREATE INDEX IF NOT EXISTS ix_txs_block ON ix_txs (net, block DESC, idx DESC);
 CREATE INDEX IF NOT EXISTS ix_txs_from ON ix_txs (net, sender, block DESC, idx DESC);
 CREATE INDEX IF NOT EXISTS ix_txs_to ON ix_txs (net, recipient, block DESC, idx DESC);
+CREATE INDEX IF NOT EXISTS ix_txs_created ON ix_txs (net, created, block DESC, idx DESC);
 CREATE TABLE IF NOT EXISTS ix_transfers (
     net TEXT NOT NULL, block INTEGER NOT NULL, tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL,
     pos INTEGER NOT NULL, kind TEXT NOT NULL, tx_hash BLOB NOT NULL, ts INTEGER NOT NULL,

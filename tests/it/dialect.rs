@@ -49,7 +49,11 @@ async fn a_kaia_network_gets_kaia_calls_as_sent() {
     }
     // ... and share them: the same method, the same answer
     http.result(&gate.url, "klay_getBalance", json!([ACCT, "0x60"])).await;
-    assert_eq!(sent(&fakes, "klay_getBalance"), 1, "a kaia_ answer is not shared with klay_");
+    assert_eq!(
+        sent(&fakes, "klay_getBalance"),
+        1,
+        "a kaia_ answer is not shared with klay_"
+    );
     // v2's estimateGas takes a block: an omitted one is the served head, as for eth_.
     http.result(&gate.url, "kaia_estimateGas", json!([{"to": ACCT}])).await;
     let p = fakes
