@@ -7,8 +7,9 @@
 use ruint::aliases::U256;
 use serde_json::json;
 
-use super::extract::Address;
+use super::extract::{hex_bytes, word, Address};
 use crate::events::Fetch;
+use crate::txpath::lifecycle::hex;
 
 /// The interface ids asked about, with the name kept for each.
 pub const INTERFACES: &[(&str, [u8; 4])] = &[
@@ -39,7 +40,7 @@ pub struct Meta {
 /// Asks `contract` about itself at block `at`.
 pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
     let call = |data: String| async move {
-        let to = format!("0x{}", contract.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let to = hex(contract);
         let params = json!([{"to": to, "data": data}, format!("{at:#x}")]).to_string();
         let r = fetch.call("klay_call", params).await.ok()?;
         let hex: String = serde_json::from_slice(&r).ok()?;
@@ -50,9 +51,9 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
     let symbol = call("0x95d89b41".into()).await.and_then(|b| abi_string(&b));
     let decimals = call("0x313ce567".into())
         .await
-        .and_then(|b| word(&b))
+        .and_then(|b| word(&b, 0))
         .and_then(|w| u8::try_from(w).ok());
-    let total_supply = call("0x18160ddd".into()).await.and_then(|b| word(&b));
+    let total_supply = call("0x18160ddd".into()).await.and_then(|b| word(&b, 0));
     for (what, v) in [("name", name.is_none()), ("symbol", symbol.is_none())] {
         if v {
             failed.push(what);
@@ -68,7 +69,7 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
             id[3],
             "0".repeat(56)
         );
-        if call(data).await.and_then(|b| word(&b)) == Some(U256::from(1u8)) {
+        if call(data).await.and_then(|b| word(&b, 0)) == Some(U256::from(1u8)) {
             interfaces.push(*label);
         }
     }
@@ -85,29 +86,14 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
     }
 }
 
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let h = s.strip_prefix("0x")?;
-    if h.len() % 2 != 0 {
-        return None;
-    }
-    (0..h.len() / 2)
-        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
-fn word(b: &[u8]) -> Option<U256> {
-    let w: [u8; 32] = b.get(..32)?.try_into().ok()?;
-    Some(U256::from_be_bytes(w))
-}
-
 /// An ABI `string` return, or the `bytes32` some old tokens return instead; printable text
 /// only, at most 256 bytes.
 fn abi_string(b: &[u8]) -> Option<String> {
     let text = if b.len() == 32 {
         b.iter().take_while(|c| **c != 0).copied().collect::<Vec<u8>>()
     } else {
-        let offset = usize::try_from(word(b)?).ok()?;
-        let len = usize::try_from(word(b.get(offset..)?)?).ok()?;
+        let offset = usize::try_from(word(b, 0)?).ok()?;
+        let len = usize::try_from(word(b.get(offset..)?, 0)?).ok()?;
         if len > 256 {
             return None;
         }

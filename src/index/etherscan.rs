@@ -16,6 +16,7 @@ use super::db::{IndexDb, Page, TransferView, TxView};
 use super::extract::amount;
 use super::Index;
 use crate::events::Fetch;
+use crate::txpath::lifecycle::{hex, unhex};
 
 /// Etherscan's cap on `page × offset`.
 const WINDOW: u64 = 10_000;
@@ -325,20 +326,9 @@ fn address(a: Option<&str>) -> Result<String, String> {
         .ok_or_else(|| "Error! Invalid address format".to_owned())
 }
 
+/// An address `address` accepted, as bytes.
 fn raw_address(a: &str) -> Vec<u8> {
-    (0..20)
-        .filter_map(|i| a.get(2 + 2 * i..4 + 2 * i))
-        .filter_map(|p| u8::from_str_radix(p, 16).ok())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + 2 * b.len());
-    s.push_str("0x");
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    unhex::<20>(a).map(|b| b.to_vec()).unwrap_or_default()
 }
 
 /// A 32-byte big-endian amount in decimal.

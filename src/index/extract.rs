@@ -399,7 +399,7 @@ fn topic_address(t: &Hash) -> Option<Address> {
 }
 
 /// The `i`-th 32-byte ABI word of `data`.
-fn word(data: &[u8], i: usize) -> Option<U256> {
+pub(super) fn word(data: &[u8], i: usize) -> Option<U256> {
     let w: [u8; 32] = data.get(i * 32..i * 32 + 32)?.try_into().ok()?;
     Some(U256::from_be_bytes(w))
 }
@@ -419,7 +419,7 @@ fn array(data: &[u8], i: usize) -> Option<Vec<U256>> {
 }
 
 /// `0x`-prefixed hex of any even length.
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+pub(super) fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     let h = s.strip_prefix("0x")?;
     if h.len() % 2 != 0 {
         return None;

@@ -14,6 +14,7 @@ use super::contracts::describe;
 use super::db::{Checkpoint, ContractRow, IndexDb};
 use super::extract::{extract, Address, BlockRows, Hash};
 use crate::events::Fetch;
+use crate::txpath::lifecycle::hex;
 
 /// Where a new index starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,10 +280,6 @@ impl Indexer {
 fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?;
     RawValue::from_string(text).map_err(|e| e.to_string())
-}
-
-fn hex(h: &Hash) -> String {
-    format!("0x{}", h.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// Progress lines while catching up: blocks/s and the time left, every 10 s.
