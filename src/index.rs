@@ -9,6 +9,7 @@ pub mod db;
 pub mod etherscan;
 pub mod extract;
 pub mod ingest;
+pub mod kas;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};

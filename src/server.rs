@@ -6,13 +6,15 @@
 //! Paths: `POST /` and `/v1/{network}` (JSON-RPC; also `/v1/klaytn`, where caver-js-ext-kas
 //! posts, picking the network by `x-chain-id`), `/v1/{network}/{id}.{secret}` (URL token),
 //! the same with a WS upgrade (and `/v1/ws/open?chain-id=N`, the KAS WebSocket path),
-//! `GET [/v1/{network}]/v1/tx...` (REST), `/admin/keys...` (admin token), and `/health`,
+//! `GET [/v1/{network}]/v1/tx...` (REST), `/api` and `/v1/{network}/api` (Etherscan-compatible),
+//! `/v2/...` (KAS Token History, network by `x-chain-id`), `/admin/keys...` (admin token), and `/health`,
 //! `/ready`, `/status`, `/metrics`.
 
 mod admin;
 mod api;
 mod cors;
 mod edge;
+mod kas;
 mod linger;
 mod tls;
 mod ws;
@@ -333,6 +335,8 @@ enum Route<'a> {
     Etherscan {
         network: Option<&'a str>,
     },
+    /// The KAS Token History API over the index: `/v2` + rest (network by `x-chain-id`).
+    Kas(&'a str),
     /// `/admin/keys` + rest.
     Keys(&'a str),
     Health,
@@ -357,6 +361,11 @@ fn route(path: &str) -> Route<'_> {
         "/v1/ws/open" => return Route::KasWs,
         "/api" => return Route::Etherscan { network: None },
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/v2") {
+        if rest.starts_with('/') {
+            return Route::Kas(rest);
+        }
     }
     if let Some(rest) = path.strip_prefix("/admin/keys") {
         if rest.is_empty() || rest.starts_with('/') {
@@ -496,6 +505,10 @@ async fn dispatch(
         Route::Metrics if is_get => admin::metrics(app),
         Route::Health | Route::Ready | Route::Status | Route::Metrics => not_allowed("GET", "use GET\n"),
         Route::Keys(rest) => keys_admin(&ctx, rest.to_owned(), req).await,
+        Route::Kas(rest) => {
+            let rest = rest.to_owned();
+            kas::handle(&ctx, peer, req, &rest, &place).await
+        }
         Route::Tx { network, rest } => {
             if !is_get {
                 return Ok(not_allowed("GET", "use GET\n"));
@@ -599,6 +612,29 @@ fn admit_request<'a>(
     token: Option<&str>,
     chain_override: Option<&[u8]>,
 ) -> Result<(&'a Network, Caller), Box<Resp>> {
+    admit(ctx, peer, req, network, token, chain_override).map_err(|r| {
+        Box::new(match r {
+            Refusal::Denied(d) => denied(&ctx.app, &d, None),
+            Refusal::Network(e) => network_error(&e),
+        })
+    })
+}
+
+/// Why a request was refused before its body was read.
+enum Refusal {
+    Denied(Denied),
+    Network(NetworkError),
+}
+
+/// [`admit_request`], leaving the answer's shape to the caller (KAS clients read another).
+fn admit<'a>(
+    ctx: &'a Ctx,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+    network: Option<&str>,
+    token: Option<&str>,
+    chain_override: Option<&[u8]>,
+) -> Result<(&'a Network, Caller), Refusal> {
     let app = &ctx.app;
     // The rules as of now, once for the whole request.
     let access = app.access.load();
@@ -610,15 +646,15 @@ fn admit_request<'a>(
         if access.enabled() {
             if let Err(d) = access.authenticate(ip, req.headers(), token, "") {
                 if d.status() != StatusCode::FORBIDDEN {
-                    return Box::new(denied(app, &d, None));
+                    return Refusal::Denied(d);
                 }
             }
         }
-        Box::new(network_error(&e))
+        Refusal::Network(e)
     })?;
     let caller = access
         .authenticate(ip, req.headers(), token, &net.name)
-        .map_err(|d| Box::new(denied(app, &d, None)))?;
+        .map_err(Refusal::Denied)?;
     Ok((net, caller))
 }
 

@@ -86,15 +86,31 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
     }
 }
 
+/// A token's metadata URI at block `at`: KIP-17 `tokenURI(id)`, or KIP-37 `uri(id)` when `multi`
+/// (as the contract answers it, `{id}` template included). `None` when it reverts or answers
+/// something else than a string of at most 2 KiB.
+pub async fn token_uri(fetch: &dyn Fetch, contract: &Address, id: U256, at: u64, multi: bool) -> Option<String> {
+    let selector = if multi { "0e89341c" } else { "c87b56dd" };
+    let data = format!("0x{selector}{id:064x}");
+    let params = json!([{"to": hex(contract), "data": data}, format!("{at:#x}")]).to_string();
+    let r = fetch.call("klay_call", params).await.ok()?;
+    let answer: String = serde_json::from_slice(&r).ok()?;
+    abi_string_max(&hex_bytes(&answer)?, 2048)
+}
+
 /// An ABI `string` return, or the `bytes32` some old tokens return instead; printable text
 /// only, at most 256 bytes.
 fn abi_string(b: &[u8]) -> Option<String> {
+    abi_string_max(b, 256)
+}
+
+fn abi_string_max(b: &[u8], max: usize) -> Option<String> {
     let text = if b.len() == 32 {
         b.iter().take_while(|c| **c != 0).copied().collect::<Vec<u8>>()
     } else {
         let offset = usize::try_from(word(b, 0)?).ok()?;
         let len = usize::try_from(word(b.get(offset..)?, 0)?).ok()?;
-        if len > 256 {
+        if len > max {
             return None;
         }
         b.get(offset + 32..offset + 32 + len)?.to_vec()

@@ -130,6 +130,8 @@ pub struct Transfer {
     pub value: U256,
     /// Token id (NFT and MT).
     pub token_id: Option<U256>,
+    /// Who moved MTs on the holder's behalf (`TransferSingle` / `TransferBatch`'s operator).
+    pub operator: Option<Address>,
 }
 
 /// Why a block could not be read (the node's own output; never expected).
@@ -291,6 +293,7 @@ pub fn extract(block: &RawValue, receipts: &RawValue) -> Result<BlockRows, Extra
                     to: recipient,
                     value,
                     token_id: None,
+                    operator: None,
                 });
             }
         }
@@ -323,6 +326,7 @@ fn token_transfers(log: &LogJson<'_>, tx_hash: Hash, tx_index: u32, out: &mut Ve
         to: [0; 20],
         value: U256::ZERO,
         token_id: None,
+        operator: None,
     };
     match topics.as_slice() {
         [sig, from, to] if *sig == TRANSFER && data.len() == 32 => {
@@ -349,12 +353,13 @@ fn token_transfers(log: &LogJson<'_>, tx_hash: Hash, tx_index: u32, out: &mut Ve
                 ..base
             });
         }
-        [sig, _operator, from, to] if *sig == TRANSFER_SINGLE && data.len() == 64 => {
+        [sig, operator, from, to] if *sig == TRANSFER_SINGLE && data.len() == 64 => {
             let (Some(from), Some(to)) = (topic_address(from), topic_address(to)) else {
                 return;
             };
             out.push(Transfer {
                 kind: Kind::Mt,
+                operator: topic_address(operator),
                 from,
                 to,
                 token_id: word(&data, 0),
@@ -362,7 +367,7 @@ fn token_transfers(log: &LogJson<'_>, tx_hash: Hash, tx_index: u32, out: &mut Ve
                 ..base
             });
         }
-        [sig, _operator, from, to] if *sig == TRANSFER_BATCH => {
+        [sig, operator, from, to] if *sig == TRANSFER_BATCH => {
             let (Some(from), Some(to)) = (topic_address(from), topic_address(to)) else {
                 return;
             };
@@ -375,6 +380,7 @@ fn token_transfers(log: &LogJson<'_>, tx_hash: Hash, tx_index: u32, out: &mut Ve
             for (pos, (id, value)) in ids.into_iter().zip(values).enumerate() {
                 out.push(Transfer {
                     kind: Kind::Mt,
+                    operator: topic_address(operator),
                     batch_pos: u32::try_from(pos).unwrap_or(u32::MAX),
                     from,
                     to,

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use futures_util::{stream, StreamExt};
 use serde_json::value::RawValue;
 
-use super::contracts::describe;
-use super::db::{Checkpoint, ContractRow, IndexDb};
-use super::extract::{extract, Address, BlockRows, Hash};
+use ruint::aliases::U256;
+
+use super::contracts::{describe, token_uri};
+use super::db::{Checkpoint, ContractRow, IndexDb, TokenUri};
+use super::extract::{extract, Address, BlockRows, Hash, Kind};
 use crate::events::Fetch;
 use crate::txpath::lifecycle::hex;
 
@@ -189,8 +191,9 @@ impl Indexer {
                     (a + r.txs.len() as u64, b + r.transfers.len() as u64)
                 });
                 let contracts = self.new_contracts(&rows).await;
+                let uris = self.new_token_uris(&rows).await;
                 let (db, net) = (self.db.clone(), self.net.clone());
-                match tokio::task::spawn_blocking(move || db.write(&net, &rows, &contracts)).await {
+                match tokio::task::spawn_blocking(move || db.write_with(&net, &rows, &contracts, &uris)).await {
                     Ok(Ok(())) => {
                         self.progress.indexed.store(last, Ordering::Relaxed);
                         self.progress.txs.fetch_add(txs, Ordering::Relaxed);
@@ -219,12 +222,12 @@ impl Indexer {
     /// The token contracts of `rows` the index has not described yet, each asked about
     /// itself at the block it first appears in.
     async fn new_contracts(&self, rows: &[BlockRows]) -> Vec<ContractRow> {
-        let mut first: Vec<(Address, u64)> = Vec::new();
+        let mut first: Vec<(Address, u64, Kind)> = Vec::new();
         for b in rows {
             for t in &b.transfers {
                 if let Some(c) = t.contract {
-                    if !first.iter().any(|(a, _)| *a == c) {
-                        first.push((c, b.number));
+                    if !first.iter().any(|(a, _, _)| *a == c) {
+                        first.push((c, b.number, t.kind));
                     }
                 }
             }
@@ -233,25 +236,66 @@ impl Indexer {
             return Vec::new();
         }
         let (db, net) = (self.db.clone(), self.net.clone());
-        let addrs: Vec<Address> = first.iter().map(|(a, _)| *a).collect();
+        let addrs: Vec<Address> = first.iter().map(|(a, _, _)| *a).collect();
         let known = tokio::task::spawn_blocking(move || db.known_contracts(&net, &addrs))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
         let mut out = Vec::new();
-        for (i, (address, at)) in first.into_iter().enumerate() {
+        for (i, (address, at, kind)) in first.into_iter().enumerate() {
             if known.get(i).copied().unwrap_or(false) {
                 continue;
             }
             let meta = describe(&*self.fetch, &address, at).await;
             out.push(ContractRow {
                 address,
+                kind,
                 first_block: at,
                 meta,
             });
         }
         out
+    }
+
+    /// The metadata URIs of the NFTs minted in `rows` (`tokenURI(id)`) and of the MT ids they
+    /// move that the index has not seen (`uri(id)`), each read at its block, several at a time.
+    async fn new_token_uris(&self, rows: &[BlockRows]) -> Vec<TokenUri> {
+        let mut wanted: Vec<(Address, U256, u64, Kind)> = Vec::new();
+        for b in rows {
+            for t in &b.transfers {
+                let (Some(c), Some(id)) = (t.contract, t.token_id) else {
+                    continue;
+                };
+                let fresh = match t.kind {
+                    Kind::Nft => t.from == [0; 20],
+                    Kind::Mt => true,
+                    _ => false,
+                };
+                if fresh && !wanted.iter().any(|(a, i, _, _)| *a == c && *i == id) {
+                    wanted.push((c, id, b.number, t.kind));
+                }
+            }
+        }
+        let mts: Vec<(Address, U256)> = wanted.iter().filter(|w| w.3 == Kind::Mt).map(|w| (w.0, w.1)).collect();
+        if !mts.is_empty() {
+            let (db, net) = (self.db.clone(), self.net.clone());
+            let known = tokio::task::spawn_blocking(move || db.known_mt_tokens(&net, &mts))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            wanted.retain(|w| w.3 != Kind::Mt || !known.iter().any(|k| k.0 == w.0 && k.1 == w.1));
+        }
+        stream::iter(wanted)
+            .map(|(contract, id, at, kind)| async move {
+                let uri = token_uri(&*self.fetch, &contract, id, at, kind == Kind::Mt).await?;
+                Some(TokenUri { contract, id, uri })
+            })
+            .buffered(self.settings.concurrency.max(1))
+            .filter_map(|u| async move { u })
+            .collect()
+            .await
     }
 
     async fn read_checkpoint(&self) -> Result<Option<Checkpoint>, String> {

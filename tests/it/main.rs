@@ -16,6 +16,7 @@ mod ejection;
 mod events;
 mod faults;
 mod index;
+mod kas;
 mod reload;
 mod routing;
 mod tls;
