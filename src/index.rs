@@ -33,6 +33,7 @@ struct Series {
     txs: Family<NetLabels, Gauge>,
     transfers: Family<NetLabels, Gauge>,
     halted: Family<NetLabels, Gauge>,
+    rate: Family<NetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +90,11 @@ impl Index {
         ] {
             registry.register(name, help, family.clone());
         }
+        registry.register(
+            "index_blocks_per_second",
+            "Blocks indexed per second while catching up (0 once at the served head)",
+            series.rate.clone(),
+        );
         let db = Arc::new(IndexDb::open(file)?);
         let start = match &cfg.start_block {
             StartBlock::Number(n) => Start::At(*n),
@@ -152,6 +158,7 @@ impl Index {
                 .halted
                 .get_or_create(&l)
                 .set(i64::from(p.halted().is_some()));
+            self.series.rate.get_or_create(&l).set(p.blocks_per_second());
         }
     }
 
@@ -167,6 +174,7 @@ impl Index {
             "lag": indexed.map(|i| head.saturating_sub(i)),
             "txs_written": p.txs.load(Ordering::Relaxed),
             "transfers_written": p.transfers.load(Ordering::Relaxed),
+            "blocks_per_second": (p.blocks_per_second() * 10.0).round() / 10.0,
             "halted": p.halted(),
         }))
     }

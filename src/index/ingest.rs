@@ -3,6 +3,7 @@
 //! checked against the indexed parent (Klaytn never reorganizes: a mismatch stops the index
 //! loudly rather than rewriting it) and written in batches with their checkpoint.
 
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -51,11 +52,18 @@ pub struct Progress {
     pub txs: AtomicU64,
     /// Transfers written.
     pub transfers: AtomicU64,
+    /// Blocks per second over the last measure (`f64` bits; 0 when caught up).
+    pub rate: AtomicU64,
     /// Why it stopped, if it did.
     halted: Mutex<Option<String>>,
 }
 
 impl Progress {
+    /// Blocks per second lately.
+    pub fn blocks_per_second(&self) -> f64 {
+        f64::from_bits(self.rate.load(Ordering::Relaxed))
+    }
+
     /// Why indexing stopped, if it did.
     pub fn halted(&self) -> Option<String> {
         self.halted.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -138,7 +146,7 @@ impl Indexer {
             }
         };
         tracing::info!(network = %self.net, from = next, "index: following the served head");
-        let mut log = ProgressLog::new();
+        let mut log = ProgressLog::new(std::io::stderr().is_terminal());
         let mut backoff = Duration::from_millis(200);
         loop {
             let target = *served.borrow_and_update();
@@ -198,7 +206,7 @@ impl Indexer {
                         self.progress.indexed.store(last, Ordering::Relaxed);
                         self.progress.txs.fetch_add(txs, Ordering::Relaxed);
                         self.progress.transfers.fetch_add(transfers, Ordering::Relaxed);
-                        log.advance(&self.net, last - next + 1, last, target);
+                        log.advance(&self.net, &self.progress, last - next + 1, last, target);
                         next = last + 1;
                         backoff = Duration::from_millis(200);
                     }
@@ -326,34 +334,81 @@ fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {
     RawValue::from_string(text).map_err(|e| e.to_string())
 }
 
-/// Progress lines while catching up: blocks/s and the time left, every 10 s.
+/// Progress while catching up: blocks/s and the time left — a bar redrawn on the terminal
+/// when stderr is one (twice a second), else a log line every 10 s — and the rate in
+/// [`Progress`] for `/status` and `/metrics`.
 struct ProgressLog {
+    tty: bool,
     since: Instant,
     blocks: u64,
+    /// The bar is on screen (a newline ends it before anything else is printed).
+    drawn: bool,
 }
 
 impl ProgressLog {
-    fn new() -> Self {
+    fn new(tty: bool) -> Self {
         Self {
+            tty,
             since: Instant::now(),
             blocks: 0,
+            drawn: false,
         }
     }
 
-    fn advance(&mut self, net: &str, blocks: u64, at: u64, target: u64) {
+    fn advance(&mut self, net: &str, progress: &Progress, blocks: u64, at: u64, target: u64) {
         self.blocks += blocks;
         let took = self.since.elapsed();
-        if took < Duration::from_secs(10) {
+        let left = target.saturating_sub(at);
+        let every = if self.tty {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(10)
+        };
+        if took < every && left > 0 {
             return;
         }
-        let rate = self.blocks as f64 / took.as_secs_f64();
-        let left = target.saturating_sub(at);
-        if left > 0 {
-            let eta = (left as f64 / rate.max(0.001)) as u64;
-            tracing::info!(network = %net, indexed = at, head = target, blocks_per_s = format!("{rate:.0}"), eta_s = eta, "index: catching up");
+        let rate = self.blocks as f64 / took.as_secs_f64().max(0.001);
+        progress
+            .rate
+            .store(if left > 0 { rate } else { 0.0 }.to_bits(), Ordering::Relaxed);
+        let eta = (left as f64 / rate.max(0.001)) as u64;
+        match (self.tty, left) {
+            (true, 0) if self.drawn => {
+                eprintln!("\r\x1b[2Kindex {net}: {at} of {target} blocks, caught up");
+                self.drawn = false;
+            }
+            (true, 0) => {}
+            (true, _) => {
+                eprint!("\r\x1b[2K{}", bar(net, at, target, rate, eta));
+                let _ = std::io::stderr().flush();
+                self.drawn = true;
+            }
+            (false, 0) => {}
+            (false, _) => {
+                tracing::info!(network = %net, indexed = at, head = target, blocks_per_s = format!("{rate:.0}"), eta_s = eta, "index: catching up");
+            }
         }
-        *self = Self::new();
+        self.since = Instant::now();
+        self.blocks = 0;
     }
+}
+
+/// `index klaytn [##########··········] 51.2% 512000/1000000 blocks 2400/s ETA 3m23s`
+fn bar(net: &str, at: u64, target: u64, rate: f64, eta: u64) -> String {
+    const WIDTH: usize = 24;
+    let frac = if target == 0 { 1.0 } else { at as f64 / target as f64 }.clamp(0.0, 1.0);
+    let full = (frac * WIDTH as f64) as usize;
+    let eta = match eta {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    };
+    format!(
+        "index {net} [{}{}] {:.1}% {at}/{target} blocks {rate:.0}/s ETA {eta}",
+        "#".repeat(full),
+        "\u{b7}".repeat(WIDTH - full),
+        frac * 100.0
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod cluster;
 mod consistency;
 mod events;
 mod faults;
+mod index;
 mod kaia;
 mod tls;
 mod writes;

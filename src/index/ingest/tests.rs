@@ -158,3 +158,13 @@ async fn a_chain_that_contradicts_the_index_stops_it_loudly() {
     assert!(progress.halted().is_some());
     assert!(db.checkpoint("n").unwrap().unwrap().halted.is_some());
 }
+
+#[test]
+fn the_progress_bar_says_where_and_how_fast() {
+    assert_eq!(
+        super::bar("klaytn", 500, 1000, 250.4, 2),
+        "index klaytn [############\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}\u{b7}] 50.0% 500/1000 blocks 250/s ETA 2s"
+    );
+    assert!(super::bar("k", 0, 0, 0.0, 4000).ends_with("100.0% 0/0 blocks 0/s ETA 1h06m"));
+    assert!(super::bar("k", 1, 100, 1.0, 99).ends_with("ETA 1m39s"));
+}
