@@ -102,6 +102,11 @@ pub struct IndexConfig {
     pub batch: u64,
     /// Blocks read at once while catching up.
     pub concurrency: usize,
+    /// Also index the KLAY contracts send while a tx runs (internal transfers), from
+    /// `debug_traceBlockByNumber` with the call tracer: off by default, because it replays every
+    /// block with transactions on a node (its CPU, and a debug API the node must open); turned
+    /// off with a warning if the nodes refuse it.
+    pub internal: bool,
     /// The index file; default `index.db` beside the store's file.
     pub path: Option<std::path::PathBuf>,
 }
@@ -123,6 +128,7 @@ impl Default for IndexConfig {
             start_block: StartBlock::Named("first".into()),
             batch: 100,
             concurrency: 8,
+            internal: false,
             path: None,
         }
     }

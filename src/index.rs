@@ -105,6 +105,7 @@ impl Index {
             start,
             batch: cfg.batch,
             concurrency: cfg.concurrency,
+            internal: cfg.internal,
         };
         let mut idle = Vec::new();
         let mut list = Vec::new();
@@ -162,6 +163,13 @@ impl Index {
         }
     }
 
+    /// Whether `network`'s internal KLAY transfers are being indexed.
+    pub fn internal(&self, network: &str) -> bool {
+        self.networks
+            .iter()
+            .any(|(n, p)| n == network && p.internal.load(Ordering::Relaxed))
+    }
+
     /// A network's progress as `/status` shows it.
     pub fn status(&self, network: &str) -> Option<serde_json::Value> {
         let (_, p) = self.networks.iter().find(|(n, _)| n == network)?;
@@ -175,6 +183,7 @@ impl Index {
             "txs_written": p.txs.load(Ordering::Relaxed),
             "transfers_written": p.transfers.load(Ordering::Relaxed),
             "blocks_per_second": (p.blocks_per_second() * 10.0).round() / 10.0,
+            "internal_transfers": p.internal.load(Ordering::Relaxed),
             "halted": p.halted(),
         }))
     }

@@ -7,7 +7,7 @@
 use ruint::aliases::U256;
 use serde_json::json;
 
-use super::extract::{hex_bytes, word, Address};
+use super::extract::{hex_bytes, word, Address, Kind};
 use crate::events::Fetch;
 use crate::txpath::lifecycle::hex;
 
@@ -37,8 +37,11 @@ pub struct Meta {
     pub status: String,
 }
 
-/// Asks `contract` about itself at block `at`.
-pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
+/// Asks `contract`, whose events are `kind`'s, about itself at block `at`. Its status is `ok`
+/// when it answered what its kind's standard requires: `name()` and `symbol()` for FTs and
+/// NFTs (KIP-7 and KIP-17 have them), `supportsInterface` saying KIP-37 or ERC-1155 for MTs
+/// (KIP-37 has no name).
+pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64, kind: Kind) -> Meta {
     let call = |data: String| async move {
         let to = hex(contract);
         let params = json!([{"to": to, "data": data}, format!("{at:#x}")]).to_string();
@@ -54,9 +57,11 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
         .and_then(|b| word(&b, 0))
         .and_then(|w| u8::try_from(w).ok());
     let total_supply = call("0x18160ddd".into()).await.and_then(|b| word(&b, 0));
-    for (what, v) in [("name", name.is_none()), ("symbol", symbol.is_none())] {
-        if v {
-            failed.push(what);
+    if kind != Kind::Mt {
+        for (what, v) in [("name", name.is_none()), ("symbol", symbol.is_none())] {
+            if v {
+                failed.push(what);
+            }
         }
     }
     let mut interfaces = Vec::new();
@@ -72,6 +77,9 @@ pub async fn describe(fetch: &dyn Fetch, contract: &Address, at: u64) -> Meta {
         if call(data).await.and_then(|b| word(&b, 0)) == Some(U256::from(1u8)) {
             interfaces.push(*label);
         }
+    }
+    if kind == Kind::Mt && !interfaces.iter().any(|i| matches!(*i, "kip37" | "erc1155")) {
+        failed.push("KIP-37 / ERC-1155 supportsInterface");
     }
     Meta {
         name,

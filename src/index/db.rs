@@ -351,7 +351,7 @@ impl IndexDb {
                         net,
                         block,
                         t.tx_index,
-                        t.log_index.map_or(-1, i64::from),
+                        log_column(t),
                         t.batch_pos,
                         t.kind.as_str(),
                         &t.tx_hash[..],
@@ -625,7 +625,8 @@ impl IndexDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Transfers of `kind` (`klay`, `ft`, `nft`, `mt`) to or from `addr` and/or of `contract`.
+    /// Transfers of `kind` (`klay`, `internal`, `ft`, `nft`, `mt`) to or from `addr` and/or of
+    /// `contract`.
     pub fn transfers_of(
         &self,
         net: &str,
@@ -634,13 +635,41 @@ impl IndexDb {
         contract: Option<&[u8]>,
         page: &Page,
     ) -> Result<Vec<TransferView>, DbError> {
+        self.transfer_page(
+            "(?3 IS NULL OR t.sender = ?3 OR t.recipient = ?3) AND (?4 IS NULL OR t.contract = ?4)",
+            net,
+            kind,
+            [addr, contract],
+            page,
+        )
+    }
+
+    /// Transfers of `kind` made by the tx `hash`.
+    pub fn transfers_in_tx(
+        &self,
+        net: &str,
+        kind: &str,
+        hash: &[u8],
+        page: &Page,
+    ) -> Result<Vec<TransferView>, DbError> {
+        self.transfer_page("t.tx_hash = ?3 AND ?4 IS NULL", net, kind, [Some(hash), None], page)
+    }
+
+    /// A page of `kind`'s transfers that match `filter` (over `?3` and `?4`).
+    fn transfer_page(
+        &self,
+        filter: &str,
+        net: &str,
+        kind: &str,
+        [a, b]: [Option<&[u8]>; 2],
+        page: &Page,
+    ) -> Result<Vec<TransferView>, DbError> {
         let dir = if page.asc { "ASC" } else { "DESC" };
         let sql = format!(
             "SELECT t.block, t.tx_idx, t.log_idx, t.pos, t.ts, t.tx_hash, t.contract, t.sender, t.recipient, \
              t.value, t.token_id, x.nonce, x.gas, x.gas_price, x.gas_used, x.block_hash \
              FROM ix_transfers t JOIN ix_txs x ON x.net = t.net AND x.hash = t.tx_hash \
-             WHERE t.net = ?1 AND t.kind = ?2 AND (?3 IS NULL OR t.sender = ?3 OR t.recipient = ?3) \
-             AND (?4 IS NULL OR t.contract = ?4) AND t.block BETWEEN ?5 AND ?6 \
+             WHERE t.net = ?1 AND t.kind = ?2 AND {filter} AND t.block BETWEEN ?5 AND ?6 \
              ORDER BY t.block {dir}, t.tx_idx {dir}, t.log_idx {dir}, t.pos {dir} LIMIT ?7 OFFSET ?8"
         );
         let conn = self.conn();
@@ -649,8 +678,8 @@ impl IndexDb {
             params![
                 net,
                 kind,
-                addr,
-                contract,
+                a,
+                b,
                 sql_int(page.start),
                 sql_int(page.end),
                 page.limit,
@@ -688,7 +717,7 @@ pub(crate) const DIR_TO: u8 = 2;
 /// `ix_activity.kind` bits.
 pub(crate) const KIND_KLAY: u8 = 1;
 
-/// A kind as its `ix_activity.kind` bit (KLAY 1, FT 2, NFT 4, MT 8).
+/// A kind as its `ix_activity.kind` bit (KLAY 1, FT 2, NFT 4, MT 8, internal KLAY 16).
 pub(crate) fn kind_bit(k: super::extract::Kind) -> u8 {
     use super::extract::Kind;
     match k {
@@ -696,6 +725,17 @@ pub(crate) fn kind_bit(k: super::extract::Kind) -> u8 {
         Kind::Ft => 2,
         Kind::Nft => 4,
         Kind::Mt => 8,
+        Kind::Internal => 16,
+    }
+}
+
+/// `ix_transfers.log_idx`: the log's index; -1 for a tx's own KLAY value, -2 for the KLAY its
+/// calls moved (numbered by `pos` in call order), so that they sort before the tx's logs.
+fn log_column(t: &super::extract::Transfer) -> i64 {
+    match (t.log_index, t.kind) {
+        (Some(i), _) => i64::from(i),
+        (None, super::extract::Kind::Internal) => -2,
+        (None, _) => -1,
     }
 }
 
@@ -736,7 +776,7 @@ fn holdings(
     };
     let id = t.token_id.map(|i| i.to_be_bytes::<32>());
     match t.kind {
-        Kind::Klay => {}
+        Kind::Klay | Kind::Internal => {}
         Kind::Nft => {
             let Some(id) = id else { return Ok(()) };
             match t.to == zero {

@@ -102,8 +102,8 @@ async fn account(index: &Index, fetch: &dyn Fetch, net: &str, action: &str, q: &
             let hex: String = serde_json::from_slice(&r).map_err(|_| "Error! Invalid balanceOf answer".to_owned())?;
             Ok(Reply::Value(Value::String(decimal_hex(&hex))))
         }
-        "txlistinternal" => Err("Error! Internal transactions are not indexed".into()),
-        "txlist" | "tokentx" | "tokennfttx" | "token1155tx" => {
+        "txlistinternal" if !index.internal(net) => Err("Error! Internal transactions are not indexed".into()),
+        "txlist" | "txlistinternal" | "tokentx" | "tokennfttx" | "token1155tx" => {
             let page = page(index, net, q)?;
             let Some(page) = page else {
                 return Ok(Reply::Rows(Vec::new()));
@@ -113,13 +113,16 @@ async fn account(index: &Index, fetch: &dyn Fetch, net: &str, action: &str, q: &
             let (net, action) = (net.to_owned(), action.to_owned());
             let addr = q.get("address").map(|a| address(Some(a))).transpose()?;
             let contract = q.get("contractaddress").map(|a| address(Some(a))).transpose()?;
-            if action == "txlist" && addr.is_none() {
-                return Err("Error! Invalid address format".into());
-            }
-            if addr.is_none() && contract.is_none() {
-                return Err("Error! Invalid address format".into());
-            }
-            let rows = tokio::task::spawn_blocking(move || history(&db, &net, &action, addr, contract, &page, served))
+            let of = match (action.as_str(), addr, contract) {
+                ("txlistinternal", None, _) => match q.get("txhash") {
+                    Some(h) => Of::Tx(tx_hash(h)?),
+                    // Etherscan's "by block range" form.
+                    None => Of::Range,
+                },
+                ("txlist", None, _) | (_, None, None) => return Err("Error! Invalid address format".into()),
+                (_, a, c) => Of::Account(a, c),
+            };
+            let rows = tokio::task::spawn_blocking(move || history(&db, &net, &action, of, &page, served))
                 .await
                 .map_err(|e| format!("Error! {e}"))??;
             Ok(Reply::Rows(rows))
@@ -157,17 +160,38 @@ fn page(index: &Index, net: &str, q: &Params<'_>) -> Result<Option<Page>, String
     }))
 }
 
-fn history(
-    db: &Arc<IndexDb>,
-    net: &str,
-    action: &str,
-    addr: Option<String>,
-    contract: Option<String>,
-    page: &Page,
-    served: u64,
-) -> Result<Vec<Value>, String> {
+/// Whose history a query asks for.
+enum Of {
+    /// An account's (and/or a token contract's).
+    Account(Option<String>, Option<String>),
+    /// One transaction's (`txlistinternal&txhash=`).
+    Tx(Vec<u8>),
+    /// Everything in the block range (`txlistinternal` without an address).
+    Range,
+}
+
+/// A `0x` tx hash of 64 hex digits, as bytes; Etherscan's error otherwise.
+fn tx_hash(h: &str) -> Result<Vec<u8>, String> {
+    unhex::<32>(&h.to_ascii_lowercase())
+        .map(|b| b.to_vec())
+        .ok_or_else(|| "Error! Invalid txhash format".to_owned())
+}
+
+fn history(db: &Arc<IndexDb>, net: &str, action: &str, of: Of, page: &Page, served: u64) -> Result<Vec<Value>, String> {
     let bytes = |a: &Option<String>| a.as_deref().map(raw_address);
     let fail = |e: super::db::DbError| format!("Error! {e}");
+    if action == "txlistinternal" {
+        let rows = match &of {
+            Of::Tx(h) => db.transfers_in_tx(net, "internal", h, page),
+            Of::Account(a, _) => db.transfers_of(net, "internal", bytes(a).as_deref(), None, page),
+            Of::Range => db.transfers_of(net, "internal", None, None, page),
+        };
+        return Ok(rows.map_err(fail)?.iter().map(internal_json).collect());
+    }
+    let (addr, contract) = match of {
+        Of::Account(a, c) => (a, c),
+        Of::Tx(_) | Of::Range => (None, None),
+    };
     if action == "txlist" {
         let a = bytes(&addr).unwrap_or_default();
         return Ok(db
@@ -235,6 +259,28 @@ fn tx_json(t: &TxView, served: u64) -> Value {
         "functionName": "",
         "txType": t.type_int.to_string(),
         "feePayer": t.fee_payer.as_deref().map(hex).unwrap_or_default(),
+    })
+}
+
+/// A `txlistinternal` row: a value-carrying call frame of a successful tx (the index keeps
+/// neither the frame's type nor its gas: `type` is `call` for every row, `gas` / `gasUsed`
+/// are empty).
+fn internal_json(t: &TransferView) -> Value {
+    json!({
+        "blockNumber": t.block.to_string(),
+        "timeStamp": t.ts.to_string(),
+        "hash": hex(&t.tx_hash),
+        "from": hex(&t.from),
+        "to": hex(&t.to),
+        "value": decimal(&t.value),
+        "contractAddress": "",
+        "input": "",
+        "type": "call",
+        "gas": "",
+        "gasUsed": "",
+        "traceId": (t.batch_pos.saturating_sub(1)).to_string(),
+        "isError": "0",
+        "errCode": "",
     })
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::jsonrpc::parse_quantity;
-use crate::txpath::lifecycle::unhex;
+use crate::txpath::lifecycle::{hex, unhex};
 
 /// `keccak256("Transfer(address,address,uint256)")`.
 pub const TRANSFER: [u8; 32] = hex32("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
@@ -93,6 +93,9 @@ pub enum Kind {
     Nft,
     /// A multi token (KIP-37 / ERC-1155).
     Mt,
+    /// KLAY a contract sent while the tx ran (a call, create or selfdestruct with value, from
+    /// the call tracer; only with `index.internal`).
+    Internal,
 }
 
 impl Kind {
@@ -103,6 +106,7 @@ impl Kind {
             Kind::Ft => "ft",
             Kind::Nft => "nft",
             Kind::Mt => "mt",
+            Kind::Internal => "internal",
         }
     }
 }
@@ -466,6 +470,97 @@ const fn nib(c: u8) -> u8 {
         b'a'..=b'f' => c - b'a' + 10,
         _ => 0,
     }
+}
+
+/// One frame of the call tracer's output (`debug_traceBlockByNumber` with `callTracer`).
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    calls: Vec<Frame>,
+}
+
+/// One tx's trace: `{txHash, result}` (Klaytn, Kaia, geth) or the bare frame.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TxTrace {
+    Wrapped { result: Option<Frame> },
+    Bare(Frame),
+}
+
+/// The deepest call tree walked (the EVM's own limit is 1024 frames).
+const MAX_DEPTH: usize = 1100;
+
+/// The KLAY contracts moved inside `block`'s txs, from its call traces (one per tx, in
+/// order): every call, create or selfdestruct below the top frame that carried value and did
+/// not revert (nor did any frame above it), in a successful tx. Numbered per tx from 1 in
+/// call order (`batch_pos`).
+pub fn internal_transfers(traces: &RawValue, block: &BlockRows) -> Result<Vec<Transfer>, ExtractError> {
+    let fail = |what: String| ExtractError {
+        number: block.number,
+        what,
+    };
+    let traces: Vec<TxTrace> = serde_json::from_str(traces.get()).map_err(|e| fail(format!("call traces: {e}")))?;
+    if traces.len() != block.txs.len() {
+        return Err(fail(format!(
+            "{} call traces for {} transactions",
+            traces.len(),
+            block.txs.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for (tx, trace) in block.txs.iter().zip(traces) {
+        let top = match trace {
+            TxTrace::Wrapped { result } => result,
+            TxTrace::Bare(f) => Some(f),
+        };
+        let Some(top) = top else { continue };
+        if !tx.success || top.error.is_some() {
+            continue;
+        }
+        let mut seq = 0u32;
+        let mut stack: Vec<(&Frame, usize)> = top.calls.iter().rev().map(|f| (f, 1)).collect();
+        while let Some((f, depth)) = stack.pop() {
+            if f.error.is_some() || depth > MAX_DEPTH {
+                continue;
+            }
+            let value = f.value.as_deref().and_then(amount).unwrap_or_default();
+            let moves = matches!(
+                f.kind.as_str(),
+                "CALL" | "CALLCODE" | "CREATE" | "CREATE2" | "SELFDESTRUCT"
+            );
+            if moves && !value.is_zero() {
+                let (Some(from), Some(to)) = (address(&f.from), f.to.as_deref().and_then(address)) else {
+                    return Err(fail(format!("a call frame of {} without addresses", hex(&tx.hash))));
+                };
+                seq += 1;
+                out.push(Transfer {
+                    kind: Kind::Internal,
+                    tx_hash: tx.hash,
+                    tx_index: tx.index,
+                    log_index: None,
+                    batch_pos: seq,
+                    contract: None,
+                    from,
+                    to,
+                    value,
+                    token_id: None,
+                    operator: None,
+                });
+            }
+            stack.extend(f.calls.iter().rev().map(|c| (c, depth + 1)));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

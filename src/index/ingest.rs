@@ -4,7 +4,7 @@
 //! loudly rather than rewriting it) and written in batches with their checkpoint.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use ruint::aliases::U256;
 
 use super::contracts::{describe, token_uri};
 use super::db::{Checkpoint, ContractRow, IndexDb, TokenUri};
-use super::extract::{extract, Address, BlockRows, Hash, Kind};
+use super::extract::{extract, internal_transfers, Address, BlockRows, Hash, Kind};
 use crate::events::Fetch;
 use crate::txpath::lifecycle::hex;
 
@@ -39,6 +39,8 @@ pub struct IngestSettings {
     pub batch: u64,
     /// Blocks fetched at once while behind.
     pub concurrency: usize,
+    /// Also read internal KLAY transfers from the call tracer.
+    pub internal: bool,
 }
 
 /// What the indexer has done, for `/status`, `/metrics` and the progress log.
@@ -54,6 +56,8 @@ pub struct Progress {
     pub transfers: AtomicU64,
     /// Blocks per second over the last measure (`f64` bits; 0 when caught up).
     pub rate: AtomicU64,
+    /// Internal transfers are read (`index.internal`, until the nodes refuse the tracer).
+    pub internal: AtomicBool,
     /// Why it stopped, if it did.
     halted: Mutex<Option<String>>,
 }
@@ -91,6 +95,7 @@ impl Indexer {
     pub fn new(net: String, fetch: Arc<dyn Fetch>, db: Arc<IndexDb>, settings: IngestSettings) -> Self {
         let progress = Arc::new(Progress::default());
         progress.indexed.store(u64::MAX, Ordering::Relaxed);
+        progress.internal.store(settings.internal, Ordering::Relaxed);
         Self {
             net,
             fetch,
@@ -255,7 +260,7 @@ impl Indexer {
             if known.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            let meta = describe(&*self.fetch, &address, at).await;
+            let meta = describe(&*self.fetch, &address, at, kind).await;
             out.push(ContractRow {
                 address,
                 kind,
@@ -314,7 +319,8 @@ impl Indexer {
             .map_err(|e| e.to_string())
     }
 
-    /// One block and its receipts, read like a client's calls.
+    /// One block and its receipts, read like a client's calls (and its call traces, with
+    /// `index.internal`).
     async fn fetch_block(&self, n: u64) -> Result<BlockRows, FetchError> {
         let (block, receipts) = tokio::join!(
             self.fetch.call("klay_getBlockByNumber", format!("[\"{n:#x}\",true]")),
@@ -325,8 +331,56 @@ impl Indexer {
         if block.get() == "null" {
             return Err(format!("block {n} is not there yet"));
         }
-        extract(&block, &receipts).map_err(|e| e.to_string())
+        let mut rows = extract(&block, &receipts).map_err(|e| e.to_string())?;
+        if !rows.txs.is_empty() && self.progress.internal.load(Ordering::Relaxed) {
+            self.add_internal(&mut rows).await?;
+        }
+        Ok(rows)
     }
+
+    /// Adds `rows`' internal KLAY transfers, from the call tracer. Nodes that do not offer it
+    /// turn it off (a warning, once); a trace too deep to read loses that block's internal
+    /// transfers (a warning); anything else is retried like a block that could not be read.
+    async fn add_internal(&self, rows: &mut BlockRows) -> Result<(), FetchError> {
+        let n = rows.number;
+        let traces = self
+            .fetch
+            .call(
+                "debug_traceBlockByNumber",
+                format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
+            )
+            .await;
+        let traces = match traces {
+            Ok(t) => raw(t)?,
+            Err(e) if refused(&e) => {
+                if self.progress.internal.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(network = %self.net, error = %e, "index: the nodes do not trace blocks (debug API); internal transfers are not indexed");
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(format!("block {n}'s call traces: {e}")),
+        };
+        match internal_transfers(&traces, rows) {
+            Ok(mut t) => rows.transfers.append(&mut t),
+            Err(e) => {
+                tracing::warn!(network = %self.net, block = n, error = %e, "index: this block's internal transfers are not indexed")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The node (or kengate's method table) does not offer a method: not worth retrying.
+fn refused(error: &str) -> bool {
+    [
+        "-32601",
+        "does not exist",
+        "not available",
+        "not supported",
+        "not in the method table",
+    ]
+    .iter()
+    .any(|s| error.contains(s))
 }
 
 fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {

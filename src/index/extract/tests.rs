@@ -229,3 +229,67 @@ fn event_signatures_are_the_keccak_of_their_declarations() {
         assert_eq!(got, want, "{decl}");
     }
 }
+
+/// A call frame (Klaytn's callTracer output) with `calls` inside.
+fn frame(kind: &str, from: u8, to: u8, value: &str, error: bool, calls: &[String]) -> String {
+    let error = if error { r#","error":"execution reverted""# } else { "" };
+    format!(
+        r#"{{"type":"{kind}","from":"{}","to":"{}","value":"{value}","gas":"0x0","gasUsed":"0x0","input":"0x","output":"0x"{error},"calls":[{}]}}"#,
+        addr(from),
+        addr(to),
+        calls.join(",")
+    )
+}
+
+#[test]
+fn internal_transfers_are_the_value_carrying_frames_that_stood() {
+    let (b, r) = block(Some(2), "0x64", "0x1", &[]);
+    let rows = extract(&b, &r).unwrap();
+    let inner = [
+        // 2 → 3 (5 peb), which passes 1 on to 4
+        frame("CALL", 2, 3, "0x5", false, &[frame("CALL", 3, 4, "0x1", false, &[])]),
+        // a reverted subtree moves nothing, however deep
+        frame("CALL", 2, 5, "0x7", true, &[frame("CALL", 5, 6, "0x7", false, &[])]),
+        // a delegate call carries its caller's value but moves none; a zero-value call neither
+        frame("DELEGATECALL", 2, 7, "0x64", false, &[]),
+        frame("CALL", 2, 8, "0x0", false, &[]),
+        frame("CREATE2", 2, 0xcd, "0x2", false, &[]),
+        frame("SELFDESTRUCT", 0xcd, 9, "0x2", false, &[]),
+    ];
+    let trace = format!(
+        r#"[{{"txHash":"{}","result":{}}}]"#,
+        hash(0x11),
+        frame("CALL", 1, 2, "0x64", false, &inner)
+    );
+    let t = internal_transfers(&raw(trace.clone()), &rows).unwrap();
+    let got: Vec<(u8, u8, u64, u32)> = t
+        .iter()
+        .map(|t| (t.from[0], t.to[0], t.value.to::<u64>(), t.batch_pos))
+        .collect();
+    assert_eq!(got, vec![(2, 3, 5, 1), (3, 4, 1, 2), (2, 0xcd, 2, 3), (0xcd, 9, 2, 4)]);
+    assert!(t
+        .iter()
+        .all(|t| t.kind == Kind::Internal && t.log_index.is_none() && t.contract.is_none()));
+
+    // a failed tx, or one whose top frame failed, moved nothing
+    let (b, r) = block(Some(2), "0x64", "0x0", &[]);
+    let failed = extract(&b, &r).unwrap();
+    assert!(internal_transfers(&raw(trace), &failed).unwrap().is_empty());
+    let reverted = format!(
+        r#"[{{"txHash":"{}","result":{}}}]"#,
+        hash(0x11),
+        frame("CALL", 1, 2, "0x0", true, &inner)
+    );
+    assert!(internal_transfers(&raw(reverted), &rows).unwrap().is_empty());
+
+    // traces that do not match the block's txs are an error, not a guess
+    assert!(internal_transfers(&raw("[]".into()), &rows).is_err());
+    assert!(internal_transfers(&raw("{}".into()), &rows).is_err());
+    let no_to = format!(
+        r#"[{{"txHash":"{}","result":{{"type":"CALL","from":"{}","calls":[{{"type":"CALL","from":"{}","value":"0x1"}}]}}}}]"#,
+        hash(0x11),
+        addr(1),
+        addr(2)
+    );
+    assert!(internal_transfers(&raw(no_to), &rows).is_err());
+}

@@ -16,6 +16,8 @@ struct Chain {
     /// Blocks that fail to read once.
     flaky: Mutex<Vec<u64>>,
     calls: AtomicU64,
+    /// The nodes trace blocks (`debug_traceBlockByNumber`); else they refuse the method.
+    traces: AtomicBool,
 }
 
 fn h(n: u64, salt: u8) -> String {
@@ -29,6 +31,7 @@ impl Chain {
             forged: Mutex::new(HashMap::new()),
             flaky: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
+            traces: AtomicBool::new(false),
         })
     }
 
@@ -77,6 +80,21 @@ impl Fetch for Chain {
             }
             Ok(Bytes::from(match method {
                 "klay_getBlockByNumber" => self.block(n),
+                "debug_traceBlockByNumber" if !self.traces.load(Ordering::Relaxed) => {
+                    return Err(r#"{"code":-32601,"message":"the method debug_traceBlockByNumber does not exist/is not available"}"#.into())
+                }
+                // The recipient contract passes 2 peb on, and a reverted call would have sent 9.
+                "debug_traceBlockByNumber" => format!(
+                    r#"[{{"txHash":"{}","result":{{"type":"CALL","from":"0x{}","to":"0x{}","value":"0x1",
+                      "calls":[{{"type":"CALL","from":"0x{to}","to":"0x{}","value":"0x2"}},
+                               {{"type":"CALL","from":"0x{to}","to":"0x{}","value":"0x9","error":"execution reverted"}}]}}}}]"#,
+                    h(n, 0xee),
+                    "11".repeat(20),
+                    "22".repeat(20),
+                    "33".repeat(20),
+                    "44".repeat(20),
+                    to = "22".repeat(20),
+                ),
                 _ => Chain::receipts(n),
             }))
         })
@@ -94,6 +112,7 @@ fn settings(start: Start) -> IngestSettings {
         start,
         batch: 7,
         concurrency: 3,
+        internal: false,
     }
 }
 
@@ -167,4 +186,58 @@ fn the_progress_bar_says_where_and_how_fast() {
     );
     assert!(super::bar("k", 0, 0, 0.0, 4000).ends_with("100.0% 0/0 blocks 0/s ETA 1h06m"));
     assert!(super::bar("k", 1, 100, 1.0, 99).ends_with("ETA 1m39s"));
+}
+
+#[tokio::test]
+async fn internal_transfers_from_the_call_tracer_or_off_when_the_nodes_refuse_it() {
+    // The nodes trace: each block's tx adds the KLAY its call passed on (not the reverted one).
+    let chain = Chain::new(10);
+    chain.traces.store(true, Ordering::Relaxed);
+    let db = Arc::new(IndexDb::in_memory().unwrap());
+    let on = IngestSettings {
+        internal: true,
+        ..settings(Start::First)
+    };
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), on.clone());
+    let progress = ix.progress();
+    let task = tokio::spawn(ix.run());
+    until("block 10", || progress.indexed.load(Ordering::Relaxed) == 10).await;
+    assert_eq!(
+        db.counts("n").unwrap(),
+        (11, 22),
+        "a tx value and an internal transfer per block"
+    );
+    assert!(progress.internal.load(Ordering::Relaxed));
+    let page = crate::index::db::Page {
+        start: 0,
+        end: 10,
+        asc: true,
+        limit: 100,
+        skip: 0,
+    };
+    let rows = db
+        .transfers_of("n", "internal", Some(&[0x44; 20]), None, &page)
+        .unwrap();
+    assert!(rows.is_empty(), "a reverted call moved nothing");
+    let rows = db
+        .transfers_of("n", "internal", Some(&[0x33; 20]), None, &page)
+        .unwrap();
+    assert_eq!(rows.len(), 11);
+    assert_eq!(
+        (rows[0].from.as_slice(), rows[0].log_index, rows[0].batch_pos),
+        (&[0x22u8; 20][..], -2, 1)
+    );
+    task.abort();
+
+    // Nodes without the debug API: internal transfers go off (once), indexing goes on.
+    let chain = Chain::new(10);
+    let db = Arc::new(IndexDb::in_memory().unwrap());
+    let ix = Indexer::new("n".into(), chain.clone(), db.clone(), on);
+    let progress = ix.progress();
+    let task = tokio::spawn(ix.run());
+    until("block 10", || progress.indexed.load(Ordering::Relaxed) == 10).await;
+    assert_eq!(db.counts("n").unwrap(), (11, 11));
+    assert!(!progress.internal.load(Ordering::Relaxed));
+    assert!(progress.halted().is_none());
+    task.abort();
 }
