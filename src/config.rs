@@ -85,6 +85,56 @@ pub struct Config {
     pub drain: DrainConfig,
     /// The embedded index of transactions and transfers (off by default).
     pub index: IndexConfig,
+    /// Webhooks: events POSTed to registered URLs (off by default).
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhooks (`webhooks/`): event subscriptions delivered to URLs, durable in their own SQLite
+/// file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Serve `/v1/{network}/webhooks` and deliver.
+    pub enabled: bool,
+    /// Let webhook URLs reach loopback, private, link-local and metadata addresses (off: an
+    /// SSRF guard; the tests turn it on to deliver to 127.0.0.1).
+    pub allow_private: bool,
+    /// The waits between retries of an event, in seconds; when they run out the webhook is
+    /// paused as failing. Default: 10 s, 1 min, 5 min, 15 min, 30 min, 1 h, 2 h, 4 h, 8 h,
+    /// 8 h (about 24 h in all).
+    pub retry_schedule_s: Vec<u64>,
+    /// How long a receiver has to answer a POST (ms).
+    pub timeout_ms: u64,
+    /// Deliveries in flight at once, all webhooks together.
+    pub concurrency: usize,
+    /// Webhooks an access key may have.
+    pub max_per_key: u64,
+    /// Deliveries per second to one access key's webhooks.
+    pub events_per_second: u32,
+    /// The webhooks' file; default `webhooks.db` beside the store's file.
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_private: false,
+            retry_schedule_s: vec![10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800],
+            timeout_ms: 10_000,
+            concurrency: 32,
+            max_per_key: 100,
+            events_per_second: 100,
+            path: None,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The webhooks' file for a store at `store`.
+    pub fn file(&self, store: &std::path::Path) -> std::path::PathBuf {
+        self.path.clone().unwrap_or_else(|| store.with_file_name("webhooks.db"))
+    }
 }
 
 /// The embedded index (`index/`): every transaction and KLAY / token transfer of the blocks
@@ -613,6 +663,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             drain: DrainConfig::default(),
             index: IndexConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -808,6 +859,13 @@ impl Config {
         }
         if self.index.batch == 0 || self.index.concurrency == 0 {
             return invalid("index", "batch and concurrency must be > 0");
+        }
+        let w = &self.webhooks;
+        if w.timeout_ms == 0 || w.concurrency == 0 || w.events_per_second == 0 {
+            return invalid("webhooks", "timeout_ms, concurrency and events_per_second must be > 0");
+        }
+        if w.retry_schedule_s.len() > 100 || w.retry_schedule_s.iter().any(|s| *s == 0 || *s > 7 * 86_400) {
+            return invalid("webhooks.retry_schedule_s", "at most 100 waits, each 1 s to 7 days");
         }
         let networks = self.networks();
         if networks.is_empty() {

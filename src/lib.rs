@@ -34,6 +34,7 @@ pub mod routing;
 pub mod server;
 pub mod store;
 pub mod txpath;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct App {
     pub edge: Arc<metrics::EdgeCounters>,
     /// The embedded index, when `[index] enabled`.
     pub index: Option<Arc<index::Index>>,
+    /// The webhooks, when `[webhooks] enabled`.
+    pub webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 impl App {
@@ -162,8 +165,37 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         }
         false => None,
     };
+    let webhooks = match config.webhooks.enabled {
+        true => {
+            let file = config.webhooks.file(&config.store.path);
+            let fail = |e: String| StartError::Store {
+                path: file.display().to_string(),
+                source: store::StoreError::Engine(e),
+            };
+            // Receivers are verified against the system's trust roots.
+            let tls =
+                cluster::client_config(&config::NodeTlsConfig::default(), true).map_err(|e| fail(e.to_string()))?;
+            let sender = webhooks::send::HttpSender::new(
+                tls,
+                Duration::from_millis(config.webhooks.timeout_ms),
+                config.webhooks.allow_private,
+            );
+            let nets = list
+                .iter()
+                .map(|n| webhooks::Net {
+                    name: n.name.clone(),
+                    fetch: n.current.clone() as Arc<dyn events::Fetch>,
+                })
+                .collect();
+            let wh = webhooks::Webhooks::new(&config.webhooks, &file, nets, store.clone(), Arc::new(sender))
+                .map_err(|e| fail(e.to_string()))?;
+            Some(Arc::new(wh))
+        }
+        false => None,
+    };
     Ok(App {
         index,
+        webhooks,
         networks: Arc::new(Networks::new(list)),
         registry,
         store,
@@ -342,6 +374,9 @@ pub async fn run_with(
     }
     if let Some(index) = &app.index {
         tasks.extend(index.spawn());
+    }
+    if let Some(wh) = &app.webhooks {
+        tasks.extend(wh.spawn());
     }
     tasks.extend(
         app.networks

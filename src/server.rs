@@ -17,6 +17,7 @@ mod edge;
 mod kas;
 mod linger;
 mod tls;
+mod webhooks;
 mod ws;
 
 pub use cors::Cors;
@@ -337,6 +338,11 @@ enum Route<'a> {
     },
     /// The KAS Token History API over the index: `/v2` + rest (network by `x-chain-id`).
     Kas(&'a str),
+    /// The webhooks API: `[/v1/{network}]/v1/webhooks` + rest.
+    Webhooks {
+        network: Option<&'a str>,
+        rest: &'a str,
+    },
     /// `/admin/keys` + rest.
     Keys(&'a str),
     Health,
@@ -372,6 +378,9 @@ fn route(path: &str) -> Route<'_> {
             return Route::Keys(rest);
         }
     }
+    if let Some(rest) = path.strip_prefix("/v1/").and_then(webhooks::rest_of) {
+        return Route::Webhooks { network: None, rest };
+    }
     if path == "/v1/tx" || path.starts_with("/v1/tx/") {
         return Route::Tx {
             network: None,
@@ -395,6 +404,10 @@ fn route(path: &str) -> Route<'_> {
             rest: &r["tx".len()..],
         },
         "api" => Route::Etherscan { network: Some(network) },
+        r if webhooks::rest_of(r).is_some() => Route::Webhooks {
+            network: Some(network),
+            rest: webhooks::rest_of(r).unwrap_or(""),
+        },
         token if !token.contains('/') => Route::Rpc {
             network: Some(network),
             token: Some(token),
@@ -505,6 +518,10 @@ async fn dispatch(
         Route::Metrics if is_get => admin::metrics(app),
         Route::Health | Route::Ready | Route::Status | Route::Metrics => not_allowed("GET", "use GET\n"),
         Route::Keys(rest) => keys_admin(&ctx, rest.to_owned(), req).await,
+        Route::Webhooks { network, rest } => {
+            let (network, rest) = (network.map(str::to_owned), rest.to_owned());
+            webhooks::handle(&ctx, peer, req, network.as_deref(), &rest).await
+        }
         Route::Kas(rest) => {
             let rest = rest.to_owned();
             kas::handle(&ctx, peer, req, &rest, &place).await

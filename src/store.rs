@@ -253,6 +253,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn list_txs(&self, q: &TxQuery) -> Result<TxPage, StoreError>;
     /// Records not yet in a final state (re-checked after a restart).
     fn unfinished_txs(&self) -> Result<Vec<TxRecord>, StoreError>;
+    /// Records written after change number `seq`, oldest change first (at most `limit`), each
+    /// with its change number: every `put_tx` gives its record the next one, so a reader that
+    /// keeps the last number it handled sees every change once it looks again (the webhooks'
+    /// transaction-status feed).
+    fn txs_changed_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, TxRecord)>, StoreError>;
+    /// The latest change number (0 when nothing was written).
+    fn last_tx_change(&self) -> Result<u64, StoreError>;
 
     /// Inserts or replaces an access key, and bumps [`Store::keys_version`] in the same
     /// transaction.

@@ -48,7 +48,7 @@ pub struct BlockRows {
 }
 
 /// One transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TxRow {
     /// Its hash.
     pub hash: Hash,

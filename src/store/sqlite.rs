@@ -65,6 +65,21 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(engine)?;
         conn.execute_batch(SCHEMA).map_err(engine)?;
         conn.execute_batch(KEYS_SCHEMA).map_err(engine)?;
+        // The change sequence (`txs_changed_after`), added to stores made before it.
+        let has_changed: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('txs') WHERE name = 'changed'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(engine)?
+            > 0;
+        if !has_changed {
+            conn.execute_batch("ALTER TABLE txs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;")
+                .map_err(engine)?;
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS txs_changed ON txs (changed);")
+            .map_err(engine)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -89,12 +104,44 @@ impl Store for SqliteStore {
         let created = i64::try_from(rec.created_at).unwrap_or(i64::MAX);
         self.conn()
             .execute(
-                "INSERT INTO txs (hash, sender, status, created_ms, record) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(hash) DO UPDATE SET status = excluded.status, record = excluded.record",
+                "INSERT INTO txs (hash, sender, status, created_ms, record, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(changed), 0) + 1 FROM txs))
+                 ON CONFLICT(hash) DO UPDATE SET status = excluded.status, record = excluded.record,
+                 changed = excluded.changed",
                 params![rec.hash, rec.sender, rec.status.as_str(), created, json],
             )
             .map_err(engine)?;
         Ok(())
+    }
+
+    fn txs_changed_after(&self, seq: u64, limit: usize) -> Result<Vec<(u64, TxRecord)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT changed, record FROM txs WHERE changed > ?1 ORDER BY changed LIMIT ?2")
+            .map_err(engine)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    i64::try_from(seq).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map_err(engine)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, json) = row.map_err(engine)?;
+            out.push((u64::try_from(seq).unwrap_or(0), decode(json)?));
+        }
+        Ok(out)
+    }
+
+    fn last_tx_change(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COALESCE(MAX(changed), 0) FROM txs", [], |r| r.get(0))
+            .map_err(engine)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn get_tx(&self, hash: &str) -> Result<Option<TxRecord>, StoreError> {
@@ -240,6 +287,29 @@ mod tests {
         let mut r = TxRecord::created(format!("0x{i:064x}"), sender.into(), i, "{}".into(), 1000 + i / 2);
         r.status = status;
         r
+    }
+
+    #[test]
+    fn every_write_is_a_change_read_once_in_order() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(s.last_tx_change().unwrap(), 0);
+        let mut a = rec(1, "0xa", TxStatus::Created);
+        let b = rec(2, "0xb", TxStatus::Created);
+        s.put_tx(&a).unwrap();
+        s.put_tx(&b).unwrap();
+        a.status = TxStatus::Submitted;
+        s.put_tx(&a).unwrap();
+        // a's first change is superseded by its latest: b (2), then a (3).
+        let all = s.txs_changed_after(0, 10).unwrap();
+        let got: Vec<(u64, &str, TxStatus)> = all.iter().map(|(n, r)| (*n, r.sender.as_str(), r.status)).collect();
+        assert_eq!(
+            got,
+            vec![(2, "0xb", TxStatus::Created), (3, "0xa", TxStatus::Submitted)]
+        );
+        assert_eq!(s.last_tx_change().unwrap(), 3);
+        assert_eq!(s.txs_changed_after(2, 10).unwrap().len(), 1);
+        assert_eq!(s.txs_changed_after(0, 1).unwrap().len(), 1);
+        assert!(s.txs_changed_after(3, 10).unwrap().is_empty());
     }
 
     #[test]

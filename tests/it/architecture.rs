@@ -150,3 +150,24 @@ fn the_index_talks_to_the_rest_through_small_types_only() {
         bad.join("\n")
     );
 }
+
+#[test]
+fn webhooks_talk_to_the_rest_through_small_types_only() {
+    let bad = offenders(
+        |f| f == "webhooks.rs" || f.starts_with("webhooks/"),
+        &[
+            "crate::proxy",
+            "crate::server",
+            "crate::access",
+            "crate::cluster",
+            "crate::networks",
+        ],
+        &[],
+    );
+    assert!(
+        bad.is_empty(),
+        "webhooks read blocks through events::Fetch and tx records through store::Store; \
+         they must not import proxy, server, access, cluster or networks:\n{}",
+        bad.join("\n")
+    );
+}

@@ -21,5 +21,6 @@ mod reload;
 mod routing;
 mod tls;
 mod transparency;
+mod webhooks;
 mod writes;
 mod ws;
