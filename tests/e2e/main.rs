@@ -15,4 +15,5 @@ mod faults;
 mod index;
 mod kaia;
 mod tls;
+mod webhooks;
 mod writes;

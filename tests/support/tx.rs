@@ -1,5 +1,6 @@
-//! Signs legacy (EIP-155) value transfers for load generation — test-only; kengate's own
-//! transaction decoding is separate.
+//! Signs legacy (EIP-155) transactions — value transfers for load generation, contract
+//! deploys and calls for the webhooks test — test-only; kengate's own transaction decoding is
+//! separate.
 
 use alloy_rlp::{Encodable, Header};
 use k256::ecdsa::SigningKey;
@@ -57,7 +58,7 @@ impl Signed {
     }
 }
 
-/// Signs `[nonce, gasPrice, gas, to, value, data]` with EIP-155 replay protection.
+/// Signs a legacy value transfer (21,000 gas) with EIP-155 replay protection.
 pub fn sign_transfer(
     key: &SigningKey,
     chain_id: u64,
@@ -66,34 +67,32 @@ pub fn sign_transfer(
     to: [u8; 20],
     value: u128,
 ) -> Signed {
-    let gas: u64 = 21_000;
-    let data: &[u8] = &[];
+    sign_legacy(key, chain_id, nonce, gas_price, 21_000, Some(to), value, &[])
+}
+
+/// Signs `[nonce, gasPrice, gas, to, value, data]` with EIP-155 replay protection (`to` `None`:
+/// a contract creation).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_legacy(
+    key: &SigningKey,
+    chain_id: u64,
+    nonce: u64,
+    gas_price: u128,
+    gas: u64,
+    to: Option<[u8; 20]>,
+    value: u128,
+    data: &[u8],
+) -> Signed {
+    let to: &[u8] = match &to {
+        Some(a) => &a[..],
+        None => &[],
+    };
     let zero: u8 = 0;
-    let unsigned = list(&[
-        &nonce,
-        &gas_price,
-        &gas,
-        &&to[..],
-        &value,
-        &data,
-        &chain_id,
-        &zero,
-        &zero,
-    ]);
+    let unsigned = list(&[&nonce, &gas_price, &gas, &to, &value, &data, &chain_id, &zero, &zero]);
     let (sig, recid) = key.sign_prehash_recoverable(&keccak(&unsigned)).expect("sign");
     let v = u64::from(recid.to_byte()) + 35 + 2 * chain_id;
     let (r, s) = (sig.r().to_bytes(), sig.s().to_bytes());
-    let raw = list(&[
-        &nonce,
-        &gas_price,
-        &gas,
-        &&to[..],
-        &value,
-        &data,
-        &v,
-        &trim(&r),
-        &trim(&s),
-    ]);
+    let raw = list(&[&nonce, &gas_price, &gas, &to, &value, &data, &v, &trim(&r), &trim(&s)]);
     let hash = keccak(&raw);
     Signed { raw, hash }
 }
