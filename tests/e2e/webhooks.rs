@@ -299,6 +299,9 @@ impl Drop for Kengate {
     }
 }
 
+/// Signs the next tx of the test's sender: (gas, to, value, data) → (raw tx, hash).
+type Signer<'a> = dyn FnMut(u64, Option<[u8; 20]>, u128, &[u8]) -> (String, String) + 'a;
+
 /// Sends a signed tx through kengate; its hash.
 async fn send(http: &Http, rpc: &str, raw: String) -> String {
     let r = http.rpc(rpc, "klay_sendRawTransaction", json!([raw])).await;
@@ -435,10 +438,8 @@ async fn webhooks_deliver_every_event_in_order_through_receiver_outages_and_a_ki
     // What the test expects each webhook to be told, as (what, tx hash) in order.
     let mut want: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     let mut sent = Vec::new();
-    let klay = |tx: &mut dyn FnMut(u64, Option<[u8; 20]>, u128, &[u8]) -> (String, String), i: u128| {
-        tx(21_000, Some(recipient), 1_000_000_000 * i, &[])
-    };
-    let tok = |tx: &mut dyn FnMut(u64, Option<[u8; 20]>, u128, &[u8]) -> (String, String), i: u8| {
+    let klay = |tx: &mut Signer<'_>, i: u128| tx(21_000, Some(recipient), 1_000_000_000 * i, &[]);
+    let tok = |tx: &mut Signer<'_>, i: u8| {
         let mut data = word(&recipient).to_vec();
         data.extend_from_slice(&word(&[i]));
         tx(100_000, Some(token), 0, &data)
@@ -466,9 +467,7 @@ async fn webhooks_deliver_every_event_in_order_through_receiver_outages_and_a_ki
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     rx.mode.store(1, Ordering::SeqCst);
-    let round = |sent: &mut Vec<(String, String, &'static str)>,
-                 tx: &mut dyn FnMut(u64, Option<[u8; 20]>, u128, &[u8]) -> (String, String),
-                 i: u8| {
+    let round = |sent: &mut Vec<(String, String, &'static str)>, tx: &mut Signer<'_>, i: u8| {
         let (a, ah) = klay(tx, u128::from(i));
         let (b, bh) = tok(tx, i);
         sent.push((a, ah, "klay"));
