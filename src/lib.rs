@@ -189,6 +189,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
                 .collect();
             let wh = webhooks::Webhooks::new(&config.webhooks, &file, nets, store.clone(), Arc::new(sender))
                 .map_err(|e| fail(e.to_string()))?;
+            wh.register(&mut registry);
             Some(Arc::new(wh))
         }
         false => None,

@@ -63,6 +63,18 @@ enum Command {
         #[command(subcommand)]
         command: IndexCommand,
     },
+    /// Manage webhooks in webhooks.db, as the REST API does (a running kengate picks changes up
+    /// within 5 seconds). Prints the API's JSON answer.
+    Webhooks {
+        /// The network (default: the first one).
+        #[arg(long, global = true)]
+        network: Option<String>,
+        /// Act as this access key (its own webhooks only); default: the operator (all).
+        #[arg(long, global = true)]
+        key: Option<String>,
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,6 +147,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(Command::Index { command }) = &cli.command {
         return index_command(command, &config);
+    }
+    if let Some(Command::Webhooks { network, key, command }) = &cli.command {
+        return webhooks_command(network.as_deref(), key.as_deref(), command, &config);
     }
     config.validate()?;
 
@@ -219,6 +234,203 @@ fn index_command(command: &IndexCommand, config: &Config) -> anyhow::Result<()> 
             db.reset(network)?;
             eprintln!("index of {network} reset: indexed again from index.start_block at the next start");
         }
+    }
+    Ok(())
+}
+
+/// `kengate webhooks …`.
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// The webhooks (of `--key`, or all).
+    List,
+    /// One webhook.
+    Show {
+        /// Its id (`wh_…`).
+        id: String,
+    },
+    /// Makes a webhook; prints its signing secret (shown once).
+    Create {
+        /// Where events are POSTed.
+        #[arg(long)]
+        url: String,
+        /// address_activity, log, tx_status, failed_tx, balance_threshold or new_block.
+        #[arg(long = "type")]
+        kind: String,
+        /// The filter, as JSON (README "Webhooks").
+        #[arg(long)]
+        filter: Option<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Changes a webhook's url, filter or description.
+    Update {
+        /// Its id.
+        id: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Stops deliveries (events are kept).
+    Pause {
+        /// Its id.
+        id: String,
+    },
+    /// Delivers again, backlog first (also a webhook paused as failing).
+    Resume {
+        /// Its id.
+        id: String,
+    },
+    /// A new signing secret (printed).
+    RotateSecret {
+        /// Its id.
+        id: String,
+    },
+    /// Queues a test event.
+    Test {
+        /// Its id.
+        id: String,
+    },
+    /// Recent events and their delivery attempts.
+    Deliveries {
+        /// Its id.
+        id: String,
+    },
+    /// Delivers again from an event on (same ids).
+    Replay {
+        /// Its id.
+        id: String,
+        /// The first event to deliver again (`evt_…`).
+        #[arg(long)]
+        from: String,
+    },
+    /// Deletes a webhook and its events.
+    Delete {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// Never sends: the CLI only changes the file; the running kengate delivers.
+struct NoSender;
+
+impl kengate::webhooks::deliver::Sender for NoSender {
+    fn post<'a>(
+        &'a self,
+        _: &'a str,
+        _: Vec<(&'static str, String)>,
+        _: String,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<kengate::webhooks::deliver::Answer, String>> + Send + 'a>,
+    > {
+        Box::pin(async { Err("the CLI does not deliver".to_owned()) })
+    }
+}
+
+fn webhooks_command(
+    network: Option<&str>,
+    key: Option<&str>,
+    command: &WebhooksCommand,
+    config: &Config,
+) -> anyhow::Result<()> {
+    use kengate::webhooks::api::{answer, Owner, Request};
+    use serde_json::{json, Value};
+    let nets = config.networks();
+    let network = match network {
+        Some(n) if nets.iter().any(|x| x.name == n) => n.to_owned(),
+        Some(n) => bail!("no network named {n:?} in the configuration"),
+        None => nets
+            .first()
+            .map(|n| n.name.clone())
+            .context("no network in the configuration")?,
+    };
+    let file = config.webhooks.file(&config.store.path);
+    let store: std::sync::Arc<dyn kengate::store::Store> = std::sync::Arc::new(
+        kengate::store::SqliteStore::open(&config.store.path)
+            .with_context(|| format!("opening {}", config.store.path.display()))?,
+    );
+    let wh = kengate::webhooks::Webhooks::new(
+        &config.webhooks,
+        &file,
+        Vec::new(),
+        store,
+        std::sync::Arc::new(NoSender),
+    )
+    .with_context(|| format!("opening {}", file.display()))?;
+    let parse = |f: &Option<String>| -> anyhow::Result<Option<Value>> {
+        f.as_deref()
+            .map(|t| serde_json::from_str(t).context("--filter is not JSON"))
+            .transpose()
+    };
+    let (method, path, body) = match command {
+        WebhooksCommand::List => ("GET", String::new(), Value::Null),
+        WebhooksCommand::Show { id } => ("GET", format!("/{id}"), Value::Null),
+        WebhooksCommand::Create {
+            url,
+            kind,
+            filter,
+            description,
+        } => {
+            let mut b = json!({"url": url, "type": kind});
+            if let Some(f) = parse(filter)? {
+                b["filter"] = f;
+            }
+            if let Some(d) = description {
+                b["description"] = json!(d);
+            }
+            ("POST", String::new(), b)
+        }
+        WebhooksCommand::Update {
+            id,
+            url,
+            filter,
+            description,
+        } => {
+            let mut b = json!({});
+            if let Some(u) = url {
+                b["url"] = json!(u);
+            }
+            if let Some(f) = parse(filter)? {
+                b["filter"] = f;
+            }
+            if let Some(d) = description {
+                b["description"] = json!(d);
+            }
+            ("PATCH", format!("/{id}"), b)
+        }
+        WebhooksCommand::Pause { id } => ("POST", format!("/{id}/pause"), Value::Null),
+        WebhooksCommand::Resume { id } => ("POST", format!("/{id}/resume"), Value::Null),
+        WebhooksCommand::RotateSecret { id } => ("POST", format!("/{id}/rotate-secret"), Value::Null),
+        WebhooksCommand::Test { id } => ("POST", format!("/{id}/test"), Value::Null),
+        WebhooksCommand::Deliveries { id } => ("GET", format!("/{id}/deliveries"), Value::Null),
+        WebhooksCommand::Replay { id, from } => ("POST", format!("/{id}/replay"), json!({"from": from})),
+        WebhooksCommand::Delete { id } => ("DELETE", format!("/{id}"), Value::Null),
+    };
+    let body = match body {
+        Value::Null => Vec::new(),
+        b => b.to_string().into_bytes(),
+    };
+    let reply = answer(
+        &wh,
+        &Request {
+            method,
+            path: &path,
+            query: "",
+            body: &body,
+            network: &network,
+            owner: match key {
+                Some(k) => Owner::Key(k),
+                None => Owner::Admin,
+            },
+        },
+    );
+    let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body.clone()));
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    if reply.status >= 400 {
+        bail!("HTTP {} (as the API would answer)", reply.status);
     }
     Ok(())
 }

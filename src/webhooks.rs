@@ -17,6 +17,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::sync::Notify;
 
 use crate::config::WebhooksConfig;
@@ -63,6 +68,22 @@ impl Hooks {
     }
 }
 
+/// `kengate_webhook_deliveries_total`'s label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `delivered`, `retry`, `rejected` or `failing`.
+    pub result: String,
+}
+
+/// The webhooks' `/metrics` series.
+#[derive(Debug, Default)]
+pub struct Series {
+    /// Delivery attempts by what became of them.
+    pub deliveries: Family<ResultLabels, Counter>,
+    /// Undelivered events (sampled).
+    pub backlog: Gauge,
+}
+
 /// One network as the webhooks see it.
 pub struct Net {
     /// Its name.
@@ -81,6 +102,7 @@ pub struct Webhooks {
     policy: Policy,
     cfg: WebhooksConfig,
     wake: Arc<Notify>,
+    series: Arc<Series>,
     /// Tasks not started yet.
     started: RwLock<bool>,
 }
@@ -116,6 +138,7 @@ impl Webhooks {
             policy,
             cfg: cfg.clone(),
             wake: Arc::new(Notify::new()),
+            series: Arc::new(Series::default()),
             started: RwLock::new(false),
         };
         me.reload()?;
@@ -156,6 +179,27 @@ impl Webhooks {
         &self.cfg
     }
 
+    /// Adds its series to `/metrics`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kengate_webhook_deliveries",
+            "Webhook delivery attempts, by result (delivered, retry, rejected, failing)",
+            self.series.deliveries.clone(),
+        );
+        registry.register(
+            "kengate_webhook_backlog",
+            "Webhook events not delivered yet",
+            self.series.backlog.clone(),
+        );
+    }
+
+    /// Samples the backlog for `/metrics`.
+    pub fn sample(&self) {
+        if let Ok(n) = self.db.backlog() {
+            self.series.backlog.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Wakes the delivery worker (a webhook resumed, events replayed).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -192,6 +236,7 @@ impl Webhooks {
             self.sender.clone(),
             self.policy.clone(),
             self.wake.clone(),
+            self.series.clone(),
         )));
         // Changes made by `kengate webhooks` in another process.
         let me = self.clone();

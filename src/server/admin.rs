@@ -94,6 +94,9 @@ pub(super) fn metrics(app: &App) -> Resp {
     if let Some(index) = &app.index {
         index.sample();
     }
+    if let Some(wh) = &app.webhooks {
+        wh.sample();
+    }
     for net in app.networks.iter() {
         let gw = &net.gw();
         gw.metrics.sample(&gw.cluster.view());

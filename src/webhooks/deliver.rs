@@ -88,6 +88,7 @@ pub(super) async fn run(
     sender: Arc<dyn Sender>,
     policy: Policy,
     wake: Arc<Notify>,
+    series: Arc<super::Series>,
 ) {
     let slots = Arc::new(Semaphore::new(policy.concurrency.max(1)));
     let busy: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
@@ -140,8 +141,15 @@ pub(super) async fn run(
             busy.lock().unwrap_or_else(PoisonError::into_inner).push(q.hook.clone());
             let (db, sender, policy, busy, wake) =
                 (db.clone(), sender.clone(), policy.clone(), busy.clone(), wake.clone());
+            let series = series.clone();
             tokio::spawn(async move {
-                deliver(&db, &*sender, &policy, &q, &target).await;
+                let result = deliver(&db, &*sender, &policy, &q, &target).await;
+                series
+                    .deliveries
+                    .get_or_create(&super::ResultLabels {
+                        result: result.to_owned(),
+                    })
+                    .inc();
                 busy.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .retain(|h| *h != q.hook);
@@ -163,8 +171,8 @@ pub(super) async fn run(
     }
 }
 
-/// One attempt at `q`, recorded with what follows from it.
-async fn deliver(db: &Arc<HookDb>, sender: &dyn Sender, policy: &Policy, q: &Queued, target: &Target) {
+/// One attempt at `q`, recorded with what follows from it; its result's name.
+async fn deliver(db: &Arc<HookDb>, sender: &dyn Sender, policy: &Policy, q: &Queued, target: &Target) -> &'static str {
     let attempt = q.attempts + 1;
     let started = tokio::time::Instant::now();
     let at = now_ms();
@@ -220,8 +228,15 @@ async fn deliver(db: &Arc<HookDb>, sender: &dyn Sender, policy: &Policy, q: &Que
         latency_ms,
         error,
     };
+    let name = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Rejected => "rejected",
+        Outcome::Retry { .. } => "retry",
+        Outcome::GiveUp { .. } => "failing",
+    };
     let (db, hook) = (db.clone(), q.hook.clone());
     let _ = tokio::task::spawn_blocking(move || db.attempted(&a, &outcome, &hook)).await;
+    name
 }
 
 #[cfg(test)]

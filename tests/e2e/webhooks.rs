@@ -671,6 +671,16 @@ async fn webhooks_deliver_every_event_in_order_through_receiver_outages_and_a_ki
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // What /metrics says of it (this process's share: it started after the kill).
+    let m = http.get(&format!("{}/metrics", kg.url())).await.text();
+    assert!(
+        m.contains("kengate_webhook_deliveries_total{result=\"delivered\"}") && m.contains("kengate_webhook_backlog 0"),
+        "/metrics: {}",
+        m.lines()
+            .filter(|l| l.contains("webhook"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let dups = posts.len() - posts.iter().map(|p| &p.event_id).collect::<BTreeSet<_>>().len();
     println!(
         "webhooks: {} posts accepted, {} distinct events, {dups} redelivered (at least once); {} answered 500, an outage and a kill -9",

@@ -522,3 +522,57 @@ async fn keys_see_their_own_webhooks_and_bad_definitions_name_the_field() {
         404
     );
 }
+
+#[test]
+fn the_cli_changes_what_the_api_shows() {
+    let dir = tempdir::new("cli");
+    let cfg = dir.0.join("proxy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"{}\"\n[webhooks]\nenabled = true\n[[nodes]]\nhttp = \"http://127.0.0.1:9\"\n",
+            dir.0.join("kengate.db").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("webhooks")
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let (ok, made) = run(&[
+        "--key",
+        "k1",
+        "create",
+        "--url",
+        "https://a.example/",
+        "--type",
+        "new_block",
+    ]);
+    assert!(ok, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(made["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (ok, list) = run(&["list"]);
+    assert!(ok);
+    assert_eq!(list["items"][0]["id"], json!(id));
+    assert_eq!(
+        run(&["--key", "k2", "list"]).1["items"],
+        json!([]),
+        "another key sees none"
+    );
+    let (ok, paused) = run(&["pause", &id]);
+    assert!(ok && paused["state"] == "paused", "{paused}");
+    let (ok, e) = run(&["create", "--url", "http://127.0.0.1/", "--type", "new_block"]);
+    assert!(!ok && e["field"] == "url", "{e}");
+    assert!(run(&["delete", &id]).0);
+    assert!(!run(&["show", &id]).0);
+}
