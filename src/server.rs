@@ -696,7 +696,15 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
         events: &net.events,
         session: None,
     };
-    match net.gw().handle_body(body, &who).await {
+    let key = who.caller.key.as_ref().map(|k| k.id().to_owned());
+    let gw = net.gw();
+    let served = gw.handle_body(body, &who);
+    // The key goes with the txs it sends (webhooks can follow a key's txs).
+    let served = match key {
+        Some(k) => crate::txpath::lifecycle::ACCESS_KEY.scope(k, served).await,
+        None => served.await,
+    };
+    match served {
         Ok(Some(reply)) => json(StatusCode::OK, reply),
         Ok(None) => json(StatusCode::OK, Bytes::new()),
         Err(t) => {

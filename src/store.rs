@@ -118,6 +118,9 @@ pub struct TxRecord {
     /// Submissions that failed at the transport level before a node accepted it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// The access key it was sent with (auth on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A failed submission attempt.
@@ -153,6 +156,7 @@ impl TxRecord {
             error: None,
             network: String::new(),
             attempts: Vec::new(),
+            key: None,
         }
     }
 }

@@ -228,7 +228,13 @@ async fn session(
                 events: &events,
                 session: Some(&subs),
             };
-            let reply = match gw.handle_body(&body, &who).await {
+            let key = caller.key.as_ref().map(|k| k.id().to_owned());
+            let served = gw.handle_body(&body, &who);
+            let served = match key {
+                Some(k) => crate::txpath::lifecycle::ACCESS_KEY.scope(k, served).await,
+                None => served.await,
+            };
+            let reply = match served {
                 Ok(reply) => reply,
                 // Over the rate: each call gets -32005; the connection stays open.
                 Err(t) => {

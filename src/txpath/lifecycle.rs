@@ -8,6 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::routing::WriteTx;
 use crate::store::{Attempt, Store, StoreError, TxPage, TxQuery, TxRecord, TxStatus};
 
+tokio::task_local! {
+    /// The access key of the request being served (set by the server around a request when
+    /// auth is on), recorded with the txs it sends.
+    pub static ACCESS_KEY: String;
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -169,6 +175,7 @@ impl Lifecycle {
         let request = String::from_utf8_lossy(request).into_owned();
         let mut rec = TxRecord::created(hex(&w.hash), hex(&w.sender), w.nonce, request, now_ms());
         rec.network = self.network.clone();
+        rec.key = ACCESS_KEY.try_with(Clone::clone).ok();
         self.blocking(move |s| match s.get_tx(&rec.hash)? {
             Some(_) => Ok(()),
             None => s.put_tx(&rec),

@@ -203,6 +203,17 @@ fn create(wh: &Webhooks, req: &Request<'_>) -> Answer {
     Ok(reply(201, v))
 }
 
+/// A key follows only the txs sent with itself.
+fn own_key_only(owner: Owner<'_>, f: &Filter) -> Result<(), Reply> {
+    match (owner, f) {
+        (Owner::Key(me), Filter::Txs { key: Some(k), .. }) if k != me => Err(bad(&invalid(
+            "filter.key",
+            "an access key may follow only the transactions sent with itself",
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn list(wh: &Webhooks, req: &Request<'_>) -> Answer {
     let owner = match req.owner {
         Owner::Admin => None,
@@ -235,6 +246,7 @@ fn update(wh: &Webhooks, req: &Request<'_>, id: &str) -> Answer {
     }
     if let Some(f) = o.get("filter") {
         h.filter = Filter::parse(h.kind, f, wh.dialect(req.network)).map_err(|e| bad(&e))?;
+        own_key_only(req.owner, &h.filter)?;
     }
     if let Some(d) = text_field(&o, "description", 500)? {
         h.description = d;

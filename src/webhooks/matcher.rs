@@ -217,10 +217,18 @@ fn record_json(r: &TxRecord) -> Value {
 pub fn tx_events(hooks: &[Hook], r: &TxRecord, now: u64) -> Vec<Event> {
     let mut out = Vec::new();
     for h in hooks {
-        let Filter::Txs { hash, sender, statuses } = &h.filter else {
+        let Filter::Txs {
+            hash,
+            sender,
+            key,
+            statuses,
+        } = &h.filter
+        else {
             continue;
         };
-        let mine = hash.as_ref().is_some_and(|x| *x == r.hash) || sender.as_ref().is_some_and(|s| *s == r.sender);
+        let mine = hash.as_ref().is_some_and(|x| *x == r.hash)
+            || sender.as_ref().is_some_and(|s| *s == r.sender)
+            || key.as_ref().is_some_and(|k| r.key.as_ref() == Some(k));
         if !mine {
             continue;
         }

@@ -86,6 +86,8 @@ pub enum Filter {
         hash: Option<String>,
         /// Its sender.
         sender: Option<String>,
+        /// The access key it was sent with.
+        key: Option<String>,
         /// Only these states (`tx_status`; all when empty).
         statuses: Vec<TxStatus>,
     },
@@ -149,8 +151,8 @@ impl Filter {
         let known: &[&str] = match kind {
             Kind::AddressActivity => &["address", "kinds", "contracts"],
             Kind::Log => &["address", "topics"],
-            Kind::TxStatus => &["hash", "sender", "statuses"],
-            Kind::FailedTx => &["hash", "sender"],
+            Kind::TxStatus => &["hash", "sender", "key", "statuses"],
+            Kind::FailedTx => &["hash", "sender", "key"],
             Kind::Balance => &["address", "token", "threshold"],
             Kind::NewBlock => &[],
         };
@@ -203,8 +205,13 @@ impl Filter {
                     Value::Null => None,
                     s => Some(hex(&address(s, "filter.sender")?)),
                 };
-                if hash.is_none() && sender.is_none() {
-                    return Err(invalid("filter", "give a hash or a sender"));
+                let key = match get("key") {
+                    Value::Null => None,
+                    Value::String(k) if !k.is_empty() && k.len() <= 128 => Some(k.clone()),
+                    _ => return Err(invalid("filter.key", "an access key id")),
+                };
+                if hash.is_none() && sender.is_none() && key.is_none() {
+                    return Err(invalid("filter", "give a hash, a sender or a key"));
                 }
                 let statuses = match get("statuses") {
                     Value::Null => Vec::new(),
@@ -224,7 +231,12 @@ impl Filter {
                         .collect::<Result<_, _>>()?,
                     _ => return Err(invalid("filter.statuses", "a list")),
                 };
-                Ok(Filter::Txs { hash, sender, statuses })
+                Ok(Filter::Txs {
+                    hash,
+                    sender,
+                    key,
+                    statuses,
+                })
             }
             Kind::Balance => {
                 let threshold = match get("threshold") {
@@ -263,8 +275,16 @@ impl Filter {
                 Value::Null => json!({}),
                 v => v.clone(),
             },
-            Filter::Txs { hash, sender, statuses } => {
+            Filter::Txs {
+                hash,
+                sender,
+                key,
+                statuses,
+            } => {
                 let mut m = Map::new();
+                if let Some(k) = key {
+                    m.insert("key".into(), json!(k));
+                }
                 if let Some(h) = hash {
                     m.insert("hash".into(), json!(h));
                 }

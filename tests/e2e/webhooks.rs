@@ -426,7 +426,7 @@ async fn webhooks_deliver_every_event_in_order_through_receiver_outages_and_a_ki
             "status",
             json!({"type": "tx_status", "filter": {"sender": me, "statuses": ["Submitted", "InBlock"]}}),
         ),
-        ("failed", json!({"type": "failed_tx", "filter": {"sender": me}})),
+        ("failed", json!({"type": "failed_tx", "filter": {"key": KEY_ID}})),
     ] {
         let mut body = body;
         body["url"] = json!(rx.url(name));

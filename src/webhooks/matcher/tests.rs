@@ -243,6 +243,7 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
         "s",
         Kind::TxStatus,
         Filter::Txs {
+            key: None,
             hash: None,
             sender: Some(sender.clone()),
             statuses: vec![],
@@ -252,6 +253,7 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
         "o",
         Kind::TxStatus,
         Filter::Txs {
+            key: None,
             hash: Some(r.hash.clone()),
             sender: None,
             statuses: vec![TxStatus::InBlock],
@@ -261,6 +263,7 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
         "f",
         Kind::FailedTx,
         Filter::Txs {
+            key: None,
             hash: None,
             sender: Some(sender),
             statuses: vec![],
@@ -270,6 +273,7 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
         "x",
         Kind::TxStatus,
         Filter::Txs {
+            key: None,
             hash: Some(format!("0x{}", "02".repeat(32))),
             sender: None,
             statuses: vec![],
@@ -298,6 +302,24 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
         ]
     );
     assert_eq!(ev[1].block, Some(12));
+    // By access key: the record's key, nothing else.
+    let by_key = hook(
+        "k",
+        Kind::FailedTx,
+        Filter::Txs {
+            key: Some("k1".into()),
+            hash: None,
+            sender: None,
+            statuses: vec![],
+        },
+    );
+    assert!(
+        tx_events(std::slice::from_ref(&by_key), &r, 7).is_empty(),
+        "sent without a key"
+    );
+    let mut keyed = r.clone();
+    keyed.key = Some("k1".into());
+    assert_eq!(tx_events(&[by_key], &keyed, 7).len(), 1);
     assert_eq!(ev[0].block, None);
     assert_eq!(
         tx_events(
@@ -305,6 +327,7 @@ fn tx_records_make_one_event_per_state_and_one_failure() {
                 "s",
                 Kind::TxStatus,
                 Filter::Txs {
+                    key: None,
                     hash: None,
                     sender: Some(r.sender.clone()),
                     statuses: vec![]
