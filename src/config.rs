@@ -111,6 +111,9 @@ pub struct WebhooksConfig {
     pub max_per_key: u64,
     /// Deliveries per second to one access key's webhooks.
     pub events_per_second: u32,
+    /// Delivered events (and their attempts) are kept this many days for `deliveries` and
+    /// `replay`, then forgotten; undelivered ones are kept until delivered or deleted.
+    pub retention_days: u64,
     /// The webhooks' file; default `webhooks.db` beside the store's file.
     pub path: Option<std::path::PathBuf>,
 }
@@ -125,6 +128,7 @@ impl Default for WebhooksConfig {
             concurrency: 32,
             max_per_key: 100,
             events_per_second: 100,
+            retention_days: 7,
             path: None,
         }
     }

@@ -238,13 +238,25 @@ impl Webhooks {
             self.wake.clone(),
             self.series.clone(),
         )));
-        // Changes made by `kengate webhooks` in another process.
+        // Changes made by `kengate webhooks` in another process; old delivered events go.
         let me = self.clone();
         tasks.push(tokio::spawn(async move {
-            loop {
+            let keep = Duration::from_secs(me.cfg.retention_days.saturating_mul(86_400));
+            for round in 0u64.. {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let m = me.clone();
-                let _ = tokio::task::spawn_blocking(move || m.reload()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = m.reload();
+                    if round % 720 == 0 {
+                        let before = now_ms().saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+                        if let Ok(n) = m.db.prune(before) {
+                            if n > 0 {
+                                tracing::info!(events = n, "webhooks: forgot delivered events past retention_days");
+                            }
+                        }
+                    }
+                })
+                .await;
             }
         }));
         tasks

@@ -475,6 +475,25 @@ impl HookDb {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Forgets events delivered or set aside before `before` (unix ms) and their attempts; how
+    /// many. (A feed never reads a block or a record again once past it, so their ids are not
+    /// needed to de-duplicate; replay reaches back as far as what is kept.)
+    pub fn prune(&self, before: u64) -> Result<usize, DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM wh_attempts WHERE event IN \
+             (SELECT id FROM wh_events WHERE state != 'pending' AND done_at < ?1)",
+            params![int(before)],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM wh_events WHERE state != 'pending' AND done_at < ?1",
+            params![int(before)],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Undelivered events (all webhooks), for `/metrics`.
     pub fn backlog(&self) -> Result<u64, DbError> {
         let n: i64 = self

@@ -345,8 +345,8 @@ impl State {
     }
 }
 
-/// A webhook as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A webhook as stored (its `Debug` leaves the secret out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Hook {
     /// `wh_` + 24 hex digits.
     pub id: String,
@@ -374,6 +374,20 @@ pub struct Hook {
     pub created: u64,
     /// Unix ms.
     pub updated: u64,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .field("network", &self.network)
+            .field("kind", &self.kind)
+            .field("filter", &self.filter)
+            .field("state", &self.state)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Hook {
@@ -523,6 +537,7 @@ mod tests {
             ..hook.clone()
         };
         assert_ne!(a.id, Event::new(&other, "n:5", Some(5), 1, json!({})).id);
+        assert!(!format!("{hook:?}").contains("\"s\""), "Debug shows no secret");
         let v: Value = serde_json::from_str(&a.body).unwrap();
         assert_eq!(
             (

@@ -389,6 +389,18 @@ async fn events_arrive_in_order_signed_once_each_and_a_failing_receiver_is_pause
         .map(|p| p.event_id.clone())
         .collect();
     assert_eq!(replayed, original);
+    // Past retention, delivered events go (their attempts too); nothing undelivered does.
+    let before = s.wh.db().backlog().unwrap();
+    assert!(s.wh.db().prune(u64::MAX).unwrap() >= 14);
+    assert_eq!(s.wh.db().backlog().unwrap(), before);
+    let (_, d) = call(
+        &s.wh,
+        Owner::Key("k1"),
+        "GET",
+        &format!("/{}/deliveries", good["id"].as_str().unwrap()),
+        json!(null),
+    );
+    assert_eq!(d["items"], json!([]));
     for t in tasks {
         t.abort();
     }
