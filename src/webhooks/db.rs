@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS wh_events (
     attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, done_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS wh_events_hook ON wh_events (hook, state, seq);
+CREATE INDEX IF NOT EXISTS wh_events_pending ON wh_events (hook, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS wh_events_done ON wh_events (done_at) WHERE state != 'pending';
 CREATE TABLE IF NOT EXISTS wh_attempts (
     event TEXT NOT NULL, attempt INTEGER NOT NULL, at INTEGER NOT NULL, status INTEGER,
     latency_ms INTEGER NOT NULL, error TEXT, PRIMARY KEY (event, attempt)
@@ -395,15 +397,6 @@ impl HookDb {
         Ok(())
     }
 
-    /// Puts off `event` to `next_at` without counting an attempt (the owner's rate limit).
-    pub fn defer(&self, event: &str, next_at: u64) -> Result<(), DbError> {
-        self.conn().execute(
-            "UPDATE wh_events SET next_at = ?2 WHERE id = ?1",
-            params![event, int(next_at)],
-        )?;
-        Ok(())
-    }
-
     /// Makes a webhook's undelivered events due now with their attempts reset (resume).
     pub fn restart(&self, hook: &str, now: u64) -> Result<(), DbError> {
         self.conn().execute(
@@ -479,19 +472,27 @@ impl HookDb {
     /// many. (A feed never reads a block or a record again once past it, so their ids are not
     /// needed to de-duplicate; replay reaches back as far as what is kept.)
     pub fn prune(&self, before: u64) -> Result<usize, DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM wh_attempts WHERE event IN \
-             (SELECT id FROM wh_events WHERE state != 'pending' AND done_at < ?1)",
-            params![int(before)],
-        )?;
-        let n = tx.execute(
-            "DELETE FROM wh_events WHERE state != 'pending' AND done_at < ?1",
-            params![int(before)],
-        )?;
-        tx.commit()?;
-        Ok(n)
+        // In slices, so that the connection is never held long.
+        let mut total = 0;
+        loop {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT id FROM wh_events WHERE state != 'pending' AND done_at < ?1 LIMIT 2000")?;
+                let rows = stmt.query_map(params![int(before)], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for id in &ids {
+                tx.execute("DELETE FROM wh_attempts WHERE event = ?1", params![id])?;
+                tx.execute("DELETE FROM wh_events WHERE id = ?1", params![id])?;
+            }
+            tx.commit()?;
+            total += ids.len();
+            if ids.len() < 2000 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Undelivered events (all webhooks), for `/metrics`.

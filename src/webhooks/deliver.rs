@@ -95,10 +95,14 @@ pub(super) async fn run(
     let quota = Quota::per_second(NonZeroU32::new(policy.per_owner.max(1)).unwrap_or(NonZeroU32::MIN));
     let limiter: Arc<DefaultKeyedRateLimiter<String>> = Arc::new(RateLimiter::keyed(quota));
     let policy = Arc::new(policy);
+    // Webhooks whose owner is over its rate, until when (unix ms): skipped, nothing written.
+    let mut held: HashMap<String, u64> = HashMap::new();
     loop {
-        let skip = busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let free = slots.available_permits();
         let now = now_ms();
+        held.retain(|_, until| *until > now);
+        let mut skip = busy.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        skip.extend(held.keys().cloned());
+        let free = slots.available_permits();
         let due = match free {
             0 => Vec::new(),
             n => {
@@ -128,11 +132,13 @@ pub(super) async fn run(
             let Some(target) = targets.get(&q.hook).cloned() else {
                 continue;
             };
-            if limiter.check_key(&target.owner).is_err() {
-                // Over the owner's rate: later, without counting an attempt.
-                let (db, id) = (db.clone(), q.id.clone());
-                let at = now + 1000 / u64::from(policy.per_owner.max(1)) + 1;
-                let _ = tokio::task::spawn_blocking(move || db.defer(&id, at)).await;
+            if let Err(until) = limiter.check_key(&target.owner) {
+                // Over the owner's rate: this webhook waits its turn (no attempt counted).
+                let wait = until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                held.insert(
+                    q.hook.clone(),
+                    now + u64::try_from(wait.as_millis()).unwrap_or(1000).max(1),
+                );
                 continue;
             }
             let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -166,6 +172,7 @@ pub(super) async fn run(
                 .and_then(Result::ok)
                 .flatten()
         };
+        let next = next.into_iter().chain(held.values().copied()).min();
         let wait = next.map_or(1000, |at| at.saturating_sub(now_ms()).clamp(5, 1000));
         let _ = tokio::time::timeout(Duration::from_millis(wait), wake.notified()).await;
     }

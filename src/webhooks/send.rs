@@ -166,7 +166,7 @@ impl HttpSender {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(4)
+            .pool_max_idle_per_host(32)
             .build(https);
         Self {
             client,
