@@ -252,6 +252,42 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn names_that_resolve_to_private_addresses_are_refused_at_delivery() {
+        use std::str::FromStr;
+        use tower_service::Service;
+        let name = |n: &str| Name::from_str(n).unwrap();
+        let mut guard = GuardedResolver { allow_private: false };
+        let e = guard.call(name("localhost")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let mut open = GuardedResolver { allow_private: true };
+        assert!(open
+            .call(name("localhost"))
+            .await
+            .unwrap()
+            .all(|a| a.ip().is_loopback()));
+        // And the sender refuses a literal address before any connection.
+        let tls = Arc::new(
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        );
+        let sender = HttpSender::new(tls, Duration::from_secs(1), false);
+        let e = sender
+            .post("http://10.0.0.1/x", Vec::new(), "{}".into())
+            .await
+            .unwrap_err();
+        assert!(e.contains("private"), "{e}");
+        let e = sender
+            .post("http://localhost:9/x", Vec::new(), "{}".into())
+            .await
+            .unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+    }
+
     #[test]
     fn urls_are_checked_before_they_are_stored() {
         assert!(check_url("https://hooks.example.com/x", false).is_ok());
