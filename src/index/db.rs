@@ -997,6 +997,27 @@ mod tests {
     use crate::index::extract::{Kind, Transfer, TxRow};
     use ruint::aliases::U256;
 
+    /// Without planner statistics (kengate never runs ANALYZE) SQLite took `net = ?` on the
+    /// primary key for a selective equality and walked a network's whole `ix_txs` for each KLAY
+    /// entry of a history page (BENCHMARKS.md, "Embedded index"): the tx of an activity entry is
+    /// found through `ix_txs_block`.
+    #[test]
+    fn history_lookups_use_their_index_on_a_file_without_statistics() {
+        let db = IndexDb::in_memory().unwrap();
+        let conn = db.conn();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let p = plan(&format!(
+            "SELECT {TX_COLUMNS} FROM ix_txs INDEXED BY ix_txs_block WHERE net = 'n' AND block = 1 AND idx = 0"
+        ));
+        assert!(p.contains("ix_txs_block (net=? AND block=? AND idx=?)"), "{p}");
+        let p = plan("SELECT * FROM ix_activity WHERE net = 'n' AND account = x'00' ORDER BY block DESC LIMIT 100");
+        assert!(p.contains("PRIMARY KEY (net=? AND account=?)"), "{p}");
+    }
+
     fn block(n: u64, parent: u8) -> BlockRows {
         let hash = [n as u8; 32];
         BlockRows {

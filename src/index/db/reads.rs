@@ -313,7 +313,7 @@ impl IndexDb {
     pub fn events(&self, net: &str, keys: &[(Key, u8)]) -> Result<Vec<Event>, DbError> {
         let conn = self.conn();
         let mut by_pos = conn.prepare_cached(&format!(
-            "SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND block = ?2 AND idx = ?3"
+            "SELECT {TX_COLUMNS} FROM ix_txs INDEXED BY ix_txs_block WHERE net = ?1 AND block = ?2 AND idx = ?3"
         ))?;
         let mut by_hash =
             conn.prepare_cached(&format!("SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND hash = ?2"))?;
