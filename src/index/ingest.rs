@@ -339,8 +339,9 @@ impl Indexer {
     }
 
     /// Adds `rows`' internal KLAY transfers, from the call tracer. Nodes that do not offer it
-    /// turn it off (a warning, once); a trace too deep to read loses that block's internal
-    /// transfers (a warning); anything else is retried like a block that could not be read.
+    /// turn it off (a warning, once); a node that answers this block's trace with an error, or a
+    /// trace too deep to read, loses that block's internal transfers (a warning); a call that
+    /// reached no node is retried like a block that could not be read.
     async fn add_internal(&self, rows: &mut BlockRows) -> Result<(), FetchError> {
         let n = rows.number;
         let traces = self
@@ -356,6 +357,12 @@ impl Indexer {
                 if self.progress.internal.swap(false, Ordering::Relaxed) {
                     tracing::warn!(network = %self.net, error = %e, "index: the nodes do not trace blocks (debug API); internal transfers are not indexed");
                 }
+                return Ok(());
+            }
+            // The node answered, with an error (e.g. a node restarted since that block no
+            // longer has its state): the block is indexed without them, loudly.
+            Err(e) if e.starts_with('{') => {
+                tracing::warn!(network = %self.net, block = n, error = %e, "index: the node could not trace this block; its internal transfers are not indexed");
                 return Ok(());
             }
             Err(e) => return Err(format!("block {n}'s call traces: {e}")),

@@ -163,7 +163,9 @@ pub(super) async fn run(
                 wake.notify_one();
             });
         }
-        // Until something is queued or finishes, or the next retry is due (at most 1 s).
+        // Until something is queued or finishes, or the next retry or rate turn is due (at most
+        // 1 s). A head already due is in flight (or waits for a slot): its delivery's end wakes
+        // the loop, so it is not a reason to spin.
         let next = {
             let db = db.clone();
             tokio::task::spawn_blocking(move || db.next_due())
@@ -172,8 +174,13 @@ pub(super) async fn run(
                 .and_then(Result::ok)
                 .flatten()
         };
-        let next = next.into_iter().chain(held.values().copied()).min();
-        let wait = next.map_or(1000, |at| at.saturating_sub(now_ms()).clamp(5, 1000));
+        let now = now_ms();
+        let next = next
+            .filter(|at| *at > now)
+            .into_iter()
+            .chain(held.values().copied())
+            .min();
+        let wait = next.map_or(1000, |at| at.saturating_sub(now).clamp(5, 1000));
         let _ = tokio::time::timeout(Duration::from_millis(wait), wake.notified()).await;
     }
 }

@@ -27,7 +27,7 @@ use crate::support::localnet::{Localnet, Restore};
 const KEY_ID: &str = "KASK-index-e2e";
 const SECRET: &str = "s3cret-index-e2e-0123456789";
 /// How long the index may take to reach a block once the chain has it.
-const CATCH_UP: Duration = Duration::from_secs(120);
+const CATCH_UP: Duration = Duration::from_secs(240);
 
 fn basic() -> String {
     use base64::Engine;
