@@ -339,33 +339,39 @@ impl Indexer {
     }
 
     /// Adds `rows`' internal KLAY transfers, from the call tracer. Nodes that do not offer it
-    /// turn it off (a warning, once); a node that answers this block's trace with an error, or a
-    /// trace too deep to read, loses that block's internal transfers (a warning); a call that
-    /// reached no node is retried like a block that could not be read.
+    /// turn it off (a warning, once); a node that answers this block's trace with an error, a
+    /// trace that fails [`TRACE_ATTEMPTS`] times, or one too deep to read, loses that block's
+    /// internal transfers (a warning): the tracer never holds the index back.
     async fn add_internal(&self, rows: &mut BlockRows) -> Result<(), FetchError> {
         let n = rows.number;
-        let traces = self
-            .fetch
-            .call(
-                "debug_traceBlockByNumber",
-                format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
-            )
-            .await;
-        let traces = match traces {
-            Ok(t) => raw(t)?,
-            Err(e) if refused(&e) => {
-                if self.progress.internal.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(network = %self.net, error = %e, "index: the nodes do not trace blocks (debug API); internal transfers are not indexed");
+        let mut attempt = 0;
+        let traces = loop {
+            attempt += 1;
+            let traces = self
+                .fetch
+                .call(
+                    "debug_traceBlockByNumber",
+                    format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
+                )
+                .await;
+            match traces {
+                Ok(t) => break raw(t)?,
+                Err(e) if refused(&e) => {
+                    if self.progress.internal.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(network = %self.net, error = %e, "index: the nodes do not trace blocks (debug API); internal transfers are not indexed");
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                // The node answered with an error (e.g. a node restarted since that block no
+                // longer has its state), or the trace failed three times (a block too heavy to
+                // trace within the upstream timeout): the block is indexed without them, loudly,
+                // rather than holding the index back.
+                Err(e) if e.starts_with('{') || attempt >= TRACE_ATTEMPTS => {
+                    tracing::warn!(network = %self.net, block = n, error = %e, "index: this block could not be traced; its internal transfers are not indexed");
+                    return Ok(());
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
-            // The node answered, with an error (e.g. a node restarted since that block no
-            // longer has its state): the block is indexed without them, loudly.
-            Err(e) if e.starts_with('{') => {
-                tracing::warn!(network = %self.net, block = n, error = %e, "index: the node could not trace this block; its internal transfers are not indexed");
-                return Ok(());
-            }
-            Err(e) => return Err(format!("block {n}'s call traces: {e}")),
         };
         match internal_transfers(&traces, rows) {
             Ok(mut t) => rows.transfers.append(&mut t),
@@ -376,6 +382,9 @@ impl Indexer {
         Ok(())
     }
 }
+
+/// Tries at a block's call traces before it is indexed without them.
+const TRACE_ATTEMPTS: u32 = 3;
 
 /// The node (or kengate's method table) does not offer a method: not worth retrying.
 fn refused(error: &str) -> bool {
