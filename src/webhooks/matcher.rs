@@ -80,7 +80,12 @@ pub fn block_events(hooks: &[Hook], b: &BlockData<'_>, now: u64) -> Vec<Event> {
                     if t.from != *address && t.to != *address {
                         continue;
                     }
-                    if !kinds.is_empty() && !kinds.iter().any(|k| k == kind_name(t.kind)) {
+                    // No kinds: all but internal transfers (those are asked for by name).
+                    let wanted = match kinds.is_empty() {
+                        true => t.kind != TransferKind::Internal,
+                        false => kinds.iter().any(|k| k == kind_name(t.kind)),
+                    };
+                    if !wanted {
                         continue;
                     }
                     if let (false, Some(c)) = (contracts.is_empty(), &t.contract) {

@@ -107,9 +107,9 @@ async fn block(net: &str, fetch: &dyn Fetch, db: &Arc<HookDb>, hooks: &[Hook], n
     let live: Vec<Hook> = hooks.iter().filter(|h| n > h.from_block).cloned().collect();
     if !live.is_empty() {
         let (rows, logs) = read_block(fetch, n).await?;
+        // Tracing replays the block on a node: only for a webhook that names `internal`.
         let wants_internal = live.iter().any(|h| match &h.filter {
-            Filter::Activity { kinds, .. } => kinds.is_empty() || kinds.iter().any(|k| k == "internal"),
-            Filter::Balance { token: None, .. } => true,
+            Filter::Activity { kinds, .. } => kinds.iter().any(|k| k == "internal"),
             _ => false,
         });
         let internal = match wants_internal && !rows.txs.is_empty() {
