@@ -696,7 +696,7 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
         events: &net.events,
         session: None,
     };
-    let key = who.caller.key.as_ref().map(|k| k.id().to_owned());
+    let key = who.caller.key.as_ref().map(|k| k.shared_id().clone());
     let gw = net.gw();
     let served = gw.handle_body(body, &who);
     // The key goes with the txs it sends (webhooks can follow a key's txs).

@@ -14,7 +14,7 @@ pub mod send;
 mod source;
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,12 +32,7 @@ use db::{DbError, HookDb};
 use deliver::{Policy, Sender};
 use model::Hook;
 
-/// Unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use crate::txpath::lifecycle::now_ms;
 
 /// The webhooks as the feeds and the worker see them: read from the file at start and after
 /// every change through the API (and every few seconds, for the CLI's changes).

@@ -228,7 +228,7 @@ async fn session(
                 events: &events,
                 session: Some(&subs),
             };
-            let key = caller.key.as_ref().map(|k| k.id().to_owned());
+            let key = caller.key.as_ref().map(|k| k.shared_id().clone());
             let served = gw.handle_body(&body, &who);
             let served = match key {
                 Some(k) => crate::txpath::lifecycle::ACCESS_KEY.scope(k, served).await,

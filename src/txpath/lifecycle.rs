@@ -11,7 +11,7 @@ use crate::store::{Attempt, Store, StoreError, TxPage, TxQuery, TxRecord, TxStat
 tokio::task_local! {
     /// The access key of the request being served (set by the server around a request when
     /// auth is on), recorded with the txs it sends.
-    pub static ACCESS_KEY: String;
+    pub static ACCESS_KEY: std::sync::Arc<str>;
 }
 
 /// Milliseconds since the Unix epoch.
@@ -175,7 +175,7 @@ impl Lifecycle {
         let request = String::from_utf8_lossy(request).into_owned();
         let mut rec = TxRecord::created(hex(&w.hash), hex(&w.sender), w.nonce, request, now_ms());
         rec.network = self.network.clone();
-        rec.key = ACCESS_KEY.try_with(Clone::clone).ok();
+        rec.key = ACCESS_KEY.try_with(|k| k.to_string()).ok();
         self.blocking(move |s| match s.get_tx(&rec.hash)? {
             Some(_) => Ok(()),
             None => s.put_tx(&rec),
