@@ -31,7 +31,7 @@
 //! the table to its size sooner (`--bulk-batch` blocks per store transaction and a
 //! `--bulk-cache-mib` page cache: not the indexer's settings; the rows are the same). The last
 //! `--measure` are written as the indexer writes — `--batch` blocks per store transaction
-//! (`index.batch`, default 100), SQLite's settings as `IndexDb::open` leaves them — and timed:
+//! (`index.batch`, default 100), the file opened as `IndexDb::open` opens it — and timed:
 //! the insert rate at that size. `--no-bulk` writes and times everything the indexer's way.
 //!
 //! **Reads.** The file is closed and opened again (SQLite's own cache empty, the OS page cache
@@ -46,8 +46,8 @@
 //! not included) for a few accounts of each group, within `--tokentx-budget-s`.
 //!
 //! **Experiments** (each labelled as such in the report; kengate does none of them):
-//! `--analyze` times the reads a second time after `ANALYZE`, `--cache-mib` gives the measured
-//! writes and the reads a bigger page cache, `--mmap-mib` memory-maps the file.
+//! `--analyze` times the reads a second time after `ANALYZE`, `--cache-mib` and `--mmap-mib`
+//! give the measured writes and the reads another page cache or mapping than kengate's.
 //!
 //! Prints a markdown report on stdout (progress on stderr); removes the file at the end unless
 //! `--keep`.
@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kengate::index::contracts::Meta;
-use kengate::index::db::{ContractRow, IndexDb, Page};
+use kengate::index::db::{ContractRow, IndexDb, Page, Tuning};
 use kengate::index::extract::{Address, BlockRows, Hash, Kind, Transfer, TxRow};
 use kengate::index::kas::{answer, Request, Scope};
 use ruint::aliases::U256;
@@ -138,14 +138,14 @@ struct Args {
     #[arg(long)]
     analyze: bool,
     /// Experiment, not what kengate does: a page cache of this many MiB for the measured writes
-    /// and the reads (the file header's suggested cache size; SQLite's default is 2 MiB).
+    /// and the reads instead of `index.cache_mib`'s default (0: the default).
     #[arg(long, default_value_t = 0)]
     cache_mib: u64,
     /// Also write the main figures to this file, as one JSON object (for `scripts/bench-index`).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Experiment, not what kengate does: memory-map up to this many MiB of the file
-    /// (`SQLITE_CONFIG_MMAP_SIZE`; this SQLite build caps it at 2 GiB).
+    /// Experiment, not what kengate does: memory-map up to this many MiB of the file instead of
+    /// `index.mmap_mib`'s default (0: the default; this SQLite build caps it at 2 GiB).
     #[arg(long, default_value_t = 0)]
     mmap_mib: u64,
 }
@@ -880,24 +880,14 @@ fn rows_of(db_file: &Path, table: &str) -> u64 {
         .map_or(0, |n| n as u64)
 }
 
-/// Sets the suggested page cache (`PRAGMA default_cache_size`, in the file's header) that the
-/// next connections to `file` get: `mib` MiB, or SQLite's default (2 MiB) for 0.
-fn suggest_cache(file: &Path, mib: u64) {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).expect("create --dir");
+/// The index's settings for a phase: `cache_mib` MiB of page cache (kengate's default for 0)
+/// and `--mmap-mib` (kengate's default for 0).
+fn tuning(a: &Args, cache_mib: u64) -> Tuning {
+    let d = Tuning::default();
+    Tuning {
+        cache_mib: if cache_mib > 0 { cache_mib } else { d.cache_mib },
+        mmap_mib: if a.mmap_mib > 0 { a.mmap_mib } else { d.mmap_mib },
     }
-    let c = rusqlite::Connection::open(file).expect("open the index file");
-    c.pragma_update(None, "default_cache_size", mib * 256)
-        .expect("default_cache_size");
-}
-
-/// Memory-maps up to `mib` MiB of every file SQLite opens from now on.
-fn mmap(mib: u64) {
-    let bytes = (mib * 1024 * 1024) as i64;
-    // SAFETY: called before any connection is opened (SQLite not yet initialized), with the
-    // two 64-bit arguments SQLITE_CONFIG_MMAP_SIZE takes.
-    let rc = unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MMAP_SIZE, bytes, bytes) };
-    assert_eq!(rc, 0, "sqlite3_config(SQLITE_CONFIG_MMAP_SIZE)");
 }
 
 fn print_fill(title: &str, f: &Fill, activity_note: &str) {
@@ -1005,7 +995,6 @@ fn main() {
     }
     let mut experiments = Vec::new();
     if a.mmap_mib > 0 {
-        mmap(a.mmap_mib);
         experiments.push(format!("`mmap_size` {} MiB", a.mmap_mib));
     }
     if a.cache_mib > 0 {
@@ -1028,8 +1017,10 @@ fn main() {
         };
         let mut have = Counts::default();
         if bulk_target > 0 {
-            suggest_cache(&file, a.bulk_cache_mib);
-            let db = IndexDb::open(&file).expect("open the index file");
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).expect("create --dir");
+            }
+            let db = IndexDb::open_with(&file, tuning(&a, a.bulk_cache_mib)).expect("open the index file");
             eprintln!(
                 "index_bench: bulk load of {} transfers into {} ({} blocks per store transaction, {} MiB page cache)",
                 fmt_n(bulk_target),
@@ -1048,9 +1039,8 @@ fn main() {
             have.add(f.total);
             bulk = Some(f);
         }
-        // the measured part: as the indexer writes (SQLite's default cache unless --cache-mib)
-        suggest_cache(&file, a.cache_mib);
-        let db = IndexDb::open(&file).expect("open the index file");
+        // the measured part: as the indexer writes (kengate's settings unless --cache-mib)
+        let db = IndexDb::open_with(&file, tuning(&a, a.cache_mib)).expect("open the index file");
         eprintln!(
             "index_bench: writing up to {} transfers as the indexer does ({} blocks per store transaction)",
             fmt_n(a.transfers),
@@ -1075,8 +1065,7 @@ fn main() {
         );
         sizes_open = (file_size(&file), file_size(&wal));
     } else if a.append > 0 {
-        suggest_cache(&file, a.cache_mib);
-        let db = IndexDb::open(&file).expect("open the index file");
+        let db = IndexDb::open_with(&file, tuning(&a, a.cache_mib)).expect("open the index file");
         let cp = db
             .checkpoint(NET)
             .expect("checkpoint")
@@ -1123,9 +1112,14 @@ fn main() {
 
     // the report
     let settings = match experiments.is_empty() {
-        true => "kengate's store as it is (SQLite's defaults as `IndexDb::open` leaves them: WAL, \
-                 `synchronous = NORMAL`, 2 MiB page cache, no mmap)"
-            .to_string(),
+        true => {
+            let d = Tuning::default();
+            format!(
+                "kengate's store as it is (`IndexDb::open`: WAL, `synchronous = NORMAL`, a {} MiB page cache, \
+                 {} MiB memory-mapped, checkpoints on a thread of their own)",
+                d.cache_mib, d.mmap_mib
+            )
+        }
         false => format!("**experiment, not kengate as it is**: {}", experiments.join(", ")),
     };
     println!(
@@ -1182,7 +1176,7 @@ fn main() {
     );
     let plain = (!a.no_reads).then(|| {
         eprintln!("index_bench: timing reads (file reopened: no statistics, as kengate runs)");
-        let db = IndexDb::open(&file).expect("reopen the index file");
+        let db = IndexDb::open_with(&file, tuning(&a, a.cache_mib)).expect("reopen the index file");
         reads(&a, &db, &w, head)
     });
     let analyzed = (a.analyze && !a.no_reads).then(|| {
@@ -1193,7 +1187,7 @@ fn main() {
             .expect("ANALYZE");
         drop(c);
         let took = t.elapsed();
-        let db = IndexDb::open(&file).expect("reopen the index file");
+        let db = IndexDb::open_with(&file, tuning(&a, a.cache_mib)).expect("reopen the index file");
         (took, reads(&a, &db, &w, head))
     });
     let share = |r: usize| 100.0 * w.account_draw.share(r);

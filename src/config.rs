@@ -161,6 +161,12 @@ pub struct IndexConfig {
     /// block with transactions on a node (its CPU, and a debug API the node must open); turned
     /// off with a warning if the nodes refuse it.
     pub internal: bool,
+    /// SQLite's page cache for the index file, MiB (64): the pages a batch of blocks touches
+    /// stay in memory for the next one.
+    pub cache_mib: u64,
+    /// How much of the index file reads map instead of copying page by page, MiB (1024; 0:
+    /// none). Mapped pages are the OS page cache's, shared and reclaimable, not kengate's heap.
+    pub mmap_mib: u64,
     /// The index file; default `index.db` beside the store's file.
     pub path: Option<std::path::PathBuf>,
 }
@@ -183,6 +189,8 @@ impl Default for IndexConfig {
             batch: 100,
             concurrency: 8,
             internal: false,
+            cache_mib: 64,
+            mmap_mib: 1024,
             path: None,
         }
     }

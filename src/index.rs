@@ -95,7 +95,11 @@ impl Index {
             "Blocks indexed per second while catching up (0 once at the served head)",
             series.rate.clone(),
         );
-        let db = Arc::new(IndexDb::open(file)?);
+        let tuning = db::Tuning {
+            cache_mib: cfg.cache_mib,
+            mmap_mib: cfg.mmap_mib,
+        };
+        let db = Arc::new(IndexDb::open_with(file, tuning)?);
         let start = match &cfg.start_block {
             StartBlock::Number(n) => Start::At(*n),
             StartBlock::Named(n) if n == "now" => Start::Now,

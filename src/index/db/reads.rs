@@ -313,12 +313,10 @@ impl IndexDb {
     pub fn events(&self, net: &str, keys: &[(Key, u8)]) -> Result<Vec<Event>, DbError> {
         let conn = self.conn();
         let mut by_pos = conn.prepare_cached(&format!(
-            "SELECT {TX_COLUMNS} FROM ix_txs INDEXED BY ix_txs_block WHERE net = ?1 AND block = ?2 AND idx = ?3"
+            "SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND block = ?2 AND idx = ?3"
         ))?;
-        let mut by_hash =
-            conn.prepare_cached(&format!("SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND hash = ?2"))?;
         let mut rows_of = conn.prepare_cached(
-            "SELECT kind, contract, sender, recipient, value, token_id, operator, tx_hash FROM ix_transfers \
+            "SELECT kind, contract, sender, recipient, value, token_id, operator FROM ix_transfers \
              WHERE net = ?1 AND block = ?2 AND tx_idx = ?3 AND log_idx = ?4 ORDER BY pos",
         )?;
         let mut out = Vec::with_capacity(keys.len());
@@ -330,31 +328,23 @@ impl IndexDb {
                 }
                 continue;
             }
-            let mut hash: Option<Vec<u8>> = None;
             let rows = rows_of
                 .query_map(params![net, block, idx, k.log_idx], |r| {
-                    Ok((
-                        TransferRow {
-                            kind: r.get(0)?,
-                            contract: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
-                            from: r.get(2)?,
-                            to: r.get(3)?,
-                            value: r.get(4)?,
-                            token_id: r.get(5)?,
-                            operator: r.get(6)?,
-                        },
-                        r.get::<_, Vec<u8>>(7)?,
-                    ))
-                })?
-                .map(|r| {
-                    r.map(|(row, h)| {
-                        hash = Some(h);
-                        row
+                    Ok(TransferRow {
+                        kind: r.get(0)?,
+                        contract: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                        from: r.get(2)?,
+                        to: r.get(3)?,
+                        value: r.get(4)?,
+                        token_id: r.get(5)?,
+                        operator: r.get(6)?,
                     })
-                })
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let Some(hash) = hash else { continue };
-            if let Some(tx) = by_hash.query_row(params![net, hash], tx_view).optional()? {
+            if rows.is_empty() {
+                continue;
+            }
+            if let Some(tx) = by_pos.query_row(params![net, block, idx], tx_view).optional()? {
                 out.push(Event::Token {
                     log_idx: k.log_idx,
                     tx,
@@ -377,10 +367,10 @@ impl IndexDb {
         let logs: Vec<i64> = {
             let conn = self.conn();
             let mut stmt = conn.prepare_cached(
-                "SELECT DISTINCT log_idx FROM ix_transfers WHERE net = ?1 AND tx_hash = ?2 AND log_idx >= 0 \
-                 ORDER BY log_idx DESC",
+                "SELECT DISTINCT log_idx FROM ix_transfers WHERE net = ?1 AND block = ?2 AND tx_idx = ?3 \
+                 AND log_idx >= 0 ORDER BY log_idx DESC",
             )?;
-            let rows = stmt.query_map(params![net, hash], |r| r.get(0))?;
+            let rows = stmt.query_map(params![net, sql_int(tx.block), tx.index], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         let mut keys: Vec<(Key, u8)> = logs
