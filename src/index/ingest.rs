@@ -153,6 +153,7 @@ impl Indexer {
         tracing::info!(network = %self.net, from = next, "index: following the served head");
         let mut log = ProgressLog::new(std::io::stderr().is_terminal());
         let mut backoff = Duration::from_millis(200);
+        let mut ahead: Option<(u64, Vec<Result<BlockRows, FetchError>>)> = None;
         loop {
             let target = *served.borrow_and_update();
             self.progress.target.store(target, Ordering::Relaxed);
@@ -162,12 +163,11 @@ impl Indexer {
                 }
                 continue;
             }
-            let end = target.min(next.saturating_add(self.settings.batch.max(1) - 1));
-            let fetched: Vec<Result<BlockRows, FetchError>> = stream::iter(next..=end)
-                .map(|n| self.fetch_block(n))
-                .buffered(self.settings.concurrency.max(1))
-                .collect()
-                .await;
+            // The window read while the one before it was written, or this one now.
+            let fetched = match ahead.take() {
+                Some((from, window)) if from == next => window,
+                _ => self.fetch_window(next, self.window_end(next, target)).await,
+            };
             let mut rows = Vec::with_capacity(fetched.len());
             let mut failed = None;
             for r in fetched {
@@ -206,7 +206,23 @@ impl Indexer {
                 let contracts = self.new_contracts(&rows).await;
                 let uris = self.new_token_uris(&rows).await;
                 let (db, net) = (self.db.clone(), self.net.clone());
-                match tokio::task::spawn_blocking(move || db.write_with(&net, &rows, &contracts, &uris)).await {
+                let write = tokio::task::spawn_blocking(move || db.write_with(&net, &rows, &contracts, &uris));
+                // While the store writes this window (a thread of its own), the nodes are read
+                // for the next one; its contracts are looked up once this one is in.
+                let following = last.saturating_add(1);
+                let served_now = *served.borrow();
+                let read_ahead = async {
+                    match following <= served_now && failed.is_none() {
+                        true => Some((
+                            following,
+                            self.fetch_window(following, self.window_end(following, served_now))
+                                .await,
+                        )),
+                        false => None,
+                    }
+                };
+                let (written, read) = tokio::join!(write, read_ahead);
+                match written {
                     Ok(Ok(())) => {
                         self.progress.indexed.store(last, Ordering::Relaxed);
                         self.progress.txs.fetch_add(txs, Ordering::Relaxed);
@@ -214,6 +230,7 @@ impl Indexer {
                         log.advance(&self.net, &self.progress, last - next + 1, last, target);
                         next = last + 1;
                         backoff = Duration::from_millis(200);
+                        ahead = read;
                     }
                     Ok(Err(e)) => failed = Some(e.to_string()),
                     Err(e) => failed = Some(e.to_string()),
@@ -230,6 +247,20 @@ impl Indexer {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+
+    /// The last block of the window that starts at `from` with the served head at `target`.
+    fn window_end(&self, from: u64, target: u64) -> u64 {
+        target.min(from.saturating_add(self.settings.batch.max(1) - 1))
+    }
+
+    /// Blocks `from..=to`, `concurrency` at a time, in order.
+    async fn fetch_window(&self, from: u64, to: u64) -> Vec<Result<BlockRows, FetchError>> {
+        stream::iter(from..=to)
+            .map(|n| self.fetch_block(n))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await
     }
 
     /// The token contracts of `rows` the index has not described yet, each asked about
