@@ -2,12 +2,14 @@
 //! error codes kengate answers with. Pure data: no IO, no routing, no cluster knowledge.
 
 mod error;
+mod hex;
 mod object;
 mod quantity;
 mod request;
 mod response;
 
 pub use error::{clip, codes, RpcError};
+pub use hex::{hex, hex_digits, unhex, unhex_digits};
 pub use object::{go_object, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};

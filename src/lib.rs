@@ -9,7 +9,8 @@
 //! - [`routing`]: pure rules — (call, class, view) → plan; node choice per attempt.
 //! - [`proxy`]: the per-call pipeline and retries; transport-agnostic.
 //! - [`server`]: HTTP/WS accept loop, limits, admin endpoints. Nothing depends on it.
-//! - [`txpath`]: the write path — tx decoding, sender home node, per-sender ordering.
+//! - [`rawtx`]: raw transaction decoding — pure and total.
+//! - [`txpath`]: the write path — sender home node, per-sender ordering, tx lifecycle.
 //! - [`metrics`]: Prometheus registry.
 //! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
 //! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
@@ -29,6 +30,7 @@ pub mod methods;
 pub mod metrics;
 pub mod networks;
 pub mod proxy;
+pub mod rawtx;
 pub mod reload;
 pub mod routing;
 pub mod server;
@@ -369,7 +371,7 @@ pub async fn run_with(
     let mut per_network = Vec::new();
     for net in app.networks.iter() {
         let gw = net.gw();
-        txpath::upkeep::restore(&gw).await;
+        txpath::upkeep::restore(gw.as_ref()).await;
         per_network.push(gateway_tasks(&net.current, &gw, &config));
         tasks.extend(events::spawn(&net.events));
     }

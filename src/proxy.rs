@@ -148,6 +148,28 @@ pub struct Gateway {
     pub settings: Settings,
 }
 
+impl crate::txpath::upkeep::WritePath for Gateway {
+    fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn senders(&self) -> &Senders {
+        &self.senders
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    fn upstream_timeout(&self) -> Duration {
+        self.settings.upstream_timeout
+    }
+
+    fn resubmitted(&self) {
+        self.metrics.retry("resubmit");
+    }
+}
+
 impl Gateway {
     /// Handles one request body (single call or batch) for `who`. `Ok(None)`: nothing to
     /// send back (only notifications). `Err`: over a rate limit; nothing was forwarded.

@@ -121,29 +121,14 @@ pub(crate) fn secret_matches(presented: &str, stored: &[u8; 32]) -> bool {
 /// a wrong secret.
 pub(crate) const DUMMY_HASH: [u8; 32] = [0x5a; 32];
 
-/// Lowercase hex.
+/// Lowercase hex, no prefix.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
+    crate::jsonrpc::hex_digits(bytes)
 }
 
 /// 64 hex digits (either case) → 32 bytes.
 pub(crate) fn from_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    crate::jsonrpc::unhex_digits(s)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], AccessError> {

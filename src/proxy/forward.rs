@@ -11,10 +11,11 @@ use super::cache::{mined_in, raw_bytes};
 use super::{Gateway, ProxyError};
 use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
+use crate::jsonrpc::{hex, unhex};
 use crate::methods::MethodSpec;
 use crate::routing::{choose, higher_node, CachePolicy, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
-use crate::txpath::lifecycle::{hex, unhex, Transition};
+use crate::txpath::lifecycle::Transition;
 use crate::txpath::senders::{Kept, Turn};
 
 /// A node's answer: the reply as received (carrying the caller's id), and its `result` or

@@ -7,7 +7,7 @@ use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError
 use crate::cluster::{ClusterView, NodeId};
 use crate::jsonrpc::{format_quantity, split_params};
 use crate::methods::{Class, EventOp, MethodSpec, WriteKind};
-use crate::txpath::decode::decode_hex;
+use crate::rawtx::decode_hex;
 
 /// Which nodes may answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
