@@ -1,6 +1,7 @@
 //! ARCHITECTURE.md's invariants that a reading of the source can check: which module may use
 //! what. A failure names the file and the line.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Every `.rs` file under `src/`, with its path relative to `src/`.
@@ -169,5 +170,255 @@ fn webhooks_talk_to_the_rest_through_small_types_only() {
         "webhooks read blocks through events::Fetch and tx records through store::Store; \
          they must not import proxy, server, access, cluster or networks:\n{}",
         bad.join("\n")
+    );
+}
+
+/// Which top-level modules each top-level module may import (`use crate::…` and `crate::x::`
+/// paths in its non-test code), lowest layer first. `lib.rs` (the wiring) may use anything and
+/// is not listed; a module added to `lib.rs` must be added here. The table itself must be
+/// acyclic: the layers in ARCHITECTURE.md are the layers in the code.
+const ALLOWED: &[(&str, &[&str])] = &[
+    // Wire types and pure tables: import nothing of kengate.
+    ("jsonrpc", &[]),
+    ("methods", &[]),
+    ("rawtx", &[]),
+    ("config", &[]),
+    ("store", &[]),
+    // Node clients, head tracking, the published view.
+    ("cluster", &["config", "jsonrpc", "methods"]),
+    ("metrics", &["cluster"]),
+    // Pure rules over a view.
+    ("routing", &["cluster", "config", "jsonrpc", "methods", "rawtx"]),
+    // The write path: ordering, lifecycle, upkeep (through its own `WritePath` trait).
+    ("txpath", &["cluster", "jsonrpc", "routing", "store"]),
+    ("access", &["config", "jsonrpc", "store"]),
+    // Reads through its `Fetch` trait; never the request path.
+    ("events", &["cluster", "config", "jsonrpc", "methods"]),
+    // Their own rooms: read through `events::Fetch` and `store::Store`.
+    (
+        "index",
+        &["config", "events", "jsonrpc", "methods", "rawtx", "store", "txpath"],
+    ),
+    (
+        "webhooks",
+        &[
+            "config", "events", "index", "jsonrpc", "methods", "rawtx", "store", "txpath",
+        ],
+    ),
+    // The per-call pipeline.
+    (
+        "proxy",
+        &[
+            "access", "cluster", "config", "events", "jsonrpc", "methods", "metrics", "routing", "txpath",
+        ],
+    ),
+    ("networks", &["events", "jsonrpc", "methods", "proxy"]),
+    // The only HTTP server module; nothing but the wiring depends on it.
+    (
+        "server",
+        &[
+            "access", "cluster", "config", "events", "index", "jsonrpc", "metrics", "networks", "proxy", "store",
+            "txpath", "webhooks",
+        ],
+    ),
+    // Live reload replaces gateways, access and the server's settings.
+    ("reload", &["access", "config", "proxy", "server", "txpath"]),
+];
+
+/// The top-level modules `lib.rs` declares.
+fn top_level_modules() -> Vec<String> {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).expect("read lib.rs");
+    lib.lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub mod ")
+                .or_else(|| l.trim().strip_prefix("mod "))
+        })
+        .filter_map(|rest| rest.strip_suffix(';'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `text` without comments and without `#[cfg(test)]` items, line numbers kept (removed text
+/// becomes blank lines).
+fn non_test_code(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skipping = false;
+    let mut depth = 0i64;
+    let mut opened = false;
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        if !skipping && code.trim() == "#[cfg(test)]" {
+            skipping = true;
+            depth = 0;
+            opened = false;
+            out.push(String::new());
+            continue;
+        }
+        if skipping {
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            // The item ends at its closing brace, or at a `;` when it has no body.
+            if (opened && depth <= 0) || (!opened && code.trim_end().ends_with(';')) {
+                skipping = false;
+            }
+            out.push(String::new());
+            continue;
+        }
+        out.push(code.to_owned());
+    }
+    out
+}
+
+/// Every `crate::x` a file names, as (line number, x): plain paths and each member of a
+/// `crate::{a, b::c}` group, across lines.
+fn crate_paths(lines: &[String]) -> Vec<(usize, String)> {
+    let text = lines.join("\n");
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    let ident = |at: usize| -> String {
+        text[at..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("crate::") {
+        let at = from + found;
+        from = at + "crate::".len();
+        // `$crate::` and `other_crate::` are not paths into this crate.
+        if text[..at]
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
+            continue;
+        }
+        if !text[from..].starts_with('{') {
+            out.push((line_of(from), ident(from)));
+            continue;
+        }
+        // A group: each member at depth 1 starts after the `{` or a `,`.
+        let mut depth = 0;
+        let mut member = true;
+        for (j, c) in text[from..].char_indices() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    member = depth == 1;
+                }
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                ',' => member = depth == 1,
+                c if c.is_whitespace() => {}
+                _ => {
+                    if member {
+                        out.push((line_of(from + j), ident(from + j)));
+                    }
+                    member = false;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_import_between_top_level_modules_is_in_the_table() {
+    let modules = top_level_modules();
+    let table: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let missing: Vec<&String> = modules.iter().filter(|m| !table.contains_key(m.as_str())).collect();
+    assert!(missing.is_empty(), "add these modules to ALLOWED: {missing:?}");
+    let mut bad = Vec::new();
+    for (file, text) in sources() {
+        let top = file.split('/').next().unwrap_or("").trim_end_matches(".rs");
+        let Some(allowed) = table.get(top) else {
+            continue; // lib.rs and main.rs: the wiring and the binary.
+        };
+        if file.ends_with("/tests.rs") || file.contains("/tests/") {
+            continue;
+        }
+        for (line, used) in crate_paths(&non_test_code(&text)) {
+            if used != top && modules.contains(&used) && !allowed.contains(&used.as_str()) {
+                bad.push(format!("src/{file}:{line}: {top} imports {used}"));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "imports the dependency table in tests/it/architecture.rs does not allow:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_dependency_table_has_no_cycles() {
+    let table: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    // Depth-first search; a module met again while on the stack closes a cycle.
+    fn visit<'a>(
+        m: &'a str,
+        table: &BTreeMap<&'a str, &'a [&'a str]>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Result<(), String> {
+        if let Some(at) = stack.iter().position(|s| *s == m) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(m);
+            return Err(cycle.join(" -> "));
+        }
+        if !done.insert(m) {
+            return Ok(());
+        }
+        stack.push(m);
+        for dep in table.get(m).copied().unwrap_or_default() {
+            assert!(
+                table.contains_key(dep),
+                "{m} may import {dep}, which is not in the table"
+            );
+            visit(dep, table, stack, done)?;
+        }
+        stack.pop();
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for m in table.keys() {
+        if let Err(cycle) = visit(m, &table, &mut Vec::new(), &mut done) {
+            panic!("the dependency table has a cycle: {cycle}");
+        }
+    }
+}
+
+#[test]
+fn the_import_reader_sees_groups_and_skips_tests_and_comments() {
+    let text = "use crate::jsonrpc::hex;\n\
+                use crate::{\n    cluster::{Node, View},\n    config,\n};\n\
+                // use crate::proxy;\n\
+                fn f() { crate::metrics::x(); }\n\
+                #[cfg(test)]\nmod tests {\n    use crate::server;\n    fn g() {}\n}\n\
+                use crate::{routing::X, store};\n";
+    let found = crate_paths(&non_test_code(text));
+    let names: Vec<(usize, &str)> = found.iter().map(|(l, n)| (*l, n.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            (1, "jsonrpc"),
+            (3, "cluster"),
+            (4, "config"),
+            (7, "metrics"),
+            (13, "routing"),
+            (13, "store")
+        ]
     );
 }
