@@ -9,12 +9,11 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::{AccessError, Denied};
+use super::Headers;
 use crate::config::valid_key_id;
 
 /// A presented credential. `Debug` never prints the secret.
@@ -35,14 +34,12 @@ impl std::fmt::Debug for Credential {
 
 /// The credential of a request: the `Authorization` header when present (it wins over a path
 /// token), else the path token.
-pub(crate) fn from_request(headers: &HeaderMap, path_token: Option<&str>) -> Result<Credential, Denied> {
-    let mut auth = headers.get_all(AUTHORIZATION).iter();
+pub(crate) fn from_request(headers: &impl Headers, path_token: Option<&str>) -> Result<Credential, Denied> {
+    let mut auth = headers.authorization();
     match (auth.next(), auth.next()) {
         (Some(_), Some(_)) => Err(Denied::MalformedCredential("more than one Authorization header")),
         (Some(value), None) => {
-            let value = value
-                .to_str()
-                .map_err(|_| Denied::MalformedCredential("the Authorization header is not ASCII"))?;
+            let value = value.ok_or(Denied::MalformedCredential("the Authorization header is not ASCII"))?;
             parse_authorization(value)
         }
         (None, _) => match path_token {
@@ -97,9 +94,9 @@ fn checked(id: &str, secret: &str) -> Result<Credential, Denied> {
 }
 
 /// The bearer token of an `Authorization: Bearer X` header, if that is what the request has.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut all = headers.get_all(AUTHORIZATION).iter();
-    let value = all.next()?.to_str().ok()?;
+pub(crate) fn bearer(headers: &impl Headers) -> Option<&str> {
+    let mut all = headers.authorization();
+    let value = all.next()??;
     if all.next().is_some() {
         return None;
     }
@@ -161,7 +158,8 @@ pub(crate) fn new_key_id() -> Result<String, AccessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::header::AUTHORIZATION;
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(auth: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -422,3 +422,52 @@ fn the_import_reader_sees_groups_and_skips_tests_and_comments() {
         ]
     );
 }
+
+#[test]
+fn only_server_names_http_types() {
+    // Outside `server`, each allowed file with the reason it speaks HTTP. Access and networks
+    // speak their own small types (`access::Headers`, `Denied`, `NetworkError`), which
+    // `server/domain.rs` maps to and from HTTP.
+    const ALLOWED: &[(&str, &str)] = &[
+        ("lib.rs", "the wiring"),
+        (
+            "cluster/node.rs",
+            "the upstream HTTP client: requests to nodes and their statuses",
+        ),
+        (
+            "config.rs",
+            "node URLs are checked with http::Uri, the parser the node client uses",
+        ),
+        ("webhooks/send.rs", "the webhook sender: an HTTP client to receivers"),
+    ];
+    const HTTP: &[&str] = &[
+        "hyper::",
+        "hyper_util::",
+        "hyper_rustls::",
+        "http::",
+        "http_body_util::",
+        "HeaderMap",
+        "StatusCode",
+    ];
+    let mut bad = Vec::new();
+    for (file, text) in sources() {
+        if file == "server.rs"
+            || file.starts_with("server/")
+            || ALLOWED.iter().any(|(f, _)| *f == file)
+            || file.ends_with("/tests.rs")
+            || file.contains("/tests/")
+        {
+            continue;
+        }
+        for (i, code) in non_test_code(&text).iter().enumerate() {
+            if HTTP.iter().any(|n| code.contains(n)) {
+                bad.push(format!("src/{file}:{}: {}", i + 1, code.trim()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "HTTP types belong to server (and the HTTP clients allowed in tests/it/architecture.rs):\n{}",
+        bad.join("\n")
+    );
+}
