@@ -352,13 +352,7 @@ impl Gateway {
             if k > 0 {
                 body.put_u8(b',');
             }
-            body.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-            body.put_slice(k.to_string().as_bytes());
-            body.put_slice(b",\"method\":\"");
-            body.put_slice(spec.upstream.as_bytes());
-            body.put_slice(b"\",\"params\":");
-            body.put_slice(params.as_bytes());
-            body.put_u8(b'}');
+            jsonrpc::put_request(&mut body, &k.to_string(), spec.upstream, params);
         }
         body.put_u8(b']');
         let reply = match nodes[node]

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -19,7 +19,7 @@ use super::lifecycle::{Mined, Transition};
 use super::senders::{Addr, Kept, Senders};
 use crate::cluster::{Cluster, ClusterView, NodeId, NodeState};
 use crate::jsonrpc::parse_quantity;
-use crate::jsonrpc::{hex, unhex};
+use crate::jsonrpc::{self, hex, unhex};
 use crate::routing::{highest, NodeSet};
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -261,14 +261,13 @@ fn mined(receipt: &Value) -> Option<Mined> {
 
 /// The sender's mined nonce count (`getTransactionCount(sender, "latest")`).
 async fn mined_nonce_count(gw: &impl WritePath, node: NodeId, sender: &Addr) -> Option<u64> {
-    let body =
-        serde_json::json!({"jsonrpc":"2.0","id":0,"method":"klay_getTransactionCount","params":[hex(sender),"latest"]});
+    let body = jsonrpc::request(
+        "0",
+        "klay_getTransactionCount",
+        &format!("[\"{}\",\"latest\"]", hex(sender)),
+    );
     let reply = gw.cluster().nodes[node]
-        .post(
-            &gw.cluster().client,
-            Bytes::from(body.to_string()),
-            gw.upstream_timeout(),
-        )
+        .post(&gw.cluster().client, body, gw.upstream_timeout())
         .await
         .ok()?;
     let v: Value = serde_json::from_slice(&reply).ok()?;
@@ -277,12 +276,16 @@ async fn mined_nonce_count(gw: &impl WritePath, node: NodeId, sender: &Addr) -> 
 
 /// One batch of `method(hash)` calls to `node`; per hash its result (`None` when missing).
 async fn batch(gw: &impl WritePath, node: NodeId, method: &str, hashes: &[[u8; 32]]) -> Option<Vec<Option<Value>>> {
-    let calls: Vec<Value> = hashes
-        .iter()
-        .enumerate()
-        .map(|(i, h)| serde_json::json!({"jsonrpc":"2.0","id":i,"method":method,"params":[hex(h)]}))
-        .collect();
-    let body = Bytes::from(Value::Array(calls).to_string());
+    let mut body = BytesMut::with_capacity(hashes.len() * 160 + 2);
+    body.put_u8(b'[');
+    for (i, h) in hashes.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        jsonrpc::put_request(&mut body, &i.to_string(), method, &format!("[\"{}\"]", hex(h)));
+    }
+    body.put_u8(b']');
+    let body = body.freeze();
     let reply = gw
         .cluster()
         .nodes
