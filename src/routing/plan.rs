@@ -214,7 +214,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
                 _ => Plan::shared(target.clone(), CachePolicy::No),
             };
             p.params = rewritten.map(|r| join_params(&ps, pos, &r));
-            if let (Target::SenderHome(addr), true) = (target, spec.upstream.ends_with("_getTransactionCount")) {
+            if let (Target::SenderHome(addr), true) = (target, arg.nonce_count) {
                 p.nonce_floor = Some(addr);
             }
             Decision::Forward(p)
