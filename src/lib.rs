@@ -20,6 +20,11 @@
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
 
+// No `unwrap()` / `expect()` outside tests: a failure is a typed error, never a panic
+// (clippy.toml allows them in `#[cfg(test)]` code). `indexing_slicing` is not denied yet: ~100
+// sites, index/ and webhooks/ among them.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod access;
 pub mod cluster;
 pub mod config;
