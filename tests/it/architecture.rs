@@ -471,3 +471,70 @@ fn only_server_names_http_types() {
         bad.join("\n")
     );
 }
+
+/// Lines of non-test code in files matching `scope` that contain any of `needles`, outside
+/// `allowed` files (comments and `#[cfg(test)]` items skipped).
+fn non_test_offenders(scope: impl Fn(&str) -> bool, needles: &[&str], allowed: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, text) in sources() {
+        if !scope(&file) || allowed.contains(&file.as_str()) || file.ends_with("tests.rs") || file.contains("/tests/") {
+            continue;
+        }
+        for (i, code) in non_test_code(&text).iter().enumerate() {
+            if needles.iter().any(|n| code.contains(n)) {
+                out.push(format!("src/{file}:{}: {}", i + 1, code.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_store_is_written_only_by_the_write_path_upkeep_and_key_management() {
+    // Tx records: only the lifecycle writes them, and only the write path (proxy/forward.rs:
+    // created, attempts, outcomes) and the upkeep loop record transitions. Keys: only Access's
+    // key management. Reads (and authentication) never write the store.
+    let bad = non_test_offenders(|f| !f.starts_with("store"), &["put_tx("], &["txpath/lifecycle.rs"]);
+    assert!(
+        bad.is_empty(),
+        "tx records are written only by txpath/lifecycle.rs:\n{}",
+        bad.join("\n")
+    );
+    let bad = non_test_offenders(|f| !f.starts_with("store"), &["put_key("], &["access.rs"]);
+    assert!(
+        bad.is_empty(),
+        "keys are written only by Access's key management:\n{}",
+        bad.join("\n")
+    );
+    let bad = non_test_offenders(
+        |_| true,
+        &[".created(", ".transition("],
+        &["proxy/forward.rs", "txpath/upkeep.rs", "txpath/lifecycle.rs"],
+    );
+    assert!(
+        bad.is_empty(),
+        "lifecycle records change only on the write path and in the upkeep:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn only_cluster_opens_connections_to_nodes() {
+    // The node HTTP client (cluster/node.rs) and the node WebSocket connect (cluster/tls.rs);
+    // webhooks/send.rs is the webhook sender's client, to receivers, never to nodes.
+    let bad = non_test_offenders(
+        |f| !f.starts_with("cluster"),
+        &[
+            "legacy::Client",
+            "Client::builder",
+            "connect_async",
+            "TcpStream::connect",
+        ],
+        &["webhooks/send.rs"],
+    );
+    assert!(
+        bad.is_empty(),
+        "connections to nodes are opened by cluster only:\n{}",
+        bad.join("\n")
+    );
+}
