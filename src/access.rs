@@ -9,7 +9,7 @@
 //! ```text
 //! request ─ client_ip(peer, headers) ─ authenticate(ip, headers, path token, network) ─ Caller
 //!   per call: caller.allows(method, is_write) ─ weight(method) ─┐
-//!   per request: admit(caller, Σ weights) ── key bucket, IP bucket ─┴─ Denied{status, reason, message}
+//!   per request: admit(caller, Σ weights) ── key bucket, IP bucket ─┴─ Denied{kind, reason, message}
 //! background: spawn_upkeep ─ reload() every 1 s (store keys_version) ─ prune IP buckets
 //! ```
 //!
