@@ -8,7 +8,9 @@
 //! - [`cluster`]: node clients, head tracking, health; publishes an immutable `ClusterView`.
 //! - [`routing`]: pure rules — (call, class, view) → plan; node choice per attempt.
 //! - [`proxy`]: the per-call pipeline and retries; transport-agnostic.
-//! - [`server`]: HTTP/WS accept loop, limits, admin endpoints. Nothing depends on it.
+//! - [`server`]: HTTP/WS accept loop, limits, admin endpoints; the only module that knows HTTP.
+//!   Nothing depends on it.
+//! - [`access`]: client IP, access keys, rate limits, key management; speaks its own types.
 //! - [`rawtx`]: raw transaction decoding — pure and total.
 //! - [`txpath`]: the write path — sender home node, per-sender ordering, tx lifecycle.
 //! - [`metrics`]: Prometheus registry.
@@ -16,6 +18,10 @@
 //! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
 //! - [`events`]: subscriptions and kengate-owned polling filters, fed by the served head.
 //! - [`reload`]: live reload of `proxy.toml` (SIGHUP and a file watch).
+//! - [`index`]: the embedded index of blocks, txs and token transfers, and its query APIs.
+//! - [`webhooks`]: webhooks fed by the served head and the tx records; outbox and delivery.
+//!
+//! Which module may import which: the table in `tests/it/architecture.rs` (no cycles).
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
