@@ -13,9 +13,9 @@ use kengate::config::{AuthConfig, KeyConfig, ThrottleConfig};
 use kengate::jsonrpc::{parse_body, Incoming};
 use kengate::methods::{Dialect, Lookup, MethodTable};
 use kengate::proxy::cache::{read_key, FinalCache};
+use kengate::rawtx::decode::decode_hex;
 use kengate::routing::{plan, CachePolicy};
 use kengate::store::SqliteStore;
-use kengate::txpath::decode::decode_hex;
 
 const SINGLE: &[u8] =
     br#"{"jsonrpc":"2.0","id":1,"method":"klay_getBalance","params":["0x5dfb226b1e9b3083aa0d294cdf51fe4ed1e4b509","latest"]}"#;

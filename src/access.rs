@@ -1,13 +1,15 @@
 //! Access control, transport-agnostic: who is calling (client IP behind trusted proxies, access
 //! keys by Bearer / Basic / URL token), what the key allows (networks, methods, client CIDRs,
 //! state), how fast (token buckets per key and per IP), and key management (CLI and admin API).
-//! It knows HTTP headers and status codes but no server, and touches the store only on reload
-//! and key management, never while authenticating or admitting a request.
+//! It names no HTTP type: it reads a request's headers through the [`Headers`] trait (which
+//! `server` implements for its `HeaderMap`) and says why it refuses in [`Denied`] (which
+//! `server` maps to a status). It touches the store only on reload and key management, never
+//! while authenticating or admitting a request.
 //!
 //! ```text
 //! request ─ client_ip(peer, headers) ─ authenticate(ip, headers, path token, network) ─ Caller
 //!   per call: caller.allows(method, is_write) ─ weight(method) ─┐
-//!   per request: admit(caller, Σ weights) ── key bucket, IP bucket ─┴─ Denied{status, reason, message}
+//!   per request: admit(caller, Σ weights) ── key bucket, IP bucket ─┴─ Denied{kind, reason, message}
 //! background: spawn_upkeep ─ reload() every 1 s (store keys_version) ─ prune IP buckets
 //! ```
 //!
@@ -18,7 +20,6 @@
 
 pub mod cli;
 
-mod admin;
 mod client_ip;
 mod credential;
 mod error;
@@ -26,9 +27,8 @@ mod keys;
 mod limit;
 mod records;
 
-pub use admin::admin_keys;
 pub use client_ip::canonical as canonical_ip;
-pub use error::{AccessError, Denied};
+pub use error::{AccessError, DenialKind, Denied};
 pub use keys::{Caller, KeyEntry, KeySource};
 pub use records::{CreatedKey, KeyInfo, NewKey};
 
@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::HeaderMap;
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
@@ -52,6 +51,18 @@ use records::record_from_config;
 pub const ADMIN_TOKEN_ENV: &str = "KENGATE_ADMIN_TOKEN";
 
 type KeyTable = HashMap<String, Arc<KeyEntry>>;
+
+/// The request headers access reads. `server` implements it for its `HeaderMap`, so access
+/// names no HTTP type. Each method gives every value of its header, in order; `None` for a
+/// value that is not visible ASCII.
+pub trait Headers {
+    /// `Authorization`.
+    fn authorization(&self) -> impl Iterator<Item = Option<&str>>;
+    /// `X-Forwarded-For`.
+    fn x_forwarded_for(&self) -> impl Iterator<Item = Option<&str>>;
+    /// `Forwarded`.
+    fn forwarded(&self) -> impl Iterator<Item = Option<&str>>;
+}
 
 /// Access control state, shared as `Arc<Access>`.
 pub struct Access {
@@ -108,7 +119,8 @@ impl Access {
         Self::build(auth, throttle, networks, store, env_token)
     }
 
-    fn build(
+    /// [`Access::new`] with the environment's admin token passed in (`None`: the config's).
+    pub(crate) fn build(
         auth: &AuthConfig,
         throttle: &ThrottleConfig,
         networks: &[String],
@@ -174,7 +186,7 @@ impl Access {
     /// The client IP: the TCP peer, or — only when the peer is a trusted proxy — the right-most
     /// address in `X-Forwarded-For` (else `Forwarded: for=`) that is not itself a trusted proxy.
     /// IPv4-mapped IPv6 is returned as IPv4.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    pub fn client_ip(&self, peer: SocketAddr, headers: &impl Headers) -> IpAddr {
         client_ip::client_ip(&self.trusted_proxies, peer, headers)
     }
 
@@ -186,7 +198,7 @@ impl Access {
     pub fn authenticate(
         &self,
         ip: IpAddr,
-        headers: &HeaderMap,
+        headers: &impl Headers,
         path_token: Option<&str>,
         network: &str,
     ) -> Result<Caller, Denied> {
@@ -200,7 +212,7 @@ impl Access {
         self.check_credential(ip, headers, path_token, network).map_err(|d| {
             // A credential that does not work is charged to the address: to its failure
             // bucket (lock-out) and to its request bucket.
-            if d.status() == http::StatusCode::UNAUTHORIZED && d != Denied::MissingCredential {
+            if d.kind() == DenialKind::Unauthenticated && d != Denied::MissingCredential {
                 if let Some(over) = self.auth_failures.as_ref().and_then(|f| f.failed(ip)) {
                     return over;
                 }
@@ -215,7 +227,7 @@ impl Access {
     fn check_credential(
         &self,
         ip: IpAddr,
-        headers: &HeaderMap,
+        headers: &impl Headers,
         path_token: Option<&str>,
         network: &str,
     ) -> Result<Caller, Denied> {
@@ -349,7 +361,7 @@ impl Access {
 
     /// Whether the request carries `Authorization: Bearer <admin token>` (constant time).
     /// Always false when no admin token is configured.
-    pub fn admin_authorized(&self, headers: &HeaderMap) -> bool {
+    pub fn admin_authorized(&self, headers: &impl Headers) -> bool {
         match (&self.admin_token, credential::bearer(headers)) {
             (Some(expected), Some(presented)) => credential::hash_secret(presented.as_bytes()).ct_eq(expected).into(),
             _ => false,

@@ -8,17 +8,16 @@ mod heads;
 mod health;
 mod node;
 mod outliers;
-mod redact;
 mod software;
 mod tls;
 mod tracker;
 mod view;
 
+pub use crate::config::shown_url;
 pub use heads::spawn_head_watchers;
 pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
 pub use outliers::{spawn as spawn_ejector, stands_out, Outcomes, Outlier, Sample};
-pub use redact::shown as shown_url;
 pub use software::DialectCell;
 pub use tls::{
     client_config, connect_ws, error_chain, provider as tls_provider, read_certs, read_key, TlsError, WsStream,

@@ -7,7 +7,12 @@ use std::path::Path;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::routing::NodeSet;
+mod redact;
+
+pub use redact::shown as shown_url;
+
+/// Most nodes one network may front: node sets are one `u64` bitmap (`routing::NodeSet`).
+pub const MAX_NODES: usize = 64;
 
 /// A configuration problem, always naming the key.
 #[derive(Debug, Error)]
@@ -914,14 +919,14 @@ impl Config {
             if net.nodes.is_empty() {
                 return invalid(&format!("{prefix}nodes"), "at least one node is required");
             }
-            if net.nodes.len() > NodeSet::CAPACITY {
+            if net.nodes.len() > MAX_NODES {
                 return invalid(&format!("{prefix}nodes"), "at most 64 nodes");
             }
             for (i, n) in net.nodes.iter().enumerate() {
                 let uri: http::Uri = match n.http.parse() {
                     Ok(u) => u,
                     Err(_) => {
-                        let shown = crate::cluster::shown_url(&n.http, n.secret_path);
+                        let shown = shown_url(&n.http, n.secret_path);
                         return invalid(&format!("{prefix}nodes[{i}].http"), &format!("not a URL: {shown:?}"));
                     }
                 };

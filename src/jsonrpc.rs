@@ -1,13 +1,17 @@
 //! JSON-RPC 2.0 wire types: borrowed request parsing, raw response assembly and the
 //! error codes kengate answers with. Pure data: no IO, no routing, no cluster knowledge.
 
+mod envelope;
 mod error;
+mod hex;
 mod object;
 mod quantity;
 mod request;
 mod response;
 
+pub use envelope::{put_request, request};
 pub use error::{clip, codes, RpcError};
+pub use hex::{hex, hex_digits, unhex, unhex_digits};
 pub use object::{go_object, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};

@@ -8,16 +8,28 @@
 //! - [`cluster`]: node clients, head tracking, health; publishes an immutable `ClusterView`.
 //! - [`routing`]: pure rules — (call, class, view) → plan; node choice per attempt.
 //! - [`proxy`]: the per-call pipeline and retries; transport-agnostic.
-//! - [`server`]: HTTP/WS accept loop, limits, admin endpoints. Nothing depends on it.
-//! - [`txpath`]: the write path — tx decoding, sender home node, per-sender ordering.
+//! - [`server`]: HTTP/WS accept loop, limits, admin endpoints; the only module that knows HTTP.
+//!   Nothing depends on it.
+//! - [`access`]: client IP, access keys, rate limits, key management; speaks its own types.
+//! - [`rawtx`]: raw transaction decoding — pure and total.
+//! - [`txpath`]: the write path — sender home node, per-sender ordering, tx lifecycle.
 //! - [`metrics`]: Prometheus registry.
 //! - [`store`]: the storage interface (embedded SQLite); the tx lifecycle lives there.
 //! - [`networks`]: one gateway per cluster; picks a request's network by path or chain id.
 //! - [`events`]: subscriptions and kengate-owned polling filters, fed by the served head.
 //! - [`reload`]: live reload of `proxy.toml` (SIGHUP and a file watch).
+//! - [`index`]: the embedded index of blocks, txs and token transfers, and its query APIs.
+//! - [`webhooks`]: webhooks fed by the served head and the tx records; outbox and delivery.
+//!
+//! Which module may import which: the table in `tests/it/architecture.rs` (no cycles).
 //!
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
+
+// No `unwrap()` / `expect()` outside tests: a failure is a typed error, never a panic
+// (clippy.toml allows them in `#[cfg(test)]` code). `indexing_slicing` is not denied yet: ~100
+// sites, index/ and webhooks/ among them.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
 pub mod cluster;
@@ -29,6 +41,7 @@ pub mod methods;
 pub mod metrics;
 pub mod networks;
 pub mod proxy;
+pub mod rawtx;
 pub mod reload;
 pub mod routing;
 pub mod server;
@@ -369,7 +382,7 @@ pub async fn run_with(
     let mut per_network = Vec::new();
     for net in app.networks.iter() {
         let gw = net.gw();
-        txpath::upkeep::restore(&gw).await;
+        txpath::upkeep::restore(gw.as_ref()).await;
         per_network.push(gateway_tasks(&net.current, &gw, &config));
         tasks.extend(events::spawn(&net.events));
     }

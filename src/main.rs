@@ -1,5 +1,8 @@
 //! The `kengate` binary: CLI → config → bind → [`kengate::run`]. Nothing else.
 
+// No `unwrap()` / `expect()` outside tests (clippy.toml allows them in `#[cfg(test)]` code).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -5,8 +5,29 @@
 //!
 //! Architecture invariant: routing never guesses from a method's name; it reads this table.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
+
+/// `kaia_x` → `klay_x` (the same method on either software); other names as they are. Access
+/// keys compare method permissions in this spelling, so one spelling in a key's list allows
+/// both. A permission's name, never one sent upstream (that is [`MethodSpec::upstream`]).
+pub fn klay_spelling(m: &str) -> Cow<'_, str> {
+    match m.strip_prefix("kaia_") {
+        Some(rest) => Cow::Owned(format!("klay_{rest}")),
+        None => Cow::Borrowed(m),
+    }
+}
+
+/// `klay_x` ↔ `kaia_x` (the same methods on Kaia); `None` for other names. Access uses it to
+/// give both spellings of a weighted method the same weight.
+pub fn other_spelling(m: &str) -> Option<String> {
+    if let Some(rest) = m.strip_prefix("klay_") {
+        Some(format!("kaia_{rest}"))
+    } else {
+        m.strip_prefix("kaia_").map(|rest| format!("klay_{rest}"))
+    }
+}
 
 /// How a block parameter is typed by the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +48,9 @@ pub struct BlockArg {
     /// Omitted → filled with the served head. False where the node takes no such argument
     /// (appending one would be "too many arguments").
     pub fill: bool,
+    /// The answer is an account's transaction count (`getTransactionCount`): at `pending`,
+    /// the write path raises it to the nonces kengate has in hand for that sender.
+    pub nonce_count: bool,
 }
 
 /// An event method: subscriptions and polling filters, served by kengate from the served
@@ -145,13 +169,30 @@ const fn klaytn_only(ns: Ns) -> Ns {
 /// A required block argument (a non-pointer Go argument: omitted, the node answers
 /// "missing value for required argument N", so kengate never fills it in).
 const fn at(pos: u8, kind: BlockKind) -> Class {
-    Class::AtBlock(BlockArg { pos, kind, fill: false })
+    Class::AtBlock(BlockArg {
+        pos,
+        kind,
+        fill: false,
+        nonce_count: false,
+    })
 }
 /// An optional block argument the node reads as `latest` when omitted (a pointer Go
 /// argument with nil meaning the current block): kengate fills in the served head.
 const fn opt(pos: u8, kind: BlockKind) -> Class {
-    Class::AtBlock(BlockArg { pos, kind, fill: true })
+    Class::AtBlock(BlockArg {
+        pos,
+        kind,
+        fill: true,
+        nonce_count: false,
+    })
 }
+/// `getTransactionCount`: the block argument at 1, and a count the write path may raise.
+const NONCE_COUNT: Class = Class::AtBlock(BlockArg {
+    pos: 1,
+    kind: BlockKind::NumberOrHash,
+    fill: false,
+    nonce_count: true,
+});
 use BlockKind::{Number as N, NumberOrHash as NH};
 use Policy::{Allow as A, Deny as D};
 const NODE_KEY: Policy = D(Deny::NodeKey);
@@ -167,7 +208,7 @@ const TABLE: &[(&str, Ns, Class, Policy)] = &[
     // state at a block: param 1
     ("getBalance", BOTH, at(1, NH), A),
     ("getCode", BOTH, at(1, NH), A),
-    ("getTransactionCount", BOTH, at(1, NH), A),
+    ("getTransactionCount", BOTH, NONCE_COUNT, A),
     ("call", BOTH, at(1, NH), A),
     ("createAccessList", BOTH, opt(1, NH), A),
     ("getAccount", KLAY, at(1, NH), A),

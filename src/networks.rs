@@ -155,16 +155,6 @@ pub enum NetworkError {
     },
 }
 
-impl NetworkError {
-    /// The HTTP status.
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            NetworkError::UnknownName(_) | NetworkError::UnknownChainId(_) => http::StatusCode::NOT_FOUND,
-            _ => http::StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
 /// Every network, in configuration order.
 #[derive(Debug)]
 pub struct Networks {

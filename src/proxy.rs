@@ -148,6 +148,28 @@ pub struct Gateway {
     pub settings: Settings,
 }
 
+impl crate::txpath::upkeep::WritePath for Gateway {
+    fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn senders(&self) -> &Senders {
+        &self.senders
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    fn upstream_timeout(&self) -> Duration {
+        self.settings.upstream_timeout
+    }
+
+    fn resubmitted(&self) {
+        self.metrics.retry("resubmit");
+    }
+}
+
 impl Gateway {
     /// Handles one request body (single call or batch) for `who`. `Ok(None)`: nothing to
     /// send back (only notifications). `Err`: over a rate limit; nothing was forwarded.
@@ -330,13 +352,7 @@ impl Gateway {
             if k > 0 {
                 body.put_u8(b',');
             }
-            body.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-            body.put_slice(k.to_string().as_bytes());
-            body.put_slice(b",\"method\":\"");
-            body.put_slice(spec.upstream.as_bytes());
-            body.put_slice(b"\",\"params\":");
-            body.put_slice(params.as_bytes());
-            body.put_u8(b'}');
+            jsonrpc::put_request(&mut body, &k.to_string(), spec.upstream, params);
         }
         body.put_u8(b']');
         let reply = match nodes[node]

@@ -239,7 +239,7 @@ impl Live {
             };
             if !same_nodes {
                 // The write state is rebuilt from the store, as after a restart.
-                crate::txpath::upkeep::restore(&gw).await;
+                crate::txpath::upkeep::restore(gw.as_ref()).await;
             }
             let tasks = crate::gateway_tasks(&net.current, &gw, &next);
             // The old tracker's served head stops where the new one starts: a call that began

@@ -13,8 +13,10 @@
 mod admin;
 mod api;
 mod cors;
+mod domain;
 mod edge;
 mod kas;
+mod keys;
 mod linger;
 mod tls;
 mod webhooks;
@@ -48,6 +50,7 @@ use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::{Network, NetworkError};
 use crate::proxy::Who;
 use crate::App;
+use domain::{denied_status, network_status};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -662,7 +665,7 @@ fn admit<'a>(
         // credential that does not is refused as on any network.
         if access.enabled() {
             if let Err(d) = access.authenticate(ip, req.headers(), token, "") {
-                if d.status() != StatusCode::FORBIDDEN {
+                if denied_status(&d) != StatusCode::FORBIDDEN {
                     return Refusal::Denied(d);
                 }
             }
@@ -739,7 +742,7 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
     };
     let access = access.clone();
     // Key management touches the store (blocking IO).
-    let done = tokio::task::spawn_blocking(move || crate::access::admin_keys(&access, &method, &rest, &body)).await;
+    let done = tokio::task::spawn_blocking(move || keys::admin_keys(&access, &method, &rest, &body)).await;
     match done {
         Ok((status, value)) => {
             let allow = value["allow"].as_str().and_then(|a| HeaderValue::from_str(a).ok());
@@ -757,14 +760,14 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
 /// message), `WWW-Authenticate` / `Retry-After`.
 fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Resp {
     app.audit.denied(d.reason());
-    if d.status() == StatusCode::UNAUTHORIZED {
+    if denied_status(d) == StatusCode::UNAUTHORIZED {
         tracing::debug!(reason = d.detail(), "authentication failed");
     }
     let code = match d {
         Denied::RateLimited { .. } | Denied::LockedOut { .. } => codes::LIMIT_EXCEEDED,
         _ => codes::UNAUTHORIZED,
     };
-    let mut r = json(d.status(), error_response(id, &RpcError::new(code, d.message())));
+    let mut r = json(denied_status(d), error_response(id, &RpcError::new(code, d.message())));
     if let Some(v) = d.www_authenticate() {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
@@ -777,7 +780,7 @@ fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Re
 
 fn network_error(e: &NetworkError) -> Resp {
     json(
-        e.status(),
+        network_status(e),
         error_response(None, &RpcError::new(codes::INVALID_REQUEST, e.to_string())),
     )
 }

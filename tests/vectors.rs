@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use kengate::txpath::decode::{decode, decode_hex, DecodeError, DecodedTx};
-use kengate::txpath::{KlaytnType, TxType};
+use kengate::rawtx::decode::{decode, decode_hex, DecodeError, DecodedTx};
+use kengate::rawtx::{KlaytnType, TxType};
 use serde::Deserialize;
 
 /// One vector file and what it must hold.

@@ -1,10 +1,10 @@
-//! Fuzz target: arbitrary bytes through the raw transaction decoder (`txpath::decode`), as bytes and as the
+//! Fuzz target: arbitrary bytes through the raw transaction decoder (`rawtx::decode`), as bytes and as the
 //! `0x…` hex a client sends. Owns the invariants "never panics", "hex and bytes decode alike", "a decoded tx
 //! takes no trailing byte", and "a typed tx decodes the same with or without Klaytn's 0x78 envelope".
 #![no_main]
 
-use kengate::txpath::decode::{decode, decode_hex, DecodeError};
-use kengate::txpath::TxType;
+use kengate::rawtx::decode::{decode, decode_hex, DecodeError};
+use kengate::rawtx::TxType;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,11 +5,9 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use http::header::FORWARDED;
-use http::HeaderMap;
 use ipnet::{IpNet, Ipv4Net};
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
+use super::Headers;
 
 /// An IP with IPv4-mapped IPv6 turned into IPv4.
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -49,7 +47,7 @@ pub fn contains(nets: &[IpNet], ip: IpAddr) -> bool {
 /// `Forwarded` (`for=`): a proxy that writes `Forwarded` must drop a client's
 /// `X-Forwarded-For`. An entry that cannot be parsed (`unknown`, an obfuscated name, garbage)
 /// stops the walk at the last address that could be checked.
-pub fn client_ip(trusted: &[IpNet], peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+pub fn client_ip(trusted: &[IpNet], peer: SocketAddr, headers: &impl Headers) -> IpAddr {
     let mut ip = canonical(peer.ip());
     if !contains(trusted, ip) {
         return ip;
@@ -66,21 +64,21 @@ pub fn client_ip(trusted: &[IpNet], peer: SocketAddr, headers: &HeaderMap) -> Ip
 
 /// The forwarding chain, left (client side) to right (nearest proxy); `None` for an entry that
 /// is not an address.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let xff: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
+fn forwarded_chain(headers: &impl Headers) -> Vec<Option<IpAddr>> {
+    let xff: Vec<_> = headers.x_forwarded_for().collect();
     if !xff.is_empty() {
         let mut chain = Vec::new();
         for value in xff {
-            match value.to_str() {
-                Ok(v) => chain.extend(v.split(',').map(parse_hop)),
-                Err(_) => chain.push(None),
+            match value {
+                Some(v) => chain.extend(v.split(',').map(parse_hop)),
+                None => chain.push(None),
             }
         }
         return chain;
     }
     let mut chain = Vec::new();
-    for value in headers.get_all(FORWARDED) {
-        let Ok(v) = value.to_str() else {
+    for value in headers.forwarded() {
+        let Some(v) = value else {
             chain.push(None);
             continue;
         };
@@ -112,7 +110,7 @@ fn parse_hop(s: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| parse_net(s).unwrap()).collect()

@@ -9,12 +9,11 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::{AccessError, Denied};
+use super::Headers;
 use crate::config::valid_key_id;
 
 /// A presented credential. `Debug` never prints the secret.
@@ -35,14 +34,12 @@ impl std::fmt::Debug for Credential {
 
 /// The credential of a request: the `Authorization` header when present (it wins over a path
 /// token), else the path token.
-pub(crate) fn from_request(headers: &HeaderMap, path_token: Option<&str>) -> Result<Credential, Denied> {
-    let mut auth = headers.get_all(AUTHORIZATION).iter();
+pub(crate) fn from_request(headers: &impl Headers, path_token: Option<&str>) -> Result<Credential, Denied> {
+    let mut auth = headers.authorization();
     match (auth.next(), auth.next()) {
         (Some(_), Some(_)) => Err(Denied::MalformedCredential("more than one Authorization header")),
         (Some(value), None) => {
-            let value = value
-                .to_str()
-                .map_err(|_| Denied::MalformedCredential("the Authorization header is not ASCII"))?;
+            let value = value.ok_or(Denied::MalformedCredential("the Authorization header is not ASCII"))?;
             parse_authorization(value)
         }
         (None, _) => match path_token {
@@ -97,9 +94,9 @@ fn checked(id: &str, secret: &str) -> Result<Credential, Denied> {
 }
 
 /// The bearer token of an `Authorization: Bearer X` header, if that is what the request has.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut all = headers.get_all(AUTHORIZATION).iter();
-    let value = all.next()?.to_str().ok()?;
+pub(crate) fn bearer(headers: &impl Headers) -> Option<&str> {
+    let mut all = headers.authorization();
+    let value = all.next()??;
     if all.next().is_some() {
         return None;
     }
@@ -121,29 +118,14 @@ pub(crate) fn secret_matches(presented: &str, stored: &[u8; 32]) -> bool {
 /// a wrong secret.
 pub(crate) const DUMMY_HASH: [u8; 32] = [0x5a; 32];
 
-/// Lowercase hex.
+/// Lowercase hex, no prefix.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
+    crate::jsonrpc::hex_digits(bytes)
 }
 
 /// 64 hex digits (either case) → 32 bytes.
 pub(crate) fn from_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| char::from(c).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    crate::jsonrpc::unhex_digits(s)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], AccessError> {
@@ -176,7 +158,8 @@ pub(crate) fn new_key_id() -> Result<String, AccessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::header::AUTHORIZATION;
+    use http::{HeaderMap, HeaderValue};
 
     fn headers(auth: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

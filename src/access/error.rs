@@ -1,8 +1,7 @@
 //! The two error types of access control: [`Denied`] (a request refused: small, `Copy`, on the
-//! hot path, with its HTTP status, metric label and client message) and [`AccessError`]
-//! (configuration and key management, cold path).
+//! hot path, with its kind, metric label and client message) and [`AccessError`]
+//! (configuration and key management, cold path). `server` maps both to HTTP statuses.
 
-use http::StatusCode;
 use thiserror::Error;
 
 use crate::store::StoreError;
@@ -53,19 +52,30 @@ pub enum Denied {
     },
 }
 
+/// What kind of refusal a [`Denied`] is (`server` answers 401, 403 and 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialKind {
+    /// The credential is missing or not (or no longer) valid.
+    Unauthenticated,
+    /// A valid key is not allowed (disabled, network, IP).
+    Forbidden,
+    /// Over a rate, or locked out after failed authentications.
+    OverRate,
+}
+
 impl Denied {
-    /// 401 when the credential is missing or not (or no longer) valid; 403 when a valid key is
-    /// not allowed (disabled, network, IP); 429 when over a rate.
-    pub fn status(&self) -> StatusCode {
+    /// Unauthenticated when the credential is missing or not (or no longer) valid; Forbidden
+    /// when a valid key is not allowed (disabled, network, IP); OverRate when over a rate.
+    pub fn kind(&self) -> DenialKind {
         match self {
             Denied::MissingCredential
             | Denied::MalformedCredential(_)
             | Denied::UnknownKey
             | Denied::WrongSecret
             | Denied::Revoked
-            | Denied::Expired => StatusCode::UNAUTHORIZED,
-            Denied::Disabled | Denied::NetworkNotAllowed | Denied::IpNotAllowed => StatusCode::FORBIDDEN,
-            Denied::RateLimited { .. } | Denied::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | Denied::Expired => DenialKind::Unauthenticated,
+            Denied::Disabled | Denied::NetworkNotAllowed | Denied::IpNotAllowed => DenialKind::Forbidden,
+            Denied::RateLimited { .. } | Denied::LockedOut { .. } => DenialKind::OverRate,
         }
     }
 
@@ -103,7 +113,7 @@ impl Denied {
 
     /// The `WWW-Authenticate` header value that goes with a 401.
     pub fn www_authenticate(&self) -> Option<&'static str> {
-        (self.status() == StatusCode::UNAUTHORIZED).then_some("Bearer realm=\"kengate\"")
+        (self.kind() == DenialKind::Unauthenticated).then_some("Bearer realm=\"kengate\"")
     }
 
     /// `Retry-After` seconds of a 429.
@@ -152,16 +162,6 @@ impl AccessError {
             reason: reason.into(),
         }
     }
-
-    /// The admin API's status for this error.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AccessError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            AccessError::NotFound(_) => StatusCode::NOT_FOUND,
-            AccessError::ConfigKey(_) | AccessError::Revoked(_) => StatusCode::CONFLICT,
-            AccessError::Store(_) | AccessError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -170,26 +170,31 @@ mod tests {
 
     #[test]
     fn statuses_and_labels() {
-        let check = |d: Denied, status: u16, reason: &str| {
-            assert_eq!(d.status().as_u16(), status, "{d:?}");
+        use DenialKind::{Forbidden, OverRate, Unauthenticated};
+        let check = |d: Denied, kind: DenialKind, reason: &str| {
+            assert_eq!(d.kind(), kind, "{d:?}");
             assert_eq!(d.reason(), reason, "{d:?}");
             assert!(!d.message().is_empty());
         };
-        check(Denied::MissingCredential, 401, "missing_credential");
-        check(Denied::MalformedCredential("x"), 401, "malformed_credential");
+        check(Denied::MissingCredential, Unauthenticated, "missing_credential");
+        check(
+            Denied::MalformedCredential("x"),
+            Unauthenticated,
+            "malformed_credential",
+        );
         // Unknown id and wrong secret share a metric label; only the log tells them apart.
-        check(Denied::UnknownKey, 401, "bad_credentials");
-        check(Denied::WrongSecret, 401, "bad_credentials");
+        check(Denied::UnknownKey, Unauthenticated, "bad_credentials");
+        check(Denied::WrongSecret, Unauthenticated, "bad_credentials");
         assert_eq!(
             (Denied::UnknownKey.detail(), Denied::WrongSecret.detail()),
             ("unknown_key", "wrong_secret")
         );
-        check(Denied::Revoked, 401, "revoked");
-        check(Denied::Expired, 401, "expired");
-        check(Denied::Disabled, 403, "disabled");
-        check(Denied::NetworkNotAllowed, 403, "network");
-        check(Denied::IpNotAllowed, 403, "ip");
-        check(Denied::RateLimited { retry_after_secs: 3 }, 429, "rate");
+        check(Denied::Revoked, Unauthenticated, "revoked");
+        check(Denied::Expired, Unauthenticated, "expired");
+        check(Denied::Disabled, Forbidden, "disabled");
+        check(Denied::NetworkNotAllowed, Forbidden, "network");
+        check(Denied::IpNotAllowed, Forbidden, "ip");
+        check(Denied::RateLimited { retry_after_secs: 3 }, OverRate, "rate");
         // Unknown id and wrong secret look the same to the client.
         assert_eq!(Denied::UnknownKey.message(), Denied::WrongSecret.message());
         assert_eq!(Denied::RateLimited { retry_after_secs: 3 }.retry_after_secs(), Some(3));

@@ -2,7 +2,6 @@
 //! (who is calling, handed to the per-call pipeline) and the method permission rule. No IO;
 //! the clock is a parameter.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -17,6 +16,7 @@ use super::error::{AccessError, Denied};
 use super::limit::{check_key, quota, KeyLimiter};
 use super::records::KeyInfo;
 use crate::config::RateConfig;
+use crate::methods::klay_spelling as normalize;
 use crate::store::KeyRecord;
 
 /// Unix time in seconds.
@@ -33,23 +33,6 @@ pub enum KeySource {
     Config,
     /// The store (`kengate keys`, the admin API).
     Store,
-}
-
-/// `klay_x` ↔ `kaia_x` (the same methods on Kaia); `None` for other names.
-pub(crate) fn twin_method(m: &str) -> Option<String> {
-    if let Some(rest) = m.strip_prefix("klay_") {
-        Some(format!("kaia_{rest}"))
-    } else {
-        m.strip_prefix("kaia_").map(|rest| format!("klay_{rest}"))
-    }
-}
-
-/// `kaia_x` → `klay_x`, so one spelling in a key's list allows both.
-fn normalize(m: &str) -> Cow<'_, str> {
-    match m.strip_prefix("kaia_") {
-        Some(rest) => Cow::Owned(format!("klay_{rest}")),
-        None => Cow::Borrowed(m),
-    }
 }
 
 /// A key's method permission: the groups `read` (not a write) and `write` (tx submission),

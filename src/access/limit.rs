@@ -186,7 +186,7 @@ impl Weights {
     pub(crate) fn new(configured: &std::collections::BTreeMap<String, u32>) -> Self {
         let mut map: HashMap<String, u32> = configured.iter().map(|(m, w)| (m.clone(), (*w).max(1))).collect();
         for (m, w) in configured {
-            if let Some(other) = super::keys::twin_method(m) {
+            if let Some(other) = crate::methods::other_spelling(m) {
                 map.entry(other).or_insert((*w).max(1));
             }
         }

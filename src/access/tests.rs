@@ -1,11 +1,10 @@
 //! `Access` end to end (in-memory and file stores): authentication, admission, reload from
-//! another store handle, admin API routes.
+//! another store handle (the admin API's routes: `server/keys.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use serde_json::json;
+use http::{HeaderMap, HeaderValue};
 
 use super::*;
 use crate::config::{KeyConfig, RateConfig};
@@ -404,84 +403,4 @@ fn admin_token_check() {
         "the env var overrides the config"
     );
     assert!(!format!("{env:?}").contains("environment"));
-}
-
-#[test]
-fn admin_keys_routes() {
-    let a = access_with(
-        &auth(vec![config_key("ops", "a-config-secret-123")]),
-        &unlimited(),
-        memory(),
-    );
-    let call = |m: Method, rest: &str, body: &str| admin_keys(&a, &m, rest, body.as_bytes());
-
-    let (s, v) = call(
-        Method::POST,
-        "",
-        r#"{"label":"ci","networks":["cypress"],"expires_in":60}"#,
-    );
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let id = v["id"].as_str().unwrap().to_owned();
-    let token = v["token"].as_str().unwrap().to_owned();
-    assert_eq!(token, format!("{id}.{}", v["secret"].as_str().unwrap()));
-    assert_eq!(v["key"]["networks"], json!(["cypress"]));
-    assert!(a
-        .authenticate(ip("192.0.2.1"), &bearer(&token), None, "cypress")
-        .is_ok());
-
-    let (s, v) = call(Method::GET, "", "");
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["keys"].as_array().unwrap().len(), 2);
-    assert!(
-        !v.to_string().contains(&token[id.len() + 1..]),
-        "a listing never shows a secret"
-    );
-    assert!(!v.to_string().contains("secret"));
-
-    let (s, v) = call(Method::GET, &format!("/{id}"), "");
-    assert_eq!((s, v["label"].as_str()), (StatusCode::OK, Some("ci")));
-
-    let (s, v) = call(Method::POST, &format!("/{id}/rotate"), "");
-    assert_eq!(s, StatusCode::OK);
-    assert_ne!(v["token"].as_str().unwrap(), token);
-    assert!(a
-        .authenticate(ip("192.0.2.1"), &bearer(&token), None, "cypress")
-        .is_err());
-
-    let (s, v) = call(Method::DELETE, &format!("/{id}/"), "");
-    assert_eq!((s, v["revoked"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
-    assert_eq!(call(Method::POST, &format!("/{id}/rotate"), "").0, StatusCode::CONFLICT);
-
-    let cases: &[(Method, &str, &str, StatusCode)] = &[
-        (Method::POST, "", "", StatusCode::CREATED),
-        (Method::POST, "", "{nope", StatusCode::BAD_REQUEST),
-        (Method::POST, "", r#"{"colour":"red"}"#, StatusCode::BAD_REQUEST),
-        (Method::POST, "", r#"{"networks":["mainnet"]}"#, StatusCode::BAD_REQUEST),
-        (
-            Method::POST,
-            "",
-            r#"{"ip_allow":["1.2.3.4/40"]}"#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (Method::PUT, "", "", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/KGNOSUCHKEY", "", StatusCode::NOT_FOUND),
-        (Method::DELETE, "/KGNOSUCHKEY", "", StatusCode::NOT_FOUND),
-        (Method::POST, "/KGNOSUCHKEY/rotate", "", StatusCode::NOT_FOUND),
-        (Method::POST, "/KGX", "", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/KGX/rotate", "", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/KGX/other", "", StatusCode::NOT_FOUND),
-        (Method::GET, "/bad.id", "", StatusCode::NOT_FOUND),
-        (Method::GET, "x", "", StatusCode::NOT_FOUND),
-        (Method::DELETE, "/ops", "", StatusCode::CONFLICT),
-        (Method::GET, "/ops", "", StatusCode::OK),
-    ];
-    for (m, rest, body, expected) in cases {
-        let (s, v) = call(m.clone(), rest, body);
-        assert_eq!(s, *expected, "{m} {rest:?} {body:?} → {v}");
-        if !s.is_success() {
-            assert!(v["error"].is_string(), "{v}");
-        }
-    }
-    let (_, v) = call(Method::POST, "", "{nope");
-    assert!(v["error"].as_str().unwrap().contains("invalid JSON"), "{v}");
 }

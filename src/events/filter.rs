@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::jsonrpc::unhex;
 use crate::jsonrpc::{go_object, parse_quantity, FILTER_CRITERIA};
 use crate::methods::Dialect;
-use crate::txpath::lifecycle::unhex;
 
 /// One log of a block: its JSON as the node sent it, and what filters match on.
 #[derive(Debug, Clone)]

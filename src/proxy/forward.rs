@@ -4,17 +4,18 @@
 
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::cache::{mined_in, raw_bytes};
 use super::{Gateway, ProxyError};
 use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
+use crate::jsonrpc::{self, hex, unhex};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::MethodSpec;
 use crate::routing::{choose, higher_node, CachePolicy, NodeSet, Plan, RetryClass, Target, WriteTx};
 use crate::txpath::home::{home_node, sender_key};
-use crate::txpath::lifecycle::{hex, unhex, Transition};
+use crate::txpath::lifecycle::Transition;
 use crate::txpath::senders::{Kept, Turn};
 
 /// A node's answer: the reply as received (carrying the caller's id), and its `result` or
@@ -347,17 +348,11 @@ async fn in_hand(gw: &Gateway, node: NodeId, w: &WriteTx, reply: &UpstreamReply<
     if !msg.contains("nonce too low") {
         return false;
     }
-    let lookup = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"klay_getTransactionByHash","params":["{}"]}}"#,
-        hex(&w.hash)
-    );
+    let lookup = jsonrpc::request("1", "klay_getTransactionByHash", &format!("[\"{}\"]", hex(&w.hash)));
     let Some(n) = gw.cluster.nodes.get(node) else {
         return false;
     };
-    match n
-        .post(&gw.cluster.client, Bytes::from(lookup), gw.settings.upstream_timeout)
-        .await
-    {
+    match n.post(&gw.cluster.client, lookup, gw.settings.upstream_timeout).await {
         Ok(b) => UpstreamReply::parse(&b).is_ok_and(|r| r.error.is_none() && !r.is_null_result() && r.result.is_some()),
         Err(_) => false,
     }
@@ -428,15 +423,7 @@ fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamR
 fn upstream_body(call: &Call<'_>, method: &str, rewritten: Option<&str>) -> Bytes {
     let id = call.id.map_or("0", |v| v.get());
     let params = rewritten.or(call.params.map(|p| p.get())).unwrap_or("[]");
-    let mut b = BytesMut::with_capacity(48 + id.len() + method.len() + params.len());
-    b.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    b.put_slice(id.as_bytes());
-    b.put_slice(b",\"method\":\"");
-    b.put_slice(method.as_bytes());
-    b.put_slice(b"\",\"params\":");
-    b.put_slice(params.as_bytes());
-    b.put_u8(b'}');
-    b.freeze()
+    jsonrpc::request(id, method, params)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::jsonrpc::unhex;
 use crate::jsonrpc::{format_quantity, go_object, parse_quantity, FILTER_CRITERIA};
 use crate::methods::BlockKind;
-use crate::txpath::lifecycle::unhex;
 
 /// Errors routing reports to the client. Only kengate's own methods have params kengate
 /// validates; a node method whose params kengate cannot read is forwarded as sent, and the

@@ -7,7 +7,7 @@ use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError
 use crate::cluster::{ClusterView, NodeId};
 use crate::jsonrpc::{format_quantity, split_params};
 use crate::methods::{Class, EventOp, MethodSpec, WriteKind};
-use crate::txpath::decode::decode_hex;
+use crate::rawtx::decode_hex;
 
 /// Which nodes may answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
                 _ => Plan::shared(target.clone(), CachePolicy::No),
             };
             p.params = rewritten.map(|r| join_params(&ps, pos, &r));
-            if let (Target::SenderHome(addr), true) = (target, spec.upstream.ends_with("_getTransactionCount")) {
+            if let (Target::SenderHome(addr), true) = (target, arg.nonce_count) {
                 p.nonce_floor = Some(addr);
             }
             Decision::Forward(p)

@@ -4,13 +4,17 @@
 use super::plan::Target;
 use crate::cluster::{ClusterView, NodeId, NodeState};
 
-/// A set of node ids (kengate fronts at most 64 nodes; config validation enforces it).
+/// A set of node ids (kengate fronts at most [`crate::config::MAX_NODES`] per network;
+/// config validation enforces it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeSet(u64);
 
+// The set is one `u64` bitmap.
+const _: () = assert!(NodeSet::CAPACITY <= u64::BITS as usize);
+
 impl NodeSet {
     /// Maximum number of nodes a set can hold.
-    pub const CAPACITY: usize = 64;
+    pub const CAPACITY: usize = crate::config::MAX_NODES;
 
     /// Adds a node.
     pub fn insert(&mut self, id: NodeId) {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use hyper::body::Incoming;
 
+use super::domain::{denied_status, network_status};
 use super::{admit, edge, json, Ctx, Place, Refusal, Resp};
 use crate::access::Denied;
 use crate::index::kas::{self, Scope};
@@ -27,13 +28,13 @@ pub(super) async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>, 
             let chain = req.headers().get("x-chain-id").map(HeaderValue::as_bytes);
             match app.networks.select(None, chain) {
                 Ok(n) => (n, None),
-                Err(e) => return refusal(e.status(), &e.to_string()),
+                Err(e) => return refusal(network_status(&e), &e.to_string()),
             }
         }
         false => match admit(ctx, peer, &req, None, None, None) {
             Ok((net, caller)) => (net, Some(caller)),
             Err(Refusal::Denied(d)) => return denied(ctx, &d),
-            Err(Refusal::Network(e)) => return refusal(e.status(), &e.to_string()),
+            Err(Refusal::Network(e)) => return refusal(network_status(&e), &e.to_string()),
         },
     };
     if let Some(caller) = &caller {
@@ -122,14 +123,14 @@ fn refusal(status: StatusCode, message: &str) -> Resp {
 /// `WWW-Authenticate` / `Retry-After`; 401 in KAS's own words.
 fn denied(ctx: &Ctx, d: &Denied) -> Resp {
     ctx.app.audit.denied(d.reason());
-    let message = match d.status() {
+    let message = match denied_status(d) {
         StatusCode::UNAUTHORIZED => {
             tracing::debug!(reason = d.detail(), "authentication failed");
             "The credential you provided does not match in our record".to_owned()
         }
         _ => d.message(),
     };
-    let mut r = refusal(d.status(), &message);
+    let mut r = refusal(denied_status(d), &message);
     if let Some(v) = d.www_authenticate() {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));

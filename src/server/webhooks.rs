@@ -34,7 +34,7 @@ pub(super) async fn handle(
             .select(network, req.headers().get("x-chain-id").map(|v| v.as_bytes()))
         {
             Ok(n) => (n, None),
-            Err(e) => return json_error(e.status(), &e.to_string()),
+            Err(e) => return json_error(super::domain::network_status(&e), &e.to_string()),
         },
         false => match admit_request(ctx, peer, &req, network, None, None) {
             Ok((net, caller)) => (net, Some(caller)),

@@ -21,28 +21,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// `0x` + lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + bytes.len() * 2);
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// Parses `0x` + exactly `2N` hex digits.
-pub fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let h = s.strip_prefix("0x")?;
-    if h.len() != 2 * N || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, pair) in h.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
+/// Kept here for the modules that read them through `txpath::lifecycle`; defined in
+/// [`crate::jsonrpc`], the one place for hex.
+pub use crate::jsonrpc::{hex, unhex};
 
 /// Receipt facts recorded with InBlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,15 +215,6 @@ mod tests {
         nonce: 4,
         hash: [2; 32],
     };
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(unhex::<2>("0xabCD"), Some([0xab, 0xcd]));
-        assert_eq!(hex(&[0xab, 0xcd]), "0xabcd");
-        assert_eq!(unhex::<2>("0xabc"), None);
-        assert_eq!(unhex::<2>("abcd"), None);
-        assert_eq!(unhex::<2>("0x+bcd"), None);
-    }
 
     #[tokio::test]
     async fn each_network_sees_only_its_own_records() {

@@ -9,37 +9,54 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use super::home::{home_node, sender_key};
-use super::lifecycle::{hex, unhex, Mined, Transition};
-use super::senders::{Addr, Kept};
-use crate::cluster::{ClusterView, NodeId, NodeState};
+use super::lifecycle::Lifecycle;
+use super::lifecycle::{Mined, Transition};
+use super::senders::{Addr, Kept, Senders};
+use crate::cluster::{Cluster, ClusterView, NodeId, NodeState};
 use crate::jsonrpc::parse_quantity;
-use crate::proxy::Gateway;
+use crate::jsonrpc::{self, hex, unhex};
 use crate::routing::{highest, NodeSet};
 
 const EVERY: Duration = Duration::from_secs(1);
 
+/// What the upkeep works on: one network's nodes and write state. `proxy::Gateway`
+/// implements it; the upkeep names no more of the gateway than this, so `txpath` stays below
+/// `proxy`.
+pub trait WritePath: Send + Sync + 'static {
+    /// The nodes and the published view.
+    fn cluster(&self) -> &Cluster;
+    /// Per-sender ordering and read-your-writes state.
+    fn senders(&self) -> &Senders;
+    /// The transaction lifecycle records.
+    fn lifecycle(&self) -> &Lifecycle;
+    /// Timeout of one upstream call.
+    fn upstream_timeout(&self) -> Duration;
+    /// Counts a re-submission to a sender's home node (a retry, reason `resubmit`).
+    fn resubmitted(&self);
+}
+
 /// Starts the upkeep loop.
-pub fn spawn(gw: Arc<Gateway>) -> JoinHandle<()> {
+pub fn spawn(gw: Arc<impl WritePath>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(EVERY).await;
-            let view = gw.cluster.view();
-            for sender in gw.senders.all() {
-                upkeep_sender(&gw, &view, &sender).await;
+            let view = gw.cluster().view();
+            for sender in gw.senders().all() {
+                upkeep_sender(gw.as_ref(), &view, &sender).await;
             }
-            gw.senders.prune();
+            gw.senders().prune();
         }
     })
 }
 
 /// Loads unfinished lifecycle records of a previous run back into the sender state.
-pub async fn restore(gw: &Gateway) {
-    let records = match gw.lifecycle.unfinished().await {
+pub async fn restore(gw: &impl WritePath) {
+    let records = match gw.lifecycle().unfinished().await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "could not load unfinished transactions");
@@ -56,14 +73,14 @@ pub async fn restore(gw: &Gateway) {
             .as_deref()
             .and_then(|recorded| {
                 // A node name; records made before names were kept hold the node's URL.
-                gw.cluster
+                gw.cluster()
                     .nodes
                     .iter()
                     .position(|n| n.name == recorded || n.http == recorded)
             })
             .unwrap_or(usize::MAX);
         let body = Bytes::from(rec.request.into_bytes());
-        gw.senders.lock(&sender).await.forwarded(
+        gw.senders().lock(&sender).await.forwarded(
             rec.nonce,
             Kept {
                 hash,
@@ -73,7 +90,7 @@ pub async fn restore(gw: &Gateway) {
             },
         );
         if node != usize::MAX {
-            gw.senders.remember(hash, node);
+            gw.senders().remember(hash, node);
         }
     }
     if count > 0 {
@@ -81,8 +98,8 @@ pub async fn restore(gw: &Gateway) {
     }
 }
 
-async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
-    let mut turn = gw.senders.lock(sender).await;
+async fn upkeep_sender(gw: &impl WritePath, view: &ClusterView, sender: &Addr) {
+    let mut turn = gw.senders().lock(sender).await;
     if turn.unmined.is_empty() {
         return;
     }
@@ -107,7 +124,7 @@ async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
         };
         record(gw, *hash, transition).await;
         turn.unmined.remove(nonce);
-        gw.senders.forget(hash);
+        gw.senders().forget(hash);
     }
     if turn.unmined.is_empty() {
         return;
@@ -147,7 +164,7 @@ async fn upkeep_sender(gw: &Gateway, view: &ClusterView, sender: &Addr) {
 }
 
 async fn resubmit_if_home_left(
-    gw: &Gateway,
+    gw: &impl WritePath,
     view: &ClusterView,
     sender: &Addr,
     unmined: &mut std::collections::BTreeMap<u64, Kept>,
@@ -156,23 +173,23 @@ async fn resubmit_if_home_left(
     if unmined.values().all(|k| in_sync(k.node)) {
         return;
     }
-    let Some(home) = home_node(view, &gw.cluster.keys, sender_key(sender), NodeSet::default()) else {
+    let Some(home) = home_node(view, &gw.cluster().keys, sender_key(sender), NodeSet::default()) else {
         return;
     };
-    let node = &gw.cluster.nodes[home];
+    let node = &gw.cluster().nodes[home];
     for k in unmined.values_mut().filter(|k| k.node != DROPPED) {
         if in_sync(k.node) && k.node == home {
             continue;
         }
         match node
-            .post(&gw.cluster.client, k.body.clone(), gw.settings.upstream_timeout)
+            .post(&gw.cluster().client, k.body.clone(), gw.upstream_timeout())
             .await
         {
             Ok(reply) if accepted(&reply) => {
                 tracing::info!(node = home, tx = %hex(&k.hash), "re-submitted an unmined tx to the sender's home node");
-                gw.metrics.retry("resubmit");
+                gw.resubmitted();
                 k.node = home;
-                gw.senders.remember(k.hash, home);
+                gw.senders().remember(k.hash, home);
                 record(
                     gw,
                     k.hash,
@@ -187,7 +204,7 @@ async fn resubmit_if_home_left(
                 let reason = refusal(&reply);
                 tracing::warn!(node = home, tx = %hex(&k.hash), %reason, "re-submission refused; dropped");
                 record(gw, k.hash, Transition::Dropped { reason }).await;
-                gw.senders.forget(&k.hash);
+                gw.senders().forget(&k.hash);
                 k.node = DROPPED;
             }
             Err(e) => {
@@ -210,8 +227,8 @@ fn refusal(reply: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned())
 }
 
-async fn record(gw: &Gateway, hash: [u8; 32], t: Transition) {
-    if let Err(e) = gw.lifecycle.transition(hash, t).await {
+async fn record(gw: &impl WritePath, hash: [u8; 32], t: Transition) {
+    if let Err(e) = gw.lifecycle().transition(hash, t).await {
         tracing::warn!(error = %e, "could not record a transaction state");
     }
 }
@@ -243,15 +260,14 @@ fn mined(receipt: &Value) -> Option<Mined> {
 }
 
 /// The sender's mined nonce count (`getTransactionCount(sender, "latest")`).
-async fn mined_nonce_count(gw: &Gateway, node: NodeId, sender: &Addr) -> Option<u64> {
-    let body =
-        serde_json::json!({"jsonrpc":"2.0","id":0,"method":"klay_getTransactionCount","params":[hex(sender),"latest"]});
-    let reply = gw.cluster.nodes[node]
-        .post(
-            &gw.cluster.client,
-            Bytes::from(body.to_string()),
-            gw.settings.upstream_timeout,
-        )
+async fn mined_nonce_count(gw: &impl WritePath, node: NodeId, sender: &Addr) -> Option<u64> {
+    let body = jsonrpc::request(
+        "0",
+        "klay_getTransactionCount",
+        &format!("[\"{}\",\"latest\"]", hex(sender)),
+    );
+    let reply = gw.cluster().nodes[node]
+        .post(&gw.cluster().client, body, gw.upstream_timeout())
         .await
         .ok()?;
     let v: Value = serde_json::from_slice(&reply).ok()?;
@@ -259,18 +275,22 @@ async fn mined_nonce_count(gw: &Gateway, node: NodeId, sender: &Addr) -> Option<
 }
 
 /// One batch of `method(hash)` calls to `node`; per hash its result (`None` when missing).
-async fn batch(gw: &Gateway, node: NodeId, method: &str, hashes: &[[u8; 32]]) -> Option<Vec<Option<Value>>> {
-    let calls: Vec<Value> = hashes
-        .iter()
-        .enumerate()
-        .map(|(i, h)| serde_json::json!({"jsonrpc":"2.0","id":i,"method":method,"params":[hex(h)]}))
-        .collect();
-    let body = Bytes::from(Value::Array(calls).to_string());
+async fn batch(gw: &impl WritePath, node: NodeId, method: &str, hashes: &[[u8; 32]]) -> Option<Vec<Option<Value>>> {
+    let mut body = BytesMut::with_capacity(hashes.len() * 160 + 2);
+    body.put_u8(b'[');
+    for (i, h) in hashes.iter().enumerate() {
+        if i > 0 {
+            body.put_u8(b',');
+        }
+        jsonrpc::put_request(&mut body, &i.to_string(), method, &format!("[\"{}\"]", hex(h)));
+    }
+    body.put_u8(b']');
+    let body = body.freeze();
     let reply = gw
-        .cluster
+        .cluster()
         .nodes
         .get(node)?
-        .post(&gw.cluster.client, body, gw.settings.upstream_timeout)
+        .post(&gw.cluster().client, body, gw.upstream_timeout())
         .await
         .ok()?;
     let replies: Vec<Value> = serde_json::from_slice(&reply).ok()?;
