@@ -353,16 +353,7 @@ impl Indexer {
     /// One block and its receipts, read like a client's calls (and its call traces, with
     /// `index.internal`).
     async fn fetch_block(&self, n: u64) -> Result<BlockRows, FetchError> {
-        let (block, receipts) = tokio::join!(
-            self.fetch.call("klay_getBlockByNumber", format!("[\"{n:#x}\",true]")),
-            self.fetch.call("klay_getBlockReceipts", format!("[\"{n:#x}\"]")),
-        );
-        let block = raw(block?)?;
-        let receipts = raw(receipts?)?;
-        if block.get() == "null" {
-            return Err(format!("block {n} is not there yet"));
-        }
-        let mut rows = extract(&block, &receipts).map_err(|e| e.to_string())?;
+        let (mut rows, _) = read_block(&*self.fetch, n).await?;
         if !rows.txs.is_empty() && self.progress.internal.load(Ordering::Relaxed) {
             self.add_internal(&mut rows).await?;
         }
@@ -378,14 +369,7 @@ impl Indexer {
         let mut attempt = 0;
         let traces = loop {
             attempt += 1;
-            let traces = self
-                .fetch
-                .call(
-                    "debug_traceBlockByNumber",
-                    format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
-                )
-                .await;
-            match traces {
+            match read_traces(&*self.fetch, n).await {
                 Ok(t) => break raw(t)?,
                 Err(e) if refused(&e) => {
                     if self.progress.internal.swap(false, Ordering::Relaxed) {
@@ -430,7 +414,36 @@ fn refused(error: &str) -> bool {
     .any(|s| error.contains(s))
 }
 
-fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {
+/// Block `n` as rows, and its receipts as the node sent them: `klay_getBlockByNumber(n, true)`
+/// and `klay_getBlockReceipts(n)` through `fetch` (the routing core: only at or below the
+/// served head). The indexer's read, and the webhooks' block feed's.
+pub async fn read_block(fetch: &dyn Fetch, n: u64) -> Result<(BlockRows, Box<RawValue>), FetchError> {
+    let (block, receipts) = tokio::join!(
+        fetch.call("klay_getBlockByNumber", format!("[\"{n:#x}\",true]")),
+        fetch.call("klay_getBlockReceipts", format!("[\"{n:#x}\"]")),
+    );
+    let block = raw(block?)?;
+    let receipts = raw(receipts?)?;
+    if block.get() == "null" {
+        return Err(format!("block {n} is not there yet"));
+    }
+    let rows = extract(&block, &receipts).map_err(|e| e.to_string())?;
+    Ok((rows, receipts))
+}
+
+/// Block `n`'s call traces (`debug_traceBlockByNumber` with the call tracer), as the node
+/// sent them; [`internal_transfers`] reads them.
+pub async fn read_traces(fetch: &dyn Fetch, n: u64) -> Result<bytes::Bytes, FetchError> {
+    fetch
+        .call(
+            "debug_traceBlockByNumber",
+            format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
+        )
+        .await
+}
+
+/// A node's answer as one JSON value, kept as text.
+pub fn raw(bytes: bytes::Bytes) -> Result<Box<RawValue>, String> {
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string())?;
     RawValue::from_string(text).map_err(|e| e.to_string())
 }

@@ -21,7 +21,8 @@ use super::model::{Event, Filter, Hook};
 use super::{now_ms, Hooks};
 use crate::events::filter::{parse_logs, Log};
 use crate::events::Fetch;
-use crate::index::extract::{extract, internal_transfers, BlockRows, Transfer};
+use crate::index::extract::{internal_transfers, BlockRows, Transfer};
+use crate::index::ingest;
 use crate::store::{Store, TxStatus};
 use crate::txpath::lifecycle::hex;
 
@@ -140,19 +141,7 @@ async fn block(net: &str, fetch: &dyn Fetch, db: &Arc<HookDb>, hooks: &[Hook], n
 
 /// A block and its receipts' logs, read like a client's calls.
 async fn read_block(fetch: &dyn Fetch, n: u64) -> Result<(BlockRows, Vec<Log>), String> {
-    let (block, receipts) = tokio::join!(
-        fetch.call("klay_getBlockByNumber", format!("[\"{n:#x}\",true]")),
-        fetch.call("klay_getBlockReceipts", format!("[\"{n:#x}\"]")),
-    );
-    let (block, receipts) = (block?, receipts?);
-    let raw = |b: &[u8]| -> Result<Box<RawValue>, String> {
-        serde_json::from_slice::<Box<RawValue>>(b).map_err(|e| e.to_string())
-    };
-    let (block, receipts) = (raw(&block)?, raw(&receipts)?);
-    if block.get() == "null" {
-        return Err(format!("block {n} is not there yet"));
-    }
-    let rows = extract(&block, &receipts).map_err(|e| e.to_string())?;
+    let (rows, receipts) = ingest::read_block(fetch, n).await?;
     #[derive(Deserialize)]
     struct Receipt<'a> {
         #[serde(borrow, default)]
@@ -168,15 +157,10 @@ async fn read_block(fetch: &dyn Fetch, n: u64) -> Result<(BlockRows, Vec<Log>), 
 /// The block's internal KLAY transfers, from the call tracer where the nodes offer it
 /// (nothing otherwise: a debug API the nodes keep closed is not an error).
 async fn read_internal(fetch: &dyn Fetch, rows: &BlockRows) -> Vec<Transfer> {
-    let n = rows.number;
-    let traces = fetch
-        .call(
-            "debug_traceBlockByNumber",
-            format!("[\"{n:#x}\",{{\"tracer\":\"callTracer\"}}]"),
-        )
-        .await;
-    let Ok(traces) = traces else { return Vec::new() };
-    let Ok(raw) = serde_json::from_slice::<Box<RawValue>>(&traces) else {
+    let Ok(traces) = ingest::read_traces(fetch, rows.number).await else {
+        return Vec::new();
+    };
+    let Ok(raw) = ingest::raw(traces) else {
         return Vec::new();
     };
     internal_transfers(&raw, rows).unwrap_or_default()
