@@ -11,7 +11,6 @@
 //! first kengate's uninterrupted index.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use serde_json::{json, Value};
 use crate::support::client::{quantity, Http};
 use crate::support::gate::{test_config, Gate};
 use crate::support::localnet::{Localnet, Restore};
+use crate::support::process::Process;
 
 const KEY_ID: &str = "KASK-index-e2e";
 const SECRET: &str = "s3cret-index-e2e-0123456789";
@@ -131,64 +131,29 @@ fn duplicates(rows: &[Value]) -> Vec<String> {
 }
 
 /// The kengate binary with an index of its own (fresh at first), backfilling from block 0.
-struct Backfiller {
-    dir: PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
+struct Backfiller(Process);
 
 impl Backfiller {
     fn new(net: &Localnet) -> Self {
-        let dir = std::env::temp_dir().join(format!("kengate-index-kill9-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("data dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         // One block per store transaction, one read at a time: the backfill stays long enough
         // to be caught in the middle.
-        let mut toml = format!(
-            "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"off\"\n\n[store]\npath = \"{}\"\n\n\
-             [index]\nenabled = true\nstart_block = \"first\"\nbatch = 1\nconcurrency = 1\n",
-            dir.join("kengate.db").display()
-        );
-        for (http, ws) in net.nodes() {
-            toml += &format!("\n[[nodes]]\nhttp = \"{http}\"\n");
-            if let Some(ws) = ws {
-                toml += &format!("ws = \"{ws}\"\n");
-            }
-        }
-        std::fs::write(dir.join("proxy.toml"), toml).expect("write proxy.toml");
-        Self { dir, port, child: None }
+        Self(Process::new(
+            "index-kill9",
+            net,
+            "[index]\nenabled = true\nstart_block = \"first\"\nbatch = 1\nconcurrency = 1\n",
+        ))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     fn start(&mut self) {
-        assert!(self.child.is_none());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-            .arg("--config")
-            .arg(self.dir.join("proxy.toml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kengate");
-        self.child = Some(child);
+        self.0.start();
     }
 
-    /// SIGKILL (std's `Child::kill`), and the exit reaped.
     fn kill_9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("kill -9");
-        let status = child.wait().expect("reap");
-        assert!(
-            !status.success(),
-            "kengate exited normally instead of being killed: {status}"
-        );
+        self.0.kill_9();
     }
 
     /// Polls `/status` as fast as it answers until `pred(indexed head, served head)` holds;
@@ -217,16 +182,6 @@ impl Backfiller {
                 seen.push(h);
             }
         }
-    }
-}
-
-impl Drop for Backfiller {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

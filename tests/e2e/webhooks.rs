@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use tokio::net::TcpListener;
 
 use crate::support::client::{quantity, Http};
 use crate::support::localnet::{Localnet, Restore};
+use crate::support::process::Process;
 use crate::support::tx::{hex_bytes, keccak, sign_legacy};
 
 const KEY_ID: &str = "wh-e2e";
@@ -221,41 +221,23 @@ fn reply(status: u16) -> http::Response<Full<Bytes>> {
 }
 
 /// The kengate binary with webhooks on, killable.
-struct Kengate {
-    dir: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
+struct Kengate(Process);
 
 impl Kengate {
     fn new(net: &Localnet) -> Kengate {
-        let dir = std::env::temp_dir().join(format!("kengate-webhooks-e2e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("data dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut toml = format!(
-            "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"off\"\n\n[store]\npath = \"{}\"\n\n\
-             [cluster]\npoll_interval_ms = 250\n\n\
-             [auth]\nenabled = true\n[[auth.keys]]\nid = \"{KEY_ID}\"\nsecret = \"{SECRET}\"\n\n\
-             [webhooks]\nenabled = true\nallow_private = true\nretry_schedule_s = [1, 1, 1, 2, 2, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5]\n",
-            dir.join("kengate.db").display()
-        );
-        for (http, ws) in net.nodes() {
-            toml += &format!("\n[[nodes]]\nhttp = \"{http}\"\n");
-            if let Some(ws) = ws {
-                toml += &format!("ws = \"{ws}\"\n");
-            }
-        }
-        std::fs::write(dir.join("proxy.toml"), toml).expect("write proxy.toml");
-        Kengate { dir, port, child: None }
+        Kengate(Process::new(
+            "webhooks-e2e",
+            net,
+            &format!(
+                "[cluster]\npoll_interval_ms = 250\n\n\
+                 [auth]\nenabled = true\n[[auth.keys]]\nid = \"{KEY_ID}\"\nsecret = \"{SECRET}\"\n\n\
+                 [webhooks]\nenabled = true\nallow_private = true\nretry_schedule_s = [1, 1, 1, 2, 2, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5]\n"
+            ),
+        ))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     fn rpc(&self) -> String {
@@ -263,39 +245,11 @@ impl Kengate {
     }
 
     async fn start(&mut self, http: &Http) {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kengate"))
-            .arg("--config")
-            .arg(self.dir.join("proxy.toml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kengate");
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while http.get_opt(&format!("{}/ready", self.url())).await != Some(200) {
-            assert!(tokio::time::Instant::now() < deadline, "kengate did not get ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.0.start_ready(http).await;
     }
 
     fn kill_9(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().expect("kill -9");
-        let status = child.wait().expect("reap");
-        assert!(
-            !status.success(),
-            "kengate exited normally instead of being killed: {status}"
-        );
-    }
-}
-
-impl Drop for Kengate {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.0.kill_9();
     }
 }
 

@@ -8,5 +8,6 @@ pub mod fake;
 pub mod gate;
 pub mod localnet;
 pub mod nginx;
+pub mod process;
 pub mod tls;
 pub mod tx;
