@@ -424,10 +424,15 @@ impl Gateway {
     /// A read whose answer does not depend on who asks: from the cache when final, else
     /// forwarded once for every identical call in flight, and kept when final.
     async fn shared_read(&self, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
+        let policy = plan.cache;
+        let cacheable = policy != CachePolicy::No && self.cache.enabled();
+        if !cacheable && !self.settings.coalesce {
+            // Nothing to look up or share: no key to build.
+            return forward::forward(self, call, spec, plan).await.map(|r| r.bytes);
+        }
         let params = plan.params.as_deref().or(call.params.map(|p| p.get())).unwrap_or("[]");
         let key = read_key(spec.shared, params);
-        let policy = plan.cache;
-        if policy != CachePolicy::No && self.cache.enabled() {
+        if cacheable {
             if let Some(hit) = self.cache.get(&key) {
                 self.metrics.cache("hit");
                 return Ok(member_response(call.id, "result", &hit));
@@ -468,7 +473,7 @@ impl Gateway {
     }
 
     fn keep(&self, key: ReadKey, policy: CachePolicy, reply: &forward::Reply) {
-        if policy == CachePolicy::No || reply.error.is_some() {
+        if policy == CachePolicy::No || reply.error.is_some() || !self.cache.enabled() {
             return;
         }
         if let Some(result) = &reply.result {
