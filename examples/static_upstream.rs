@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release --example static_upstream -- --listen 127.0.0.1:9101 [--head 100]
+//! # a node of fixed capacity (2 ms per call, 8 at once: about 4,000 calls/s), for capacity runs
+//! cargo run --release --example static_upstream -- --service-ms 2 --max-inflight 8
 //! ```
 //!
 //! It serves JSON-RPC 2.0 over HTTP/1.1 POST (keep-alive), single calls and batches, echoing each
@@ -53,6 +55,28 @@ struct Args {
     /// Tokio worker threads (1: a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Service time per JSON-RPC call, in ms (0: answer at once). With `--max-inflight`, this makes
+    /// a node of fixed capacity, as a real node is: at most `max_inflight / service_ms` calls per ms.
+    #[arg(long, default_value_t = 0.0)]
+    service_ms: f64,
+    /// Calls served at once when `--service-ms` is set; the rest wait their turn.
+    #[arg(long, default_value_t = 8)]
+    max_inflight: usize,
+}
+
+/// A node's fixed capacity: every call holds one of a few slots for its service time.
+struct Capacity {
+    slots: tokio::sync::Semaphore,
+    per_call: std::time::Duration,
+}
+
+impl Capacity {
+    /// Waits for a slot and holds it for `calls` service times (a batch of ten costs ten calls).
+    async fn serve(&self, calls: u32) {
+        if let Ok(_slot) = self.slots.acquire().await {
+            tokio::time::sleep(self.per_call * calls).await;
+        }
+    }
 }
 
 /// Klaytn-shaped (`klay_`, `kaia_`) or Ethereum-shaped (`eth_`) objects.
@@ -537,7 +561,19 @@ fn handle_body(chain: &Chain, body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn serve_http(chain: Arc<Chain>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// JSON-RPC calls in a request body (a batch's length, else one), counted without parsing them.
+fn calls_in(body: &[u8]) -> u32 {
+    match serde_json::from_slice::<Vec<&RawValue>>(body) {
+        Ok(calls) => u32::try_from(calls.len()).unwrap_or(u32::MAX).max(1),
+        Err(_) => 1,
+    }
+}
+
+async fn serve_http(
+    chain: Arc<Chain>,
+    capacity: Option<Arc<Capacity>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, ctype: &'static str, body: Bytes| {
         let mut r = Response::new(Full::new(body));
         *r.status_mut() = status;
@@ -556,6 +592,9 @@ async fn serve_http(chain: Arc<Chain>, req: Request<Incoming>) -> Result<Respons
         Ok(b) => b.to_bytes(),
         Err(_) => return reply(StatusCode::BAD_REQUEST, "text/plain", Bytes::from_static(b"bad body\n")),
     };
+    if let Some(capacity) = capacity {
+        capacity.serve(calls_in(&body)).await;
+    }
     let out = handle_body(&chain, &body);
     reply(StatusCode::OK, "application/json", Bytes::from(out))
 }
@@ -564,6 +603,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let chain = Arc::new(Chain::build(args.head, args.chain_id, args.txs_per_block));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
+    let capacity = (args.service_ms > 0.0).then(|| {
+        Arc::new(Capacity {
+            slots: tokio::sync::Semaphore::new(args.max_inflight.max(1)),
+            per_call: std::time::Duration::from_secs_f64(args.service_ms / 1000.0),
+        })
+    });
     let sample = tx_data(args.head.saturating_sub(1).max(1), 0, args.chain_id).hash;
     println!(
         "static_upstream listening on http://{addr} (head {}, chain id {}, sample tx {sample})",
@@ -579,9 +624,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let chain = chain.clone();
+        let (chain, capacity) = (chain.clone(), capacity.clone());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| serve_http(chain.clone(), req));
+            let svc = service_fn(move |req| serve_http(chain.clone(), capacity.clone(), req));
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)

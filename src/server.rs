@@ -240,14 +240,17 @@ async fn connection(
     let io = linger::Lingering::new(stream, place.clone());
     let svc = service_fn(move |req| {
         let (ctx, place) = (ctx.clone(), place.clone());
-        async move {
+        // Boxed: hyper keeps a slot the size of this future for every connection, in use or
+        // idle; boxed, an idle keep-alive connection holds a pointer instead of the whole
+        // request's state (kilobytes), which is allocated per request and freed after it.
+        Box::pin(async move {
             let resp = handle(ctx, surface, peer, place.clone(), req).await;
             if resp.as_ref().is_ok_and(|r| r.status() == StatusCode::REQUEST_TIMEOUT) {
                 // A client too slow to send its body is not waited for again.
                 place.cut.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             resp
-        }
+        })
     });
     let h1 = || {
         let mut b = http1::Builder::new();
@@ -259,18 +262,20 @@ async fn connection(
             .max_buf_size(max_head.max(8192) * 2);
         b
     };
+    // Each arm's connection is boxed, so the task holds only the one this connection uses (a
+    // plain HTTP/1.1 connection does not carry the room of a TLS session and an HTTP/2 one).
     let res = match tls {
         None => {
-            drive(
+            Box::pin(drive(
                 h1().serve_connection(TokioIo::new(io), svc).with_upgrades(),
                 &mut closing,
                 |c| c.graceful_shutdown(),
-            )
+            ))
             .await
         }
         Some(tls) => {
             // The handshake is part of the head: the same deadline.
-            let stream = match tokio::time::timeout(read_timeout, tls.acceptor().accept(io)).await {
+            let stream = match Box::pin(tokio::time::timeout(read_timeout, tls.acceptor().accept(io))).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -286,16 +291,18 @@ async fn connection(
                 b.timer(TokioTimer::new())
                     .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
                     .max_concurrent_streams(256);
-                drive(b.serve_connection(TokioIo::new(stream), svc), &mut closing, |c| {
-                    c.graceful_shutdown()
-                })
+                Box::pin(drive(
+                    b.serve_connection(TokioIo::new(stream), svc),
+                    &mut closing,
+                    |c| c.graceful_shutdown(),
+                ))
                 .await
             } else {
-                drive(
+                Box::pin(drive(
                     h1().serve_connection(TokioIo::new(stream), svc).with_upgrades(),
                     &mut closing,
                     |c| c.graceful_shutdown(),
-                )
+                ))
                 .await
             }
         }

@@ -15,6 +15,7 @@ use crate::support::client::{quantity, Http};
 use crate::support::gate::{test_config, Gate};
 use crate::support::localnet::{Localnet, Restore};
 use crate::support::nginx::Nginx;
+use crate::support::peers::Peer;
 use crate::support::tx::{hex_bytes, sign_transfer};
 
 #[derive(Debug, Default)]
@@ -151,11 +152,20 @@ async fn reads_never_see_the_split_brain_through_kengate() {
     let gate = Gate::start(test_config(&net.nodes())).await;
     gate.wait_all_in_sync().await;
     let nginx = Nginx::start(&net.en_http);
+    // eRPC and proxyd over the same ENs in the same run, when built: findings, not assertions.
+    let (peers, skipped) = Peer::all(&net.en_http, net.chain_id).await;
+    for note in &skipped {
+        println!("peer skipped: {note}");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(tx_load(net.clone(), stop.clone()));
     let through_gate = tokio::spawn(read_loop(gate.url.clone(), net.ns(), stop.clone()));
     let through_nginx = tokio::spawn(read_loop(nginx.url.clone(), net.ns(), stop.clone()));
+    let through_peers: Vec<_> = peers
+        .iter()
+        .map(|p| (p.name, tokio::spawn(read_loop(p.url.clone(), net.ns(), stop.clone()))))
+        .collect();
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     net.ctl(&["detach", "2"]);
@@ -190,6 +200,16 @@ async fn reads_never_see_the_split_brain_through_kengate() {
         n.failed(),
         n.failures
     );
+    for (name, task) in through_peers {
+        let p = task.await.expect("peer loop");
+        println!(
+            "{name}: {} rounds, {} tx lookups, {} failures {:?}",
+            p.rounds,
+            p.lookups,
+            p.failed(),
+            p.failures
+        );
+    }
     assert!(sent > 50, "the tx load did not run");
     assert!(k.rounds > 50 && k.lookups > 20, "kengate's loop barely ran: {k:?}");
     assert_eq!(k.failed(), 0, "kengate showed the split brain: {:?}", k.failures);

@@ -96,6 +96,19 @@ impl Http {
         Some(resp.status().as_u16())
     }
 
+    /// A POST that may fail to connect: the status, or `None`.
+    pub async fn post_opt(&self, url: &str, body: &'static str) -> Option<u16> {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .ok()?;
+        let resp = tokio::time::timeout(Duration::from_secs(5), self.inner.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(resp.status().as_u16())
+    }
+
     pub async fn get(&self, url: &str) -> Reply {
         let req = http::Request::get(url).body(Full::new(Bytes::new())).expect("request");
         self.send(req).await

@@ -8,6 +8,7 @@ pub mod fake;
 pub mod gate;
 pub mod localnet;
 pub mod nginx;
+pub mod peers;
 pub mod process;
 pub mod tls;
 pub mod tx;
