@@ -771,7 +771,7 @@ impl Config {
             if !valid_key_id(&k.id) {
                 return invalid(key("id"), "letters, digits, '_' and '-', 1-64 characters".into());
             }
-            if self.auth.keys[..i].iter().any(|o| o.id == k.id) {
+            if self.auth.keys.iter().take(i).any(|o| o.id == k.id) {
                 return invalid(key("id"), format!("{:?} is declared twice", k.id));
             }
             match (&k.secret, &k.secret_sha256) {
@@ -908,11 +908,11 @@ impl Config {
             if RESERVED_NETWORK_NAMES.contains(&net.name.as_str()) {
                 return invalid(&name_key, &format!("{:?} is reserved", net.name));
             }
-            if networks[..k].iter().any(|o| o.name == net.name) {
+            if networks.iter().take(k).any(|o| o.name == net.name) {
                 return invalid(&name_key, &format!("network {:?} is declared twice", net.name));
             }
             if let Some(id) = net.chain_id {
-                if networks[..k].iter().any(|o| o.chain_id == Some(id)) {
+                if networks.iter().take(k).any(|o| o.chain_id == Some(id)) {
                     return invalid(&format!("{prefix}chain_id"), &format!("chain id {id} is used twice"));
                 }
             }
@@ -970,7 +970,7 @@ impl Config {
                         "letters, digits, '-', '_' and '.', 1-64 characters",
                     );
                 }
-                if net.nodes[..i].iter().enumerate().any(|(j, o)| o.name_at(j) == name) {
+                if net.nodes.iter().take(i).enumerate().any(|(j, o)| o.name_at(j) == name) {
                     return invalid(
                         &format!("{prefix}nodes[{i}].name"),
                         &format!("node name {name:?} is used twice in the network"),

@@ -12,7 +12,7 @@ mod response;
 pub use envelope::{put_request, request};
 pub use error::{clip, codes, RpcError};
 pub use hex::{hex, hex_digits, unhex, unhex_digits};
-pub use object::{go_object, FILTER_CRITERIA};
+pub use object::{go_object, set_member, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};
 pub use response::{

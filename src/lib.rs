@@ -26,10 +26,9 @@
 //! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_body` →
 //! `routing::plan` → `proxy::forward` → `cluster::Node::post`.
 
-// No `unwrap()` / `expect()` outside tests: a failure is a typed error, never a panic
-// (clippy.toml allows them in `#[cfg(test)]` code). `indexing_slicing` is not denied yet: ~100
-// sites, index/ and webhooks/ among them.
-#![deny(clippy::unwrap_used, clippy::expect_used)]
+// No `unwrap()` / `expect()` and no panicking index or slice outside tests: a failure is a
+// typed error, never a panic (clippy.toml allows all three in `#[cfg(test)]` code).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod access;
 pub mod cluster;

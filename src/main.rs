@@ -1,7 +1,8 @@
 //! The `kengate` binary: CLI → config → bind → [`kengate::run`]. Nothing else.
 
-// No `unwrap()` / `expect()` outside tests (clippy.toml allows them in `#[cfg(test)]` code).
-#![deny(clippy::unwrap_used, clippy::expect_used)]
+// No `unwrap()` / `expect()` / panicking indexing outside tests (clippy.toml allows them in
+// `#[cfg(test)]` code).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -339,6 +340,7 @@ fn webhooks_command(
     command: &WebhooksCommand,
     config: &Config,
 ) -> anyhow::Result<()> {
+    use kengate::jsonrpc::set_member;
     use kengate::webhooks::api::{answer, Owner, Request};
     use serde_json::{json, Value};
     let nets = config.networks();
@@ -379,10 +381,10 @@ fn webhooks_command(
         } => {
             let mut b = json!({"url": url, "type": kind});
             if let Some(f) = parse(filter)? {
-                b["filter"] = f;
+                set_member(&mut b, "filter", f);
             }
             if let Some(d) = description {
-                b["description"] = json!(d);
+                set_member(&mut b, "description", json!(d));
             }
             ("POST", String::new(), b)
         }
@@ -394,13 +396,13 @@ fn webhooks_command(
         } => {
             let mut b = json!({});
             if let Some(u) = url {
-                b["url"] = json!(u);
+                set_member(&mut b, "url", json!(u));
             }
             if let Some(f) = parse(filter)? {
-                b["filter"] = f;
+                set_member(&mut b, "filter", f);
             }
             if let Some(d) = description {
-                b["description"] = json!(d);
+                set_member(&mut b, "description", json!(d));
             }
             ("PATCH", format!("/{id}"), b)
         }

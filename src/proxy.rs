@@ -314,7 +314,9 @@ impl Gateway {
             if plan.cache != CachePolicy::No && self.cache.enabled() {
                 if let Some(hit) = self.cache.get(&key) {
                     self.metrics.cache("hit");
-                    out[idx] = Some(member_response(call.id, "result", &hit));
+                    if let Some(slot) = out.get_mut(idx) {
+                        *slot = Some(member_response(call.id, "result", &hit));
+                    }
                     self.record(who, spec.name, started.elapsed(), true);
                     continue;
                 }
@@ -341,9 +343,10 @@ impl Gateway {
             &view,
             &target,
             NodeSet::default(),
-            |id| nodes[id].load_score(),
+            |id| nodes.get(id).map_or(u64::MAX, |n| n.load_score()),
             &mut rng,
-        ) else {
+        )
+        .and_then(|id| nodes.get(id)) else {
             return out;
         };
         let mut body = BytesMut::with_capacity(items.iter().map(|i| i.3.len() + 64).sum::<usize>() + 2);
@@ -355,7 +358,7 @@ impl Gateway {
             jsonrpc::put_request(&mut body, &k.to_string(), spec.upstream, params);
         }
         body.put_u8(b']');
-        let reply = match nodes[node]
+        let reply = match node
             .post(&self.cluster.client, body.freeze(), self.settings.upstream_timeout)
             .await
         {
@@ -413,7 +416,9 @@ impl Gateway {
                     _ => Answer::Result(json.clone()),
                 }));
             }
-            out[*idx] = Some(member_response(call.id, member, &json));
+            if let Some(slot) = out.get_mut(*idx) {
+                *slot = Some(member_response(call.id, member, &json));
+            }
             self.record(who, spec.name, started.elapsed(), true);
             answered += 1;
         }

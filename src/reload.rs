@@ -234,7 +234,8 @@ impl Live {
 
         // Swaps.
         for (i, gw, old, map, same_nodes) in built {
-            let Some(net) = self.app.networks.iter().nth(i) else {
+            // Network `i` has its gateway and its tasks' place (both made at start, one per network).
+            let (Some(net), Some(slot)) = (self.app.networks.iter().nth(i), state.tasks.get_mut(i)) else {
                 continue;
             };
             if !same_nodes {
@@ -247,7 +248,7 @@ impl Live {
             old.cluster.tracker.freeze();
             gw.cluster.tracker.carry_from(&old.cluster.tracker, &map);
             net.current.swap(gw);
-            let old_tasks = std::mem::replace(&mut state.tasks[i], tasks);
+            let old_tasks = std::mem::replace(slot, tasks);
             self.retire(old, old_tasks);
             tracing::info!(network = %net.name, nodes = map.len(), "new gateway in place");
             applied.networks.push(net.name.clone());

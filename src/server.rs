@@ -752,7 +752,10 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
     let done = tokio::task::spawn_blocking(move || keys::admin_keys(&access, &method, &rest, &body)).await;
     match done {
         Ok((status, value)) => {
-            let allow = value["allow"].as_str().and_then(|a| HeaderValue::from_str(a).ok());
+            let allow = value
+                .get("allow")
+                .and_then(|a| a.as_str())
+                .and_then(|a| HeaderValue::from_str(a).ok());
             let mut r = json(status, Bytes::from(value.to_string()));
             if let (StatusCode::METHOD_NOT_ALLOWED, Some(a)) = (status, allow) {
                 r.headers_mut().insert(header::ALLOW, a);

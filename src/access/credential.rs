@@ -148,7 +148,10 @@ pub(crate) fn new_key_id() -> Result<String, AccessError> {
         for b in random_bytes::<32>()? {
             // 252 = 7 × 36: bytes at or above it would favour the first letters.
             if b < 252 && id.len() < 22 {
-                id.push(char::from(ALPHABET[usize::from(b % 36)]));
+                // `b % 36` is always a valid index into the 36-letter alphabet.
+                if let Some(&c) = ALPHABET.get(usize::from(b % 36)) {
+                    id.push(char::from(c));
+                }
             }
         }
     }

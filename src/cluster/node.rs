@@ -138,10 +138,10 @@ fn basic_auth(uri: &Uri) -> Option<HeaderValue> {
     let raw = userinfo.as_bytes();
     let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
-    while i < raw.len() {
+    while let Some(&c) = raw.get(i) {
         let hex = |b: u8| (b as char).to_digit(16);
         match (
-            raw[i],
+            c,
             raw.get(i + 1).and_then(|&b| hex(b)),
             raw.get(i + 2).and_then(|&b| hex(b)),
         ) {
@@ -348,7 +348,7 @@ impl Node {
             .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
             .to_bytes();
         if status != StatusCode::OK {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            let snippet = String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned();
             return Err(self.err(
                 UpstreamErrorKind::Status(status.as_u16()),
                 format!("HTTP {status}: {}", snippet.trim_end()),

@@ -62,7 +62,10 @@ impl Outcomes {
     /// Counts one call that ended at `at`: `latency` for a success, `None` for a failure.
     pub fn record(&self, at: Instant, latency: Option<Duration>) {
         let s = second(at);
-        let b = &self.buckets[(s % WINDOW as u64) as usize];
+        // `s % WINDOW` is always a slot of the window.
+        let Some(b) = self.buckets.get((s % WINDOW as u64) as usize) else {
+            return;
+        };
         if b.second.load(Ordering::Relaxed) != s {
             // A new second in this slot: the first caller resets it (a racing count may be
             // lost or land in the old second; the judging is statistical).
@@ -141,15 +144,16 @@ pub fn stands_out(i: usize, samples: &[Sample], peers: &[usize], cfg: &EjectionC
     if others.is_empty() {
         return None;
     }
+    // `others` is not empty, so neither is a median's input.
     let median = |mut v: Vec<u64>| {
         v.sort_unstable();
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied()
     };
-    let their_errors = median(others.iter().map(|s| s.error_percent()).collect());
+    let their_errors = median(others.iter().map(|s| s.error_percent()).collect())?;
     if me.error_percent() >= cfg.error_percent && their_errors * 2 < me.error_percent() {
         return Some(Outlier::Errors);
     }
-    let their_latency = median(others.iter().map(|s| s.mean_latency_us).collect());
+    let their_latency = median(others.iter().map(|s| s.mean_latency_us).collect())?;
     let floor = cfg.min_latency_ms * 1000;
     if me.mean_latency_us >= floor && me.mean_latency_us >= their_latency.saturating_mul(cfg.latency_factor) {
         return Some(Outlier::Latency);
@@ -190,12 +194,12 @@ fn judge(cluster: &Cluster, cfg: &EjectionConfig, state: &mut [Ejection], now: I
     let max_out = (cluster.nodes.len() * usize::from(cfg.max_ejected_percent) / 100).max(1);
     // Readmission first: a node whose backoff is over comes back unless its probes still
     // stand out (then it stays out, twice as long).
-    for (id, e) in state.iter_mut().enumerate() {
+    for (id, (e, node)) in state.iter_mut().zip(&cluster.nodes).enumerate() {
         let Some(until) = e.until else { continue };
         if now < until {
             continue;
         }
-        let name = &cluster.nodes[id].name;
+        let name = &node.name;
         match stands_out(id, &samples, &peers, cfg) {
             Some(why) => {
                 e.strikes = e.strikes.saturating_add(1);
@@ -210,21 +214,22 @@ fn judge(cluster: &Cluster, cfg: &EjectionConfig, state: &mut [Ejection], now: I
             }
         }
     }
-    for id in 0..cluster.nodes.len() {
-        if state[id].until.is_some() || !serving(id) {
+    // Nodes out of rotation, kept current as this pass ejects more.
+    let mut out = state.iter().filter(|e| e.until.is_some()).count();
+    for (id, ((e, node), s)) in state.iter_mut().zip(&cluster.nodes).zip(&samples).enumerate() {
+        if e.until.is_some() || !serving(id) {
             // A node that just came back keeps its strikes until it has a clean window.
-            if state[id].until.is_none() && samples[id].calls >= cfg.min_calls {
-                state[id].strikes = 0;
+            if e.until.is_none() && s.calls >= cfg.min_calls {
+                e.strikes = 0;
             }
             continue;
         }
         let Some(why) = stands_out(id, &samples, &peers, cfg) else {
-            if samples[id].calls >= cfg.min_calls {
-                state[id].strikes = 0;
+            if s.calls >= cfg.min_calls {
+                e.strikes = 0;
             }
             continue;
         };
-        let out = state.iter().filter(|e| e.until.is_some()).count();
         let view = cluster.view();
         let others_in_sync = view
             .nodes
@@ -232,18 +237,17 @@ fn judge(cluster: &Cluster, cfg: &EjectionConfig, state: &mut [Ejection], now: I
             .enumerate()
             .any(|(i, n)| i != id && n.state == NodeState::InSync);
         if out >= max_out || !others_in_sync {
-            tracing::debug!(node = %cluster.nodes[id].name, reason = why.as_str(), "node stands out but may not be ejected now (cluster.ejection.max_ejected_percent, or no other node in sync)");
+            tracing::debug!(node = %node.name, reason = why.as_str(), "node stands out but may not be ejected now (cluster.ejection.max_ejected_percent, or no other node in sync)");
             continue;
         }
-        let e = &mut state[id];
         e.strikes = e.strikes.saturating_add(1);
         let off = backoff(cfg, e.strikes);
         e.until = Some(now + off);
+        out += 1;
         cluster.tracker.set_ejected(id, true);
-        cluster.tracker.faults.ejected(&cluster.nodes[id].name, why.as_str());
-        let s = samples[id];
+        cluster.tracker.faults.ejected(&node.name, why.as_str());
         tracing::warn!(
-            node = %cluster.nodes[id].name, reason = why.as_str(), calls = s.calls, errors = s.errors,
+            node = %node.name, reason = why.as_str(), calls = s.calls, errors = s.errors,
             latency_ms = s.mean_latency_us / 1000, out_for_ms = off.as_millis() as u64,
             "node stands out from the others: out of rotation"
         );

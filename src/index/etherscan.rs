@@ -16,6 +16,7 @@ use super::db::{IndexDb, Page, TransferView, TxView};
 use super::extract::amount;
 use super::Index;
 use crate::events::Fetch;
+use crate::jsonrpc::set_member;
 use crate::txpath::lifecycle::{hex, unhex};
 
 /// Etherscan's cap on `page × offset`.
@@ -224,10 +225,10 @@ fn history(db: &Arc<IndexDb>, net: &str, action: &str, of: Of, page: &Page, serv
                     n
                 }
             };
-            v["tokenName"] = Value::String(n.0);
-            v["tokenSymbol"] = Value::String(n.1);
+            set_member(&mut v, "tokenName", Value::String(n.0));
+            set_member(&mut v, "tokenSymbol", Value::String(n.1));
             if kind == "ft" {
-                v["tokenDecimal"] = Value::String(n.2);
+                set_member(&mut v, "tokenDecimal", Value::String(n.2));
             }
         }
         out.push(v);
@@ -308,16 +309,16 @@ fn transfer_json(t: &TransferView, kind: &str, served: u64) -> Value {
     let id = t.token_id.as_deref().map(decimal).unwrap_or_default();
     match kind {
         "ft" => {
-            v["value"] = Value::String(decimal(&t.value));
-            v["tokenDecimal"] = Value::String(String::new());
+            set_member(&mut v, "value", Value::String(decimal(&t.value)));
+            set_member(&mut v, "tokenDecimal", Value::String(String::new()));
         }
         "nft" => {
-            v["tokenID"] = Value::String(id);
-            v["tokenDecimal"] = Value::String("0".into());
+            set_member(&mut v, "tokenID", Value::String(id));
+            set_member(&mut v, "tokenDecimal", Value::String("0".into()));
         }
         _ => {
-            v["tokenID"] = Value::String(id);
-            v["tokenValue"] = Value::String(decimal(&t.value));
+            set_member(&mut v, "tokenID", Value::String(id));
+            set_member(&mut v, "tokenValue", Value::String(decimal(&t.value)));
         }
     }
     v

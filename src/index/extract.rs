@@ -453,13 +453,17 @@ pub fn amount(s: &str) -> Option<U256> {
     U256::from_str_radix(digits, 16).ok()
 }
 
+/// 32 bytes from (the first) 64 hex digits; evaluated for the constants above, where a short
+/// string fails the build.
 const fn hex32(s: &str) -> [u8; 32] {
-    let b = s.as_bytes();
+    assert!(s.len() >= 64, "hex32 needs 64 hex digits");
     let mut out = [0u8; 32];
-    let mut i = 0;
-    while i < 32 {
-        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
-        i += 1;
+    let mut src = s.as_bytes();
+    let mut dst: &mut [u8] = &mut out;
+    while let ([hi, lo, src_rest @ ..], [o, dst_rest @ ..]) = (src, dst) {
+        *o = (nib(*hi) << 4) | nib(*lo);
+        src = src_rest;
+        dst = dst_rest;
     }
     out
 }

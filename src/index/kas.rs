@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::db::{
     ActivityFilter, ContractView, Event, Holding, HoldingKey, IndexDb, Key, MtBy, MtHolding, Preset, Span,
 };
+use crate::jsonrpc::set_member;
 use crate::txpath::lifecycle::hex;
 use query::{address, bytes_part, hash, part_bytes, part_u64, token_id, KasError, Params, Range};
 
@@ -95,8 +96,8 @@ type Answer = Result<(u16, Value), KasError>;
 
 fn route(db: &IndexDb, net: &str, req: &Request<'_>, q: &Params) -> Answer {
     let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    if segs.first() == Some(&"preset") {
-        return presets(db, req, &segs[1..]);
+    if let Some((&"preset", rest)) = segs.split_first() {
+        return presets(db, req, rest);
     }
     if req.method != "GET" {
         return Err(KasError::no_route());
@@ -311,7 +312,7 @@ impl Ctx<'_> {
                     "feeRatio": tx.fee_ratio.unwrap_or(0),
                 });
                 if let Some(c) = &tx.created {
-                    v["contractAddress"] = json!(hex(c));
+                    set_member(&mut v, "contractAddress", json!(hex(c)));
                 }
                 Ok(v)
             }
@@ -347,26 +348,37 @@ impl Ctx<'_> {
                             contract.insert("symbol".into(), json!(c.symbol.clone().unwrap_or_default()));
                             contract.insert("decimals".into(), json!(decimals));
                         }
-                        v["value"] = json!(qty(&first.value));
-                        v["formattedValue"] = json!(formatted(word(&first.value), decimals));
+                        set_member(&mut v, "value", json!(qty(&first.value)));
+                        set_member(&mut v, "formattedValue", json!(formatted(word(&first.value), decimals)));
                     }
                     "nft" => {
                         if let Some(c) = c {
                             contract.insert("name".into(), json!(c.name.clone().unwrap_or_default()));
                             contract.insert("symbol".into(), json!(c.symbol.clone().unwrap_or_default()));
                         }
-                        v["tokenId"] = json!(first.token_id.as_deref().map(qty).unwrap_or_default());
+                        set_member(
+                            &mut v,
+                            "tokenId",
+                            json!(first.token_id.as_deref().map(qty).unwrap_or_default()),
+                        );
                     }
                     _ => {
-                        v["operator"] = json!(first.operator.as_deref().map(hex).unwrap_or_default());
-                        v["ids"] = rows
-                            .iter()
-                            .map(|r| json!(r.token_id.as_deref().map(qty).unwrap_or_default()))
-                            .collect();
-                        v["values"] = rows.iter().map(|r| json!(qty(&r.value))).collect();
+                        set_member(
+                            &mut v,
+                            "operator",
+                            json!(first.operator.as_deref().map(hex).unwrap_or_default()),
+                        );
+                        set_member(
+                            &mut v,
+                            "ids",
+                            rows.iter()
+                                .map(|r| json!(r.token_id.as_deref().map(qty).unwrap_or_default()))
+                                .collect(),
+                        );
+                        set_member(&mut v, "values", rows.iter().map(|r| json!(qty(&r.value))).collect());
                     }
                 }
-                v["contract"] = Value::Object(contract);
+                set_member(&mut v, "contract", Value::Object(contract));
                 Ok(v)
             }
         }
@@ -414,16 +426,20 @@ impl Ctx<'_> {
         });
         match kind {
             Kind::Ft => {
-                v["name"] = json!(c.name.clone().unwrap_or_default());
-                v["symbol"] = json!(c.symbol.clone().unwrap_or_default());
-                v["decimals"] = json!(c.decimals.unwrap_or(0));
-                v["totalSupply"] = json!(c.total_supply.as_deref().map(qty).unwrap_or_else(|| "0x0".into()));
+                set_member(&mut v, "name", json!(c.name.clone().unwrap_or_default()));
+                set_member(&mut v, "symbol", json!(c.symbol.clone().unwrap_or_default()));
+                set_member(&mut v, "decimals", json!(c.decimals.unwrap_or(0)));
+                set_member(
+                    &mut v,
+                    "totalSupply",
+                    json!(c.total_supply.as_deref().map(qty).unwrap_or_else(|| "0x0".into())),
+                );
             }
             Kind::Nft => {
-                v["name"] = json!(c.name.clone().unwrap_or_default());
-                v["symbol"] = json!(c.symbol.clone().unwrap_or_default());
+                set_member(&mut v, "name", json!(c.name.clone().unwrap_or_default()));
+                set_member(&mut v, "symbol", json!(c.symbol.clone().unwrap_or_default()));
                 let n = self.db.nft_supply(self.net, &c.address).map_err(store)?;
-                v["totalSupply"] = json!(format!("{n:#x}"));
+                set_member(&mut v, "totalSupply", json!(format!("{n:#x}")));
             }
             Kind::Mt => {}
         }
@@ -935,14 +951,15 @@ fn presets(db: &IndexDb, req: &Request<'_>, rest: &[&str]) -> Answer {
 /// A preset body: `{name, addresses: [..], contracts?: [..]}`.
 fn preset_body(body: &[u8]) -> Result<(String, Vec<String>, Vec<String>), KasError> {
     let v: Value = serde_json::from_slice(body).map_err(|_| KasError::body("the body is not a JSON object"))?;
-    let name = v["name"]
-        .as_str()
+    let name = v
+        .get("name")
+        .and_then(Value::as_str)
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.len() <= 100)
         .ok_or_else(|| KasError::body("name: a string of 1 to 100 characters"))?
         .to_owned();
     let list = |field: &str, required: bool| -> Result<Vec<String>, KasError> {
-        let items = match &v[field] {
+        let items = match v.get(field).unwrap_or(&Value::Null) {
             Value::Null if !required => return Ok(Vec::new()),
             Value::Array(a) => a,
             _ => return Err(KasError::body(format!("{field}: a list of addresses"))),

@@ -30,6 +30,17 @@ pub fn go_object(text: &str, fields: &[&'static str]) -> Option<Map<String, Valu
     Some(out)
 }
 
+/// `v[key] = value` without indexing's panic: a member of an object set, a `null` made an
+/// object first (as indexing does); any other value is left as it is.
+pub fn set_member(v: &mut Value, key: &str, value: Value) {
+    if v.is_null() {
+        *v = Value::Object(Map::new());
+    }
+    if let Value::Object(m) = v {
+        m.insert(key.to_owned(), value);
+    }
+}
+
 /// An object's members in the order they were sent (serde_json's `Map` sorts them).
 struct Ordered(Vec<(String, Value)>);
 

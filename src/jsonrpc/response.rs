@@ -67,19 +67,10 @@ pub fn batch_response(parts: &[Bytes]) -> Bytes {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(trim_ascii(p));
+        out.put_slice(p.trim_ascii());
     }
     out.put_u8(b']');
     out.freeze()
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
 }
 
 /// What kengate needs to know of an upstream reply: its result or error, borrowed.

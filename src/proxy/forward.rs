@@ -87,7 +87,13 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         let nodes = &gw.cluster.nodes;
         let picked = match &target {
             Target::SenderHome(addr) => home_node(&view, &gw.cluster.keys, sender_key(addr), tried),
-            t => choose(&view, t, tried, |id| nodes[id].load_score(), &mut rng),
+            t => choose(
+                &view,
+                t,
+                tried,
+                |id| nodes.get(id).map_or(u64::MAX, |n| n.load_score()),
+                &mut rng,
+            ),
         };
         let Some(id) = picked else {
             let first = null_answer.is_none() && tried == NodeSet::default();
@@ -127,8 +133,13 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             });
         };
         tried.insert(id);
-        let answered_head = view.nodes[id].head;
-        let outcome = nodes[id]
+        // Chosen from the view, which has a place for every node: an id without one is passed
+        // over like a tried node.
+        let (Some(seen), Some(node)) = (view.nodes.get(id), nodes.get(id)) else {
+            continue;
+        };
+        let answered_head = seen.head;
+        let outcome = node
             .post(&gw.cluster.client, body.clone(), gw.settings.upstream_timeout)
             .await;
         let reply = match outcome {
@@ -338,7 +349,7 @@ async fn in_hand(gw: &Gateway, node: NodeId, w: &WriteTx, reply: &UpstreamReply<
     let Some(msg) = reply
         .error
         .and_then(|e| serde_json::from_str::<serde_json::Value>(e.get()).ok())
-        .and_then(|v| v["message"].as_str().map(str::to_ascii_lowercase))
+        .and_then(|v| v.get("message")?.as_str().map(str::to_ascii_lowercase))
     else {
         return false;
     };
@@ -381,7 +392,8 @@ async fn record_write(
             );
             gw.senders.remember(w.hash, node);
             Transition::Submitted {
-                node: gw.cluster.nodes[node].name.clone(),
+                // The node that just answered: always in the list.
+                node: gw.cluster.nodes.get(node).map(|n| n.name.clone()).unwrap_or_default(),
             }
         }
         Some(e) => Transition::Rejected {

@@ -51,16 +51,17 @@ pub(crate) fn recover(prehash: &[u8; 32], r: &[u8], s: &[u8], recid: u8) -> SigR
     // Uncompressed SEC1: 0x04 || X || Y; the address is the last 20 bytes of keccak(X || Y).
     let xy = point.as_bytes().get(1..).ok_or("no public key recovers")?;
     let hash = keccak(&[xy]);
-    let mut addr = [0u8; 20];
-    addr.copy_from_slice(&hash[12..]);
-    Ok(addr)
+    hash.last_chunk::<20>().copied().ok_or("no public key recovers")
 }
 
 /// Left-pads a minimal big-endian integer (≤ 32 bytes, checked by the RLP reader) to 32 bytes.
 fn pad32(b: &[u8]) -> SigResult<[u8; 32]> {
     let mut out = [0u8; 32];
     let start = 32usize.checked_sub(b.len()).ok_or("R or S longer than 32 bytes")?;
-    out[start..].copy_from_slice(b);
+    // `start` = 32 - `b.len()`: the tail has `b`'s length.
+    out.get_mut(start..)
+        .ok_or("R or S longer than 32 bytes")?
+        .copy_from_slice(b);
     Ok(out)
 }
 

@@ -64,7 +64,7 @@ pub fn choose(
 
 /// After `answered_head`'s node said `null`: the highest untried up node above it, if any.
 pub fn higher_node(view: &ClusterView, answered_head: u64, tried: NodeSet) -> Option<NodeId> {
-    highest(view, tried).filter(|&id| view.nodes[id].head > answered_head)
+    highest(view, tried).filter(|&id| view.nodes.get(id).is_some_and(|n| n.head > answered_head))
 }
 
 /// The up node with the highest head, skipping `tried` (ties: the lowest id).
@@ -82,20 +82,22 @@ fn pick<'a>(
     score: impl Fn(NodeId) -> u64,
     rng: &mut fastrand::Rng,
 ) -> Option<NodeId> {
+    // A view has at most `NodeSet::CAPACITY` nodes (`MAX_NODES`).
     let mut ids = [0usize; NodeSet::CAPACITY];
     let mut n = 0;
-    for (id, _) in candidates {
-        ids[n] = id;
+    for (slot, (id, _)) in ids.iter_mut().zip(candidates) {
+        *slot = id;
         n += 1;
     }
-    match n {
-        0 => None,
-        1 => Some(ids[0]),
-        _ => {
-            let a = ids[rng.usize(0..n)];
-            let mut b = ids[rng.usize(0..n - 1)];
+    let ids = ids.get(..n)?;
+    match ids {
+        [] => None,
+        [only] => Some(*only),
+        [.., last] => {
+            let a = *ids.get(rng.usize(0..n))?;
+            let mut b = *ids.get(rng.usize(0..n - 1))?;
             if b == a {
-                b = ids[n - 1];
+                b = *last;
             }
             Some(if score(b) < score(a) { b } else { a })
         }

@@ -7,6 +7,7 @@ use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::{json, Resp};
+use crate::jsonrpc::set_member;
 use crate::networks::Network;
 use crate::App;
 
@@ -33,7 +34,7 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     };
     let mut body = json!({ "ready": ok, "draining": draining, "networks": nets });
     if let Some(first) = app.networks.first() {
-        body["served_head"] = json!(first.gw().cluster.view().served_head);
+        set_member(&mut body, "served_head", json!(first.gw().cluster.view().served_head));
     }
     json(status, Bytes::from(body.to_string()))
 }
@@ -86,7 +87,7 @@ pub(super) fn status(app: &App) -> Resp {
         .map(|n| network_status(n, app.index.as_deref()))
         .collect();
     let mut body = all.first().cloned().unwrap_or_else(|| json!({}));
-    body["networks"] = json!(all);
+    set_member(&mut body, "networks", json!(all));
     json(StatusCode::OK, Bytes::from(body.to_string()))
 }
 

@@ -17,7 +17,9 @@ pub fn node_key(url: &str) -> u64 {
 pub fn sender_key(address: &[u8; 20]) -> u64 {
     address.chunks(8).fold(0u64, |acc, c| {
         let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
+        for (d, s) in w.iter_mut().zip(c) {
+            *d = *s;
+        }
         acc.rotate_left(17) ^ u64::from_le_bytes(w)
     })
 }

@@ -134,7 +134,7 @@ async fn upkeep_sender(gw: &impl WritePath, view: &ClusterView, sender: &Addr) {
     let held: Vec<(u64, NodeId, [u8; 32])> = turn
         .unmined
         .iter()
-        .filter(|(_, k)| k.node < view.nodes.len() && view.nodes[k.node].is_up())
+        .filter(|(_, k)| view.nodes.get(k.node).is_some_and(|n| n.is_up()))
         .map(|(n, k)| (*n, k.node, k.hash))
         .collect();
     for (nonce, node, hash) in held {
@@ -176,7 +176,9 @@ async fn resubmit_if_home_left(
     let Some(home) = home_node(view, &gw.cluster().keys, sender_key(sender), NodeSet::default()) else {
         return;
     };
-    let node = &gw.cluster().nodes[home];
+    let Some(node) = gw.cluster().nodes.get(home) else {
+        return;
+    };
     for k in unmined.values_mut().filter(|k| k.node != DROPPED) {
         if in_sync(k.node) && k.node == home {
             continue;
@@ -223,7 +225,7 @@ const DROPPED: NodeId = usize::MAX - 1;
 fn refusal(reply: &[u8]) -> String {
     serde_json::from_slice::<Value>(reply)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .and_then(|v| v.get("error")?.get("message")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned())
 }
 
@@ -266,12 +268,15 @@ async fn mined_nonce_count(gw: &impl WritePath, node: NodeId, sender: &Addr) -> 
         "klay_getTransactionCount",
         &format!("[\"{}\",\"latest\"]", hex(sender)),
     );
-    let reply = gw.cluster().nodes[node]
+    let reply = gw
+        .cluster()
+        .nodes
+        .get(node)?
         .post(&gw.cluster().client, body, gw.upstream_timeout())
         .await
         .ok()?;
     let v: Value = serde_json::from_slice(&reply).ok()?;
-    v["result"].as_str().and_then(parse_quantity)
+    v.get("result")?.as_str().and_then(parse_quantity)
 }
 
 /// One batch of `method(hash)` calls to `node`; per hash its result (`None` when missing).
@@ -296,7 +301,11 @@ async fn batch(gw: &impl WritePath, node: NodeId, method: &str, hashes: &[[u8; 3
     let replies: Vec<Value> = serde_json::from_slice(&reply).ok()?;
     let mut out = vec![None; hashes.len()];
     for mut r in replies {
-        let Some(i) = r["id"].as_u64().and_then(|i| usize::try_from(i).ok()) else {
+        let Some(i) = r
+            .get("id")
+            .and_then(Value::as_u64)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
             continue;
         };
         if let (Some(slot), Some(res)) = (out.get_mut(i), r.get_mut("result")) {

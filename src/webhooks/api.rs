@@ -11,6 +11,7 @@ use super::db::DbError;
 use super::model::{invalid, Event, Filter, Hook, Invalid, Kind, State};
 use super::send::check_url;
 use super::Webhooks;
+use crate::jsonrpc::set_member;
 use crate::txpath::lifecycle::hex;
 
 /// Who is asking.
@@ -199,7 +200,7 @@ fn create(wh: &Webhooks, req: &Request<'_>) -> Answer {
     };
     wh.db().insert(&h).map_err(|e| store(&e))?;
     let mut v = h.to_json();
-    v["secret"] = json!(secret);
+    set_member(&mut v, "secret", json!(secret));
     Ok(reply(201, v))
 }
 
@@ -330,8 +331,8 @@ fn deliveries(wh: &Webhooks, req: &Request<'_>, id: &str) -> Answer {
         let envelope: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
         items.push(json!({
             "eventId": e.id,
-            "type": envelope["type"],
-            "blockNumber": envelope["blockNumber"],
+            "type": envelope.get("type").unwrap_or(&Value::Null),
+            "blockNumber": envelope.get("blockNumber").unwrap_or(&Value::Null),
             "state": e.state,
             "createdAt": e.created,
             "attempts": attempts.iter().map(|a| json!({

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::model::{Event, Filter, Hook, Kind};
 use crate::events::filter::Log;
 use crate::index::extract::{BlockRows, Kind as TransferKind, Transfer};
+use crate::jsonrpc::set_member;
 use crate::store::{TxRecord, TxStatus};
 use crate::txpath::lifecycle::hex;
 
@@ -41,16 +42,16 @@ fn transfer_json(t: &Transfer, me: &[u8; 20]) -> Value {
         "value": t.value.to_string(),
     });
     if let Some(i) = t.log_index {
-        v["logIndex"] = json!(i);
+        set_member(&mut v, "logIndex", json!(i));
     }
     if let Some(c) = &t.contract {
-        v["contract"] = json!(hex(c));
+        set_member(&mut v, "contract", json!(hex(c)));
     }
     if let Some(id) = t.token_id {
-        v["tokenId"] = json!(id.to_string());
+        set_member(&mut v, "tokenId", json!(id.to_string()));
     }
     if t.batch_pos > 0 {
-        v["batchIndex"] = json!(t.batch_pos);
+        set_member(&mut v, "batchIndex", json!(t.batch_pos));
     }
     v
 }
@@ -179,7 +180,7 @@ pub fn crossing(h: &Hook, n: u64, balance: U256, before: Option<bool>, now: u64)
                 "crossed": if above { "above" } else { "below" },
             });
             if let Some(t) = token {
-                v["token"] = json!(hex(t));
+                set_member(&mut v, "token", json!(hex(t)));
             }
             Some(Event::new(h, &format!("b:{n}"), Some(n), now, v))
         }
@@ -244,8 +245,8 @@ pub fn tx_events(hooks: &[Hook], r: &TxRecord, now: u64) -> Vec<Event> {
                         continue;
                     }
                     let mut v = record_json(r);
-                    v["status"] = json!(status.as_str());
-                    v["at"] = json!(at);
+                    set_member(&mut v, "status", json!(status.as_str()));
+                    set_member(&mut v, "at", json!(at));
                     let block = (status == TxStatus::InBlock).then_some(r.block_number).flatten();
                     out.push(Event::new(
                         h,
@@ -267,7 +268,7 @@ pub fn tx_events(hooks: &[Hook], r: &TxRecord, now: u64) -> Vec<Event> {
                     continue;
                 }
                 let mut v = record_json(r);
-                v["reason"] = json!(why);
+                set_member(&mut v, "reason", json!(why));
                 let block = (why == "reverted").then_some(r.block_number).flatten();
                 out.push(Event::new(h, &format!("f:{}", r.hash), block, now, v));
             }

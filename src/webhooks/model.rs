@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::events::filter::Criteria;
 use crate::index::extract::amount;
+use crate::jsonrpc::{hex_digits, set_member};
 use crate::methods::Dialect;
 use crate::store::TxStatus;
 use crate::txpath::lifecycle::{hex, unhex};
@@ -306,7 +307,7 @@ impl Filter {
             } => {
                 let mut v = json!({"address": hex(address), "threshold": threshold.to_string()});
                 if let Some(t) = token {
-                    v["token"] = json!(hex(t));
+                    set_member(&mut v, "token", json!(hex(t)));
                 }
                 v
             }
@@ -429,7 +430,8 @@ impl Event {
     pub fn new(hook: &Hook, key: &str, block: Option<u64>, created: u64, event: Value) -> Event {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(format!("{}\n{key}", hook.id).as_bytes());
-        let id = format!("evt_{}", &hex(&digest[..16])[2..]);
+        // The first 16 bytes of the 32-byte digest.
+        let id = format!("evt_{}", hex_digits(digest.get(..16).unwrap_or_default()));
         let body = json!({
             "id": id,
             "webhookId": hook.id,

@@ -287,7 +287,10 @@ impl IndexDb {
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut all: Vec<(Key, u8)> = Vec::new();
         for account in accounts {
-            args[1] = Sql::Blob(account.clone());
+            // `?2`, the account, is the second of the arguments built above.
+            if let Some(slot) = args.get_mut(1) {
+                *slot = Sql::Blob(account.clone());
+            }
             let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
                 Ok((
                     Key {

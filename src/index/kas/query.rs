@@ -302,10 +302,8 @@ impl Params {
             h.update([1]);
             h.update(v.as_bytes());
         }
-        let d = h.finalize();
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&d[..8]);
-        out
+        // The first 8 bytes of the 32-byte digest.
+        h.finalize().first_chunk::<8>().copied().unwrap_or_default()
     }
 }
 
