@@ -504,8 +504,8 @@ def report(run_dir, write=None):
           f"--max-inflight {meta.get('capacity_inflight', '?')}`: every call holds one of "
           f"{meta.get('capacity_inflight', '?')} slots for {meta.get('capacity_service_ms', '?')} ms (tokio's "
           "millisecond timer rounds that up), so one node serves a fixed number of calls per second, "
-          "whatever the proxy does; pass-through `klay_gasPrice`, forwarding paths only (no cache, no "
-          "coalescing), wrk `-c64`. **× N × one** is req/s over N times one upstream's measured capacity "
+          "whatever the proxy does; 256 distinct `klay_getBalance` calls in rotation (never two identical in "
+          "flight), forwarding paths only (no cache, no coalescing or multiplexing), wrk `-c64`. **× N × one** is req/s over N times one upstream's measured capacity "
           "(the direct row): 1.00× is every node's capacity used.")
         p("")
         p("| system | 1 upstream | 2 upstreams | 3 upstreams | × N × one (1 / 2 / 3) | p99 at 3 | other CPU (max) |")
