@@ -12,3 +12,11 @@ pub mod peers;
 pub mod process;
 pub mod tls;
 pub mod tx;
+
+/// A loopback port free at the time of the call, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -38,15 +38,8 @@ impl Nginx {
     /// Also a WebSocket proxy on a second port: each connection to one of `ws_upstreams`
     /// (ws://host:port), round-robin, as a load balancer in front of ENs would do.
     pub fn start_with_ws(upstreams: &[String], ws_upstreams: &[String]) -> Nginx {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let port = free();
-        let ws_port = free();
+        let port = super::free_port();
+        let ws_port = super::free_port();
         let ws_servers: String = ws_upstreams
             .iter()
             .map(|u| format!("    server {};\n", u.trim_start_matches("ws://").trim_end_matches('/')))

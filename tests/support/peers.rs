@@ -64,13 +64,6 @@ fn binary(env: &str, name: &str) -> Option<PathBuf> {
     Some(home.join("peers/bin").join(name)).filter(|p| p.exists())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Peer {
     /// Every peer whose binary is there, each over `upstreams` (`http://host:port`); the notes
     /// say which were skipped and why.
@@ -91,7 +84,7 @@ impl Peer {
 
     fn erpc(upstreams: &[String], chain_id: u64) -> Result<Peer, String> {
         let bin = binary("ERPC_BIN", "erpc").ok_or("eRPC: not built (../shared/peers/build.sh)")?;
-        let port = free_port();
+        let port = super::free_port();
         let mut yaml = format!(
             "logLevel: warn\nserver:\n  httpHostV4: 127.0.0.1\n  httpPortV4: {port}\n  waitBeforeShutdown: 0s\n  \
              waitAfterShutdown: 0s\nmetrics:\n  enabled: false\nprojects:\n  - id: main\n    networks:\n      \
@@ -108,7 +101,7 @@ impl Peer {
 
     fn proxyd(upstreams: &[String], _chain_id: u64) -> Result<Peer, String> {
         let bin = binary("PROXYD_BIN", "proxyd").ok_or("proxyd: not built (../shared/peers/build.sh)")?;
-        let port = free_port();
+        let port = super::free_port();
         let mut toml = format!(
             "[server]\nrpc_host = \"127.0.0.1\"\nrpc_port = {port}\nmax_body_size_bytes = 10485760\n\n\
              [backend]\nresponse_timeout_seconds = 10\n\n[backends]\n"

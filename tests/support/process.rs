@@ -24,10 +24,7 @@ impl Process {
         let dir = std::env::temp_dir().join(format!("kengate-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("data dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = super::free_port();
         let mut toml = format!(
             "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"off\"\n\n[store]\npath = \"{}\"\n\n{sections}",
             dir.join("kengate.db").display()
