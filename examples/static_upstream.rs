@@ -16,7 +16,8 @@
 //! `blockNumber`, `chainID`/`chainId`, `net_version`, `net_listening`, `net_peerCount`,
 //! `web3_clientVersion`, `syncing`, `gasPrice`, `maxPriorityFeePerGas`, `getBalance`,
 //! `getTransactionCount`, `getCode`, `call`, `estimateGas`, `getBlockByNumber`, `getBlockByHash`,
-//! `getTransactionByHash`, `getTransactionReceipt`, `getBlockReceipts`. Unknown hashes and blocks
+//! `getTransactionByHash`, `getTransactionReceipt`, `getBlockReceipts`; with `--logs-bytes N`,
+//! `getLogs` (any filter: N bytes of `Transfer` logs). Unknown hashes and blocks
 //! above the head answer `null`; other methods answer `-32601`, like a node without that API.
 
 use std::borrow::Cow;
@@ -62,6 +63,10 @@ struct Args {
     /// Calls served at once when `--service-ms` is set; the rest wait their turn.
     #[arg(long, default_value_t = 8)]
     max_inflight: usize,
+    /// Answer `getLogs` (any filter) with this many bytes of ERC-20 `Transfer` logs (0: the
+    /// method is not served), for the large-reply benchmark.
+    #[arg(long, default_value_t = 0)]
+    logs_bytes: usize,
 }
 
 /// A node's fixed capacity: every call holds one of a few slots for its service time.
@@ -101,6 +106,8 @@ struct Chain {
     /// tx hash → `[flavor]` transaction / receipt JSON.
     txs: HashMap<String, [String; 2]>,
     receipts: HashMap<String, [String; 2]>,
+    /// The `getLogs` answer, when served (`--logs-bytes`).
+    logs: Option<String>,
 }
 
 const GAS_PRICE: &str = "\"0x5d21dba00\""; // 25 ston, Klaytn's fixed unit price
@@ -211,6 +218,7 @@ impl Chain {
             block_by_hash: HashMap::new(),
             txs: HashMap::new(),
             receipts: HashMap::new(),
+            logs: None,
         };
         let bloom = zero_bloom();
         let proposer = address(30, 0);
@@ -499,8 +507,45 @@ fn answer<'c>(chain: &'c Chain, call: &Call<'_>) -> Answer<'c> {
             Some(r) => Answer::Result(&r[f]),
             None => Answer::Result(NULL),
         },
+        "getLogs" => match &chain.logs {
+            Some(logs) => Answer::Result(logs),
+            None => not_found(method),
+        },
         _ => not_found(method),
     }
+}
+
+/// A JSON array of Klaytn-shaped ERC-20 `Transfer` logs, about `bytes` long.
+fn logs_answer(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes + 1024);
+    out.push('[');
+    let mut i = 0u64;
+    while out.len() < bytes {
+        if i > 0 {
+            out.push(',');
+        }
+        let (block, tx) = (1 + i / 1000, i % 1000);
+        let log = json!({
+            "address": address(40, i % 16),
+            "topics": [ERC20_TRANSFER_TOPIC, word(address(41, i)), word(address(42, i))],
+            "data": hash(43, i, 0),
+            "blockNumber": qty(block),
+            "transactionHash": hash(44, block, tx),
+            "transactionIndex": qty(tx),
+            "blockHash": hash(1, block, 0),
+            "logIndex": qty(tx),
+            "removed": false,
+        });
+        out.push_str(&log.to_string());
+        i += 1;
+    }
+    out.push(']');
+    out
+}
+
+/// A 20-byte address as a 32-byte topic word.
+fn word(addr: String) -> String {
+    format!("0x{:0>64}", addr.trim_start_matches("0x"))
 }
 
 fn not_found(method: &str) -> Answer<'static> {
@@ -600,7 +645,9 @@ async fn serve_http(
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let chain = Arc::new(Chain::build(args.head, args.chain_id, args.txs_per_block));
+    let mut chain = Chain::build(args.head, args.chain_id, args.txs_per_block);
+    chain.logs = (args.logs_bytes > 0).then(|| logs_answer(args.logs_bytes));
+    let chain = Arc::new(chain);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let capacity = (args.service_ms > 0.0).then(|| {

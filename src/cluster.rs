@@ -9,6 +9,7 @@ mod health;
 mod node;
 mod outliers;
 mod software;
+mod stream;
 mod tls;
 mod tracker;
 mod view;
@@ -19,6 +20,7 @@ pub use health::{describe, FaultCounters};
 pub use node::{Node, NodeId, UpstreamClient, UpstreamError, UpstreamErrorKind};
 pub use outliers::{spawn as spawn_ejector, stands_out, Outcomes, Outlier, Sample};
 pub use software::DialectCell;
+pub use stream::{Fetched, Streamed};
 pub use tls::{
     client_config, connect_ws, error_chain, provider as tls_provider, read_certs, read_key, TlsError, WsStream,
 };

@@ -646,6 +646,9 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: usize,
     /// Bytes of request bodies being read or handled, all clients together (over it: 503).
     pub max_buffered_body_bytes: usize,
+    /// A single HTTP call's reply larger than this many bytes is passed on as the node sends
+    /// it, not held whole (when kengate need not read it; 0: always whole).
+    pub stream_over_bytes: usize,
 }
 
 /// Method policy: which methods clients may call beyond the defaults.
@@ -714,6 +717,7 @@ impl Default for LimitsConfig {
             max_connections: 20_000,
             max_connections_per_ip: 2_000,
             max_buffered_body_bytes: 256 * 1024 * 1024,
+            stream_over_bytes: 1024 * 1024,
         }
     }
 }

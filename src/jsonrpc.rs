@@ -16,7 +16,7 @@ pub use object::{go_object, set_member, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{parse_body, split_params, Call, Incoming, ParseError};
 pub use response::{
-    batch_response, error_response, member_response, result_response, UpstreamReply, UpstreamReplyError,
+    batch_response, error_response, member_response, result_follows, result_response, UpstreamReply, UpstreamReplyError,
 };
 
 /// Deserializes a member that may be absent into `None`, and a present one, even `null`,

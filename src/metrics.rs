@@ -59,6 +59,7 @@ pub struct Metrics {
     served_head: Gauge,
     cache_lookups: Family<ReasonLabels, Counter>,
     coalesced: Counter,
+    streamed: Counter,
     batched: Counter,
     cache_bytes: Gauge,
     cache_entries: Gauge,
@@ -170,6 +171,12 @@ impl Metrics {
             "Calls answered from an identical call already in flight",
             coalesced.clone(),
         );
+        let streamed = Counter::default();
+        registry.register(
+            "streamed_replies",
+            "Replies over limits.stream_over_bytes passed on as the node sent them",
+            streamed.clone(),
+        );
         let batched = Counter::default();
         registry.register(
             "batched_calls",
@@ -187,6 +194,7 @@ impl Metrics {
         Self {
             cache_lookups,
             coalesced,
+            streamed,
             batched,
             cache_bytes,
             cache_entries,
@@ -226,6 +234,11 @@ impl Metrics {
     /// Counts a cache lookup (`hit` / `miss`).
     pub fn cache(&self, reason: &'static str) {
         self.cache_lookups.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a reply passed on as it arrived.
+    pub fn streamed(&self) {
+        self.streamed.inc();
     }
 
     /// Counts a call answered by an identical call's flight.

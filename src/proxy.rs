@@ -27,7 +27,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::join_all;
 
 use crate::access::{Access, Caller};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Streamed};
 use crate::config::Config;
 use crate::events::{Hub, Session};
 use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
@@ -39,6 +39,7 @@ use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 use cache::{read_key, ReadKey};
 use coalesce::{Answer, Role};
+use forward::Forwarded;
 
 /// Settings the pipeline reads on every call.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct Settings {
     pub coalesce: bool,
     /// How long a call waits for a node that can take it.
     pub node_wait: Duration,
+    /// Replies over this many bytes are passed on to HTTP clients as they arrive (`None`:
+    /// always read whole).
+    pub stream_after: Option<usize>,
 }
 
 impl Settings {
@@ -67,6 +71,7 @@ impl Settings {
             max_batch: c.limits.max_batch,
             coalesce: c.cache.coalesce,
             node_wait: Duration::from_millis(c.cluster.node_wait_ms),
+            stream_after: (c.limits.stream_over_bytes > 0).then_some(c.limits.stream_over_bytes),
         }
     }
 }
@@ -106,6 +111,14 @@ pub struct Throttled {
     pub reason: &'static str,
     /// The JSON-RPC error response(s).
     pub reply: Bytes,
+}
+
+/// A reply asked for whole (never streamed, so this only takes the bytes).
+async fn whole(reply: Delivered) -> Bytes {
+    reply
+        .into_bytes()
+        .await
+        .unwrap_or_else(|e| error_response(None, &e.to_rpc()))
 }
 
 /// -32005 for each call of a throttled request, with its id.
@@ -170,20 +183,68 @@ impl crate::txpath::upkeep::WritePath for Gateway {
     }
 }
 
+/// A reply to send back.
+#[derive(Debug)]
+pub enum Delivered {
+    /// The whole reply.
+    Whole(Bytes),
+    /// A node's large reply, passed on as it arrives (HTTP only).
+    Streamed(Streamed),
+}
+
+impl Delivered {
+    /// The reply as bytes, read to its end if it was being streamed.
+    pub async fn into_bytes(self) -> Result<Bytes, ProxyError> {
+        match self {
+            Self::Whole(b) => Ok(b),
+            Self::Streamed(s) => s.collect().await.map_err(ProxyError::Upstream),
+        }
+    }
+}
+
+impl From<Forwarded> for Delivered {
+    fn from(f: Forwarded) -> Self {
+        match f {
+            Forwarded::Reply(r) => Self::Whole(r.bytes),
+            Forwarded::Stream(s) => Self::Streamed(s),
+        }
+    }
+}
+
 impl Gateway {
-    /// Handles one request body (single call or batch) for `who`. `Ok(None)`: nothing to
-    /// send back (only notifications). `Err`: over a rate limit; nothing was forwarded.
+    /// Handles one request body (single call or batch) for `who`, replies whole. `Ok(None)`:
+    /// nothing to send back (only notifications). `Err`: over a rate limit; nothing was
+    /// forwarded.
     pub async fn handle_body(&self, body: &[u8], who: &Who<'_>) -> Result<Option<Bytes>, Throttled> {
+        Ok(match self.serve(body, who, None).await? {
+            Some(reply) => Some(whole(reply).await),
+            None => None,
+        })
+    }
+
+    /// [`Self::handle_body`] for a client that takes its reply as it arrives: a single
+    /// call's large reply (over `limits.stream_over_bytes`) that kengate does not need to read
+    /// is passed on while the node sends it, not held whole. Batches are always whole.
+    pub async fn handle_streaming(&self, body: &[u8], who: &Who<'_>) -> Result<Option<Delivered>, Throttled> {
+        self.serve(body, who, self.settings.stream_after).await
+    }
+
+    async fn serve(
+        &self,
+        body: &[u8],
+        who: &Who<'_>,
+        stream_after: Option<usize>,
+    ) -> Result<Option<Delivered>, Throttled> {
         match jsonrpc::parse_body(body, self.settings.max_batch) {
             Err(e) => {
                 self.metrics.call("invalid", Duration::ZERO, false);
                 who.admit(1, || error_response(None, &e.to_rpc()))?;
-                Ok(Some(error_response(None, &e.to_rpc())))
+                Ok(Some(Delivered::Whole(error_response(None, &e.to_rpc()))))
             }
             Ok(Incoming::Single(call)) => {
                 let weight = call.as_ref().map_or(1, |c| who.access.weight(&c.method));
                 who.admit(weight, || throttled_reply(std::slice::from_ref(&call), false))?;
-                Ok(self.handle_parsed(call, who).await)
+                Ok(self.handle_parsed(call, who, stream_after).await)
             }
             Ok(Incoming::Batch(calls)) => {
                 // A batch counts each of its calls.
@@ -198,46 +259,57 @@ impl Gateway {
                 let replies = join_all(calls.into_iter().zip(early).map(|(c, early)| async move {
                     match (early, &c) {
                         (Some(reply), Ok(call)) => call.id.is_some().then_some(reply),
-                        _ => self.handle_parsed(c, who).await,
+                        _ => match self.handle_parsed(c, who, None).await {
+                            Some(reply) => Some(whole(reply).await),
+                            None => None,
+                        },
                     }
                 }))
                 .await;
                 let parts: Vec<Bytes> = replies.into_iter().flatten().collect();
-                Ok((!parts.is_empty()).then(|| batch_response(&parts)))
+                Ok((!parts.is_empty()).then(|| Delivered::Whole(batch_response(&parts))))
             }
         }
     }
 
-    async fn handle_parsed(&self, call: Result<Call<'_>, jsonrpc::RpcError>, who: &Who<'_>) -> Option<Bytes> {
+    async fn handle_parsed(
+        &self,
+        call: Result<Call<'_>, jsonrpc::RpcError>,
+        who: &Who<'_>,
+        stream_after: Option<usize>,
+    ) -> Option<Delivered> {
         match call {
             Err(e) => {
                 self.metrics.call("invalid", Duration::ZERO, false);
-                Some(error_response(None, &e))
+                Some(Delivered::Whole(error_response(None, &e)))
             }
             Ok(call) => {
                 let notification = call.id.is_none();
-                let reply = self.handle_call(&call, who).await;
+                // A notification's reply is dropped: nothing to stream.
+                let stream_after = stream_after.filter(|_| !notification);
+                let reply = self.handle_call(&call, who, stream_after).await;
                 (!notification).then_some(reply)
             }
         }
     }
 
     /// One call, start to finish. Always produces a response object.
-    async fn handle_call(&self, call: &Call<'_>, who: &Who<'_>) -> Bytes {
+    async fn handle_call(&self, call: &Call<'_>, who: &Who<'_>, stream_after: Option<usize>) -> Delivered {
         let started = Instant::now();
         let (label, result) = match self.methods.lookup(&call.method, self.cluster.dialect()) {
             Lookup::Allowed(spec) if !who.caller.allows(&call.method, matches!(spec.class, Class::Write(_))) => {
                 (spec.name, Err(ProxyError::NotPermitted(spec.name.to_string())))
             }
-            Lookup::Allowed(spec) if multi::is_multi_send(&spec) => {
-                (spec.name, multi::send_each(self, call, &spec, who).await)
-            }
-            Lookup::Allowed(spec) => (spec.name, self.route(call, &spec, who).await),
+            Lookup::Allowed(spec) if multi::is_multi_send(&spec) => (
+                spec.name,
+                multi::send_each(self, call, &spec, who).await.map(Delivered::Whole),
+            ),
+            Lookup::Allowed(spec) => (spec.name, self.route(call, &spec, who, stream_after).await),
             Lookup::Denied(why) => ("denied", Err(ProxyError::MethodDenied(clip(&call.method), why))),
             Lookup::Unknown => ("unknown", Err(ProxyError::MethodNotFound(clip(&call.method)))),
         };
         self.record(who, label, started.elapsed(), result.is_ok());
-        result.unwrap_or_else(|e| error_response(call.id, &e.to_rpc()))
+        result.unwrap_or_else(|e| Delivered::Whole(error_response(call.id, &e.to_rpc())))
     }
 
     /// Counts one answered call: per method, and per access key when there is one.
@@ -248,15 +320,21 @@ impl Gateway {
         }
     }
 
-    async fn route(&self, call: &Call<'_>, spec: &MethodSpec, who: &Who<'_>) -> Result<Bytes, ProxyError> {
+    async fn route(
+        &self,
+        call: &Call<'_>,
+        spec: &MethodSpec,
+        who: &Who<'_>,
+        stream_after: Option<usize>,
+    ) -> Result<Delivered, ProxyError> {
         let view = self.cluster.view();
-        match routing::plan(spec, call.params, &view)? {
-            Decision::Answer(result) => Ok(result_response(call.id, &result)),
+        let answered = match routing::plan(spec, call.params, &view)? {
+            Decision::Answer(result) => result_response(call.id, &result),
             Decision::Event(op) => {
                 let owner = who.caller.key.as_ref().map(|k| k.id());
                 match who.events.call(op, spec.name, call.params, owner, who.session).await {
-                    Ok(result) => Ok(result_response(call.id, &result)),
-                    Err(e) => Ok(error_response(call.id, &e)),
+                    Ok(result) => result_response(call.id, &result),
+                    Err(e) => error_response(call.id, &e),
                 }
             }
             Decision::TxStatus(hash) => {
@@ -266,11 +344,21 @@ impl Gateway {
                     .await
                     .map_err(|e| ProxyError::Store(e.to_string()))?;
                 let json = serde_json::to_string(&rec).map_err(|e| ProxyError::Store(e.to_string()))?;
-                Ok(result_response(call.id, &json))
+                result_response(call.id, &json)
             }
-            Decision::Forward(plan) if plan.shared => self.shared_read(call, spec, plan).await,
-            Decision::Forward(plan) => forward::forward(self, call, spec, plan).await.map(|r| r.bytes),
-        }
+            Decision::Forward(plan) if plan.shared => return self.shared_read(call, spec, plan, stream_after).await,
+            Decision::Forward(plan) => {
+                return forward::forward_with(self, call, spec, plan, stream_after)
+                    .await
+                    .map(Delivered::from)
+            }
+        };
+        Ok(Delivered::Whole(answered))
+    }
+
+    /// [`Self::route`] with the reply read whole.
+    async fn route_whole(&self, call: &Call<'_>, spec: &MethodSpec, who: &Who<'_>) -> Result<Bytes, ProxyError> {
+        self.route(call, spec, who, None).await?.into_bytes().await
     }
 
     /// The reads of a batch that any one node can answer (shared reads of in-sync data or of a
@@ -427,52 +515,76 @@ impl Gateway {
     }
 
     /// A read whose answer does not depend on who asks: from the cache when final, else
-    /// forwarded once for every identical call in flight, and kept when final.
-    async fn shared_read(&self, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Bytes, ProxyError> {
+    /// forwarded once for every identical call in flight, and kept when final. A streamed
+    /// reply is neither kept nor shared (the identical calls waiting on it ask on their own):
+    /// holding it whole is what streaming avoids.
+    async fn shared_read(
+        &self,
+        call: &Call<'_>,
+        spec: &MethodSpec,
+        plan: Plan,
+        stream_after: Option<usize>,
+    ) -> Result<Delivered, ProxyError> {
         let policy = plan.cache;
         let cacheable = policy != CachePolicy::No && self.cache.enabled();
         if !cacheable && !self.settings.coalesce {
             // Nothing to look up or share: no key to build.
-            return forward::forward(self, call, spec, plan).await.map(|r| r.bytes);
+            return forward::forward_with(self, call, spec, plan, stream_after)
+                .await
+                .map(Delivered::from);
         }
         let params = plan.params.as_deref().or(call.params.map(|p| p.get())).unwrap_or("[]");
         let key = read_key(spec.shared, params);
         if cacheable {
             if let Some(hit) = self.cache.get(&key) {
                 self.metrics.cache("hit");
-                return Ok(member_response(call.id, "result", &hit));
+                return Ok(Delivered::Whole(member_response(call.id, "result", &hit)));
             }
             self.metrics.cache("miss");
         }
         if !self.settings.coalesce {
-            let reply = forward::forward(self, call, spec, plan).await?;
-            self.keep(key, policy, &reply);
-            return Ok(reply.bytes);
+            return Ok(
+                match forward::forward_with(self, call, spec, plan, stream_after).await? {
+                    Forwarded::Reply(reply) => {
+                        self.keep(key, policy, &reply);
+                        Delivered::Whole(reply.bytes)
+                    }
+                    Forwarded::Stream(s) => Delivered::Streamed(s),
+                },
+            );
         }
         match self.coalescer.join(key.clone()) {
-            Role::Leader(leader) => {
-                let out = forward::forward(self, call, spec, plan).await;
-                if let Ok(reply) = &out {
+            Role::Leader(leader) => match forward::forward_with(self, call, spec, plan, stream_after).await {
+                Ok(Forwarded::Reply(reply)) => {
                     // Kept before the flight ends, so a caller arriving next finds it cached.
-                    self.keep(key, policy, reply);
+                    self.keep(key, policy, &reply);
+                    leader.finish(Ok(reply.answer()));
+                    Ok(Delivered::Whole(reply.bytes))
                 }
-                leader.finish(match &out {
-                    Ok(reply) => Ok(reply.answer()),
-                    Err(e) => Err(e.to_rpc()),
-                });
-                out.map(|r| r.bytes)
-            }
+                Ok(Forwarded::Stream(s)) => {
+                    // Not held, so not shared: ending the flight sends its waiters upstream.
+                    drop(leader);
+                    Ok(Delivered::Streamed(s))
+                }
+                Err(e) => {
+                    leader.finish(Err(e.to_rpc()));
+                    Err(e)
+                }
+            },
             Role::Waiter(waiter) => match waiter.wait().await {
                 Some(shared) => {
                     self.metrics.coalesced();
                     match shared {
-                        Ok(Answer::Result(r)) => Ok(member_response(call.id, "result", &r)),
-                        Ok(Answer::Error(e)) => Ok(member_response(call.id, "error", &e)),
+                        Ok(Answer::Result(r)) => Ok(Delivered::Whole(member_response(call.id, "result", &r))),
+                        Ok(Answer::Error(e)) => Ok(Delivered::Whole(member_response(call.id, "error", &e))),
                         Err(e) => Err(ProxyError::Shared(e)),
                     }
                 }
-                // The leader's client went away mid-flight: ask on our own.
-                None => forward::forward(self, call, spec, plan).await.map(|r| r.bytes),
+                // The leader's client went away mid-flight, or its reply was streamed: ask on
+                // our own.
+                None => forward::forward_with(self, call, spec, plan, stream_after)
+                    .await
+                    .map(Delivered::from),
             },
         }
     }
@@ -514,7 +626,10 @@ impl crate::events::Fetch for Gateway {
                 Err(e) => return Err(e.to_string()),
             };
             let reply = match plan.shared {
-                true => self.shared_read(&call, &spec, plan).await,
+                true => match self.shared_read(&call, &spec, plan, None).await {
+                    Ok(reply) => reply.into_bytes().await,
+                    Err(e) => Err(e),
+                },
                 false => forward::forward(self, &call, &spec, plan).await.map(|r| r.bytes),
             }
             .map_err(|e| e.to_string())?;

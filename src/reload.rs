@@ -318,4 +318,5 @@ fn gateway_changed(prev: &Config, next: &Config, old: &NetworkConfig, new: &Netw
         || prev.cache != next.cache
         || prev.writes != next.writes
         || prev.limits.max_batch != next.limits.max_batch
+        || prev.limits.stream_over_bytes != next.limits.stream_over_bytes
 }

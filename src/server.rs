@@ -12,6 +12,7 @@
 
 mod admin;
 mod api;
+mod body;
 mod cors;
 mod domain;
 mod edge;
@@ -35,7 +36,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -48,7 +48,7 @@ use arc_swap::ArcSwap;
 use crate::access::{Caller, Denied};
 use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::{Network, NetworkError};
-use crate::proxy::Who;
+use crate::proxy::{Delivered, Who};
 use crate::App;
 use domain::{denied_status, network_status};
 
@@ -96,7 +96,7 @@ struct Ctx {
     draining: std::sync::atomic::AtomicBool,
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<body::ReplyBody>;
 
 impl Ctx {
     /// The settings as of now.
@@ -708,14 +708,20 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
     };
     let key = who.caller.key.as_ref().map(|k| k.shared_id().clone());
     let gw = net.gw();
-    let served = gw.handle_body(body, &who);
+    let served = gw.handle_streaming(body, &who);
     // The key goes with the txs it sends (webhooks can follow a key's txs).
     let served = match key {
         Some(k) => crate::txpath::lifecycle::ACCESS_KEY.scope(k, served).await,
         None => served.await,
     };
     match served {
-        Ok(Some(reply)) => json(StatusCode::OK, reply),
+        Ok(Some(Delivered::Whole(reply))) => json(StatusCode::OK, reply),
+        Ok(Some(Delivered::Streamed(rest))) => {
+            let mut r = Response::new(body::ReplyBody::Streamed(Box::new(rest)));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
         Ok(None) => json(StatusCode::OK, Bytes::new()),
         Err(t) => {
             ctx.app.audit.denied(t.reason);
@@ -807,7 +813,7 @@ fn too_large(max: usize) -> Resp {
 }
 
 fn json(status: StatusCode, body: Bytes) -> Resp {
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(body::ReplyBody::whole(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -856,7 +862,7 @@ fn not_allowed(allow: &'static str, body: &str) -> Resp {
 }
 
 fn text(status: StatusCode, body: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    let mut r = Response::new(body::ReplyBody::whole(Bytes::copy_from_slice(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,8 @@
 //! Fuzz target: arbitrary upstream reply bodies through `UpstreamReply::parse`, the null-result
-//! rule, and the batch/result builders that pass replies through. Owns the invariants "never
-//! panics" and "passing valid JSON through a batch keeps it valid JSON".
+//! rule, the streaming decision on a reply's first bytes (`result_follows`), and the
+//! batch/result builders that pass replies through. Owns the invariants "never panics",
+//! "passing valid JSON through a batch keeps it valid JSON" and "a prefix judged a result
+//! stays one as more of the reply arrives".
 #![no_main]
 
 use bytes::Bytes;
@@ -40,6 +42,10 @@ fn check_batch(parts: &[Bytes]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let cut = data.get(..data.len() / 2).unwrap_or_default();
+    if jsonrpc::result_follows(cut) {
+        assert!(jsonrpc::result_follows(data), "more bytes changed the streaming decision");
+    }
     if let Ok(reply) = UpstreamReply::parse(data) {
         let null = reply.is_null_result();
         assert!(

@@ -531,6 +531,39 @@ def report(run_dir, write=None):
               f"{max((r.get('other_cpu_pct') or 0) for r in cells.values())}% |")
         p("")
 
+    # large replies
+    st = [r for r in rows if r.get("suite") == "stream"]
+    growth = {}
+    if st:
+        one = next((r.get("reply_bytes") for r in st if r.get("reply_bytes")), None)
+        p("### Large replies: many clients fetching one large `eth_getLogs` reply at once")
+        p("")
+        r0 = next((r for r in st if r.get("status") == "ok"), {})
+        p(f"One static upstream answers `eth_getLogs` with {fmt_mb((one or 0) / 1024)} "
+          f"({one or '?'} bytes); {r0.get('clients', '?')} clients (curl) fetch it "
+          f"{r0.get('rounds', '?')} times each, all clients at once. **Peak over idle** is the proxy's "
+          "VmHWM (started fresh) minus its RSS after one small call; **× one reply** divides that by the "
+          "reply's size. Complete: replies that arrived with status 200 and every byte.")
+        p("")
+        p("| system | idle RSS | peak RSS | peak over idle | × one reply | seconds | complete |")
+        p("|---|--:|--:|--:|--:|--:|--:|")
+        order = meta.get("systems", {}).get("stream", [])
+        for s_ in order:
+            r = next((x for x in st if x["system"] == s_), None)
+            if not r:
+                continue
+            label = meta["labels"].get(s_, s_)
+            if r.get("status") != "ok":
+                p(f"| {label} | {r.get('note', 'n/a')} | | | | | |")
+                continue
+            over = max(0, r["hwm_kb"] - r["idle_kb"])
+            x = over * 1024 / one if one else None
+            growth[s_] = x
+            p(f"| {label} | {fmt_mb(r['idle_kb'])} | {fmt_mb(r['hwm_kb'])} | {fmt_mb(over)} | "
+              f"{'–' if x is None else f'{x:.2f}×'} | {r['seconds']} | "
+              f"{r['complete']} / {r['clients'] * r['rounds']} |")
+        p("")
+
     # targets
     p("### Targets")
     p("")
@@ -603,6 +636,14 @@ def report(run_dir, write=None):
              all(kr[n] is not None and kr[n] >= 0.9 for n in (1, 2, 3)))
     elif cap:
         line("capacity: kengate ≥ 0.9 × N × one upstream", "not measured (see the capacity table)", None)
+    ks = next((r for r in st if r["system"] == "kengate" and r.get("status") == "ok"), None)
+    if ks and growth.get("kengate") is not None:
+        n = ks["clients"] * ks["rounds"]
+        line(f"large replies streamed: {ks['clients']} clients × a {fmt_mb(ks['reply_bytes'] / 1024)} reply raise "
+             "RSS by ≤ 2 × one reply",
+             f"{growth['kengate']:.2f}× one reply ({ks['complete']}/{n} complete)"
+             + (f"; held whole: {growth['kengate-whole']:.2f}×" if growth.get("kengate-whole") is not None else ""),
+             growth["kengate"] <= 2.0 and ks["complete"] == n)
     kc, dc = get("cluster", "kengate", "block"), get("cluster", "direct", "block")
     if kc and dc:
         line("cached final-block reads through kengate ≥ 5 × an EN directly",

@@ -6,14 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
+use super::stream::{Fetched, Streamed};
 use crate::config::NodeTlsConfig;
 
 /// Index of a node in the configured node list.
@@ -21,6 +23,10 @@ pub type NodeId = usize;
 
 /// Largest upstream body kengate accepts (a block with thousands of full txs fits).
 const MAX_UPSTREAM_BODY: usize = 128 * 1024 * 1024;
+
+/// Bytes read of a reply known to be large before it is passed on: enough for its envelope
+/// (`jsonrpc`, `id`, the start of `result`), which decides whether it may be.
+const ENVELOPE_BYTES: usize = 512;
 
 /// A pooled keep-alive client: HTTP/1.1 to `http://` nodes; to `https://` ones HTTP/2 where
 /// the node offers it (ALPN), HTTP/1.1 otherwise. One is shared by the nodes that use the
@@ -184,8 +190,8 @@ pub struct Node {
     pub ws: Option<String>,
     /// `ws` as shown anywhere.
     pub shown_ws: Option<String>,
-    /// Calls currently in flight (load for the selector).
-    in_flight: AtomicU32,
+    /// Calls currently in flight (load for the selector), streamed replies until their end.
+    in_flight: Arc<AtomicU32>,
     /// Exponentially weighted latency of successful calls, in microseconds.
     ewma_us: AtomicU64,
     /// Whether the `newHeads` subscription is live right now (for `/status`).
@@ -229,7 +235,7 @@ impl Node {
             basic: basic_auth(&http),
             http,
             ws,
-            in_flight: AtomicU32::new(0),
+            in_flight: Arc::new(AtomicU32::new(0)),
             ewma_us: AtomicU64::new(1_000),
             ws_subscribed: AtomicBool::new(false),
             last_error: Mutex::new(None),
@@ -294,9 +300,25 @@ impl Node {
 
     /// POSTs one JSON-RPC body and returns the reply body.
     pub async fn post(&self, client: &UpstreamClient, body: Bytes, timeout: Duration) -> Result<Bytes, UpstreamError> {
+        match self.fetch(client, body, timeout, None).await? {
+            Fetched::Whole(reply) => Ok(reply),
+            Fetched::Streaming(rest) => rest.collect().await,
+        }
+    }
+
+    /// POSTs one JSON-RPC body; a 200 reply that runs past `stream_after` bytes comes back as
+    /// its first part and the rest still arriving ([`Fetched::Streaming`]). `timeout` bounds
+    /// the reply up to that point, and each later gap between two frames.
+    pub async fn fetch(
+        &self,
+        client: &UpstreamClient,
+        body: Bytes,
+        timeout: Duration,
+        stream_after: Option<usize>,
+    ) -> Result<Fetched, UpstreamError> {
         let _guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
-        let res = tokio::time::timeout(timeout, self.post_inner(client, body)).await;
+        let res = tokio::time::timeout(timeout, self.post_inner(client, body, timeout, stream_after)).await;
         let res = match res {
             Ok(r) => r,
             Err(_) => Err(self.err(UpstreamErrorKind::Timeout, format!("no answer in {timeout:?}"))),
@@ -320,7 +342,13 @@ impl Node {
         res
     }
 
-    async fn post_inner(&self, client: &UpstreamClient, body: Bytes) -> Result<Bytes, UpstreamError> {
+    async fn post_inner(
+        &self,
+        client: &UpstreamClient,
+        body: Bytes,
+        timeout: Duration,
+        stream_after: Option<usize>,
+    ) -> Result<Fetched, UpstreamError> {
         let req = Request::builder()
             .method(Method::POST)
             .uri(self.target.clone())
@@ -342,11 +370,31 @@ impl Node {
             self.err(kind, super::tls::error_chain(&e))
         })?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_UPSTREAM_BODY)
-            .collect()
-            .await
-            .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
-            .to_bytes();
+        let declared = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let stream_after = stream_after.filter(|&n| status == StatusCode::OK && declared.is_none_or(|d| d > n as u64));
+        let body = match stream_after {
+            None => Limited::new(resp.into_body(), MAX_UPSTREAM_BODY)
+                .collect()
+                .await
+                .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
+                .to_bytes(),
+            // A declared length past the limit settles "large" at once: only the envelope is read
+            // before passing the reply on. Without one (chunked), `limit` bytes are read first.
+            Some(limit) => match self
+                .read_head(resp.into_body(), declared.map_or(limit, |_| ENVELOPE_BYTES.min(limit)))
+                .await?
+            {
+                (head, None) => head,
+                (head, Some(rest)) => {
+                    let streamed = Streamed::new(self.id, head, rest, timeout, &self.in_flight);
+                    return Ok(Fetched::Streaming(streamed));
+                }
+            },
+        };
         if status != StatusCode::OK {
             let snippet = String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned();
             return Err(self.err(
@@ -354,7 +402,27 @@ impl Node {
                 format!("HTTP {status}: {}", snippet.trim_end()),
             ));
         }
-        Ok(body)
+        Ok(Fetched::Whole(body))
+    }
+
+    /// Reads `body` until it ends or passes `limit` bytes: the bytes read, and the rest of
+    /// the body when there is more.
+    async fn read_head(&self, mut body: Incoming, limit: usize) -> Result<(Bytes, Option<Incoming>), UpstreamError> {
+        let mut head = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if head.is_empty() && body.is_end_stream() {
+                    // One frame, the whole reply: no copy.
+                    return Ok((data, None));
+                }
+                head.extend_from_slice(&data);
+                if head.len() > limit {
+                    return Ok((head.freeze(), Some(body)));
+                }
+            }
+        }
+        Ok((head.freeze(), None))
     }
 
     fn record_latency(&self, d: Duration) {

@@ -108,10 +108,132 @@ impl<'a> UpstreamReply<'a> {
     }
 }
 
+/// Whether the first bytes of a reply begin a successful JSON-RPC response: an object whose
+/// members before `"result"` are only `"jsonrpc"` and `"id"` (a string, number or `null`).
+/// Only a `true` lets a large reply be passed on before it has all arrived; anything else —
+/// an error, another member first, a prefix too short to tell — answers `false`, and the
+/// reply is read whole.
+pub fn result_follows(head: &[u8]) -> bool {
+    let mut p = Prefix { b: head, at: 0 };
+    if !p.eat(b'{') {
+        return false;
+    }
+    loop {
+        let Some(key) = p.key() else {
+            return false;
+        };
+        match key {
+            b"result" => return true,
+            b"jsonrpc" | b"id" if p.skip_scalar() => {}
+            _ => return false,
+        }
+        if !p.eat(b',') {
+            return false;
+        }
+    }
+}
+
+/// A cursor over the start of a reply for [`result_follows`].
+struct Prefix<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Prefix<'a> {
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.b.get(self.at) {
+            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(c);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    /// Consumes `c` (after whitespace) if it is next.
+    fn eat(&mut self, c: u8) -> bool {
+        let next = self.peek() == Some(c);
+        if next {
+            self.at += 1;
+        }
+        next
+    }
+
+    /// A member name and its colon; `None` for anything else, or a name with escapes.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let rest = self.b.get(self.at..)?;
+        let len = rest.iter().position(|&c| c == b'"' || c == b'\\')?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.at += len + 1;
+        self.eat(b':').then(|| rest.get(..len)).flatten()
+    }
+
+    /// A string (escapes allowed), a number or `null`; whether one was complete.
+    fn skip_scalar(&mut self) -> bool {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                while let Some(&c) = self.b.get(self.at) {
+                    self.at += 1;
+                    match c {
+                        b'"' => return true,
+                        b'\\' => self.at += 1,
+                        _ => {}
+                    }
+                }
+                false
+            }
+            Some(b'n') => {
+                let null = self.b.get(self.at..self.at + 4) == Some(b"null");
+                self.at += 4;
+                null
+            }
+            Some(c) if c == b'-' || c.is_ascii_digit() => {
+                let start = self.at;
+                while self
+                    .b
+                    .get(self.at)
+                    .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
+                {
+                    self.at += 1;
+                }
+                // A number running to the end of the prefix may not be complete.
+                self.at > start && self.at < self.b.len()
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jsonrpc::codes;
+
+    #[test]
+    fn result_follows_reads_only_the_envelope() {
+        assert!(result_follows(br#"{"jsonrpc":"2.0","id":1,"result":[{"#));
+        assert!(result_follows(br#" { "id" : "a\"b" , "jsonrpc":"2.0", "result":"#));
+        assert!(result_follows(br#"{"jsonrpc":"2.0","id":null,"result":null}"#));
+        assert!(result_follows(br#"{"result":["#));
+        assert!(result_follows(br#"{"id":-1.5e3,"result":1"#));
+        // An error, another member first, or too short to tell: read whole.
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000"#));
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":1,"extra":0,"result":[]}"#));
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":{"a":1},"result":[]}"#));
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":12"#));
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":"ab"#));
+        assert!(!result_follows(br#"{"re\u0073ult":[]}"#));
+        assert!(!result_follows(br#"[{"jsonrpc":"2.0","id":1,"result":[]}]"#));
+        assert!(!result_follows(br#"{"jsonrpc":"2.0","id":nul"#));
+        assert!(!result_follows(b""));
+        assert!(!result_follows(b"<html>"));
+    }
 
     #[test]
     fn error_objects() {

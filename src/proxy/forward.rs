@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::cache::{mined_in, raw_bytes};
 use super::{Gateway, ProxyError};
-use crate::cluster::{describe, NodeId, UpstreamError, UpstreamErrorKind};
+use crate::cluster::{describe, Fetched, NodeId, Streamed, UpstreamError, UpstreamErrorKind};
 use crate::jsonrpc::{self, hex, unhex};
 use crate::jsonrpc::{format_quantity, parse_quantity, result_response, Call, UpstreamReply};
 use crate::methods::MethodSpec;
@@ -50,8 +50,55 @@ impl Reply {
     }
 }
 
-/// Forwards one call according to `plan`.
+/// A forwarded call's answer.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// The node's reply, whole (or kengate's answer in its place).
+    Reply(Reply),
+    /// A large successful reply, passed on as it arrives.
+    Stream(Streamed),
+}
+
+/// Forwards one call according to `plan`; the reply comes back whole.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
+    match forward_with(gw, call, spec, plan, None).await? {
+        Forwarded::Reply(reply) => Ok(reply),
+        // Not asked for; read whole all the same.
+        Forwarded::Stream(s) => {
+            let bytes = s.collect().await.map_err(ProxyError::Upstream)?;
+            let parsed = UpstreamReply::parse(&bytes).map_err(|e| ProxyError::Upstream(bad_reply(0, &e)))?;
+            Ok(Reply::new(bytes.clone(), &parsed))
+        }
+    }
+}
+
+/// Whether a plan may have its reply streamed: nothing kengate does after the answer needs
+/// to read it (writes are recorded, pending nonces raised, receipts held until their block is
+/// served) — and a large reply is never a `null` to retry.
+fn may_stream(plan: &Plan) -> bool {
+    plan.write.is_none() && plan.nonce_floor.is_none() && plan.cache != CachePolicy::IfMined
+}
+
+fn bad_reply(node: NodeId, e: &dyn std::fmt::Display) -> UpstreamError {
+    UpstreamError {
+        node,
+        kind: UpstreamErrorKind::BadReply,
+        detail: e.to_string(),
+    }
+}
+
+/// Forwards one call according to `plan`. With `stream_after`, a successful reply larger
+/// than that many bytes to a plan that [may stream](may_stream) is passed on as it arrives
+/// (once passing it on has begun, a node failing mid-reply can no longer be retried: the
+/// client's connection is closed instead).
+pub async fn forward_with(
+    gw: &Gateway,
+    call: &Call<'_>,
+    spec: &MethodSpec,
+    plan: Plan,
+    stream_after: Option<usize>,
+) -> Result<Forwarded, ProxyError> {
+    let stream_after = stream_after.filter(|_| may_stream(&plan));
     let started = Instant::now();
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
     let mut target = plan.target;
@@ -103,7 +150,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 continue;
             }
             if let Some(null) = null_answer {
-                return Ok(null);
+                return Ok(Forwarded::Reply(null));
             }
             // No node can take the call right now: wait, bounded, for the cluster to change.
             match changes.as_mut() {
@@ -140,8 +187,23 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         };
         let answered_head = seen.head;
         let outcome = node
-            .post(&gw.cluster.client, body.clone(), gw.settings.upstream_timeout)
+            .fetch(
+                &gw.cluster.client,
+                body.clone(),
+                gw.settings.upstream_timeout,
+                stream_after,
+            )
             .await;
+        let outcome = match outcome {
+            Ok(Fetched::Streaming(s)) if jsonrpc::result_follows(s.head()) => {
+                gw.metrics.streamed();
+                return Ok(Forwarded::Stream(s));
+            }
+            // Large, but not a plain result (an error, an odd envelope): read whole as usual.
+            Ok(Fetched::Streaming(s)) => s.collect().await,
+            Ok(Fetched::Whole(reply)) => Ok(reply),
+            Err(e) => Err(e),
+        };
         let reply = match outcome {
             Ok(reply) => reply,
             Err(e) => match after_failure(
@@ -155,7 +217,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             )
             .await
             {
-                Some(done) => return done,
+                Some(done) => return done.map(Forwarded::Reply),
                 None => continue,
             },
         };
@@ -163,11 +225,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
             Ok(parsed) => parsed,
             // A 200 that is not a JSON-RPC reply (empty, truncated, HTML) is a failure of that node.
             Err(bad) => {
-                let e = UpstreamError {
-                    node: id,
-                    kind: UpstreamErrorKind::BadReply,
-                    detail: bad.to_string(),
-                };
+                let e = bad_reply(id, &bad);
                 match after_failure(
                     gw,
                     spec,
@@ -179,7 +237,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 )
                 .await
                 {
-                    Some(done) => return done,
+                    Some(done) => return done.map(Forwarded::Reply),
                     None => continue,
                 }
             }
@@ -199,17 +257,17 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 // gets the hash, as from the first node.
                 let result = format!("\"{}\"", hex(&w.hash));
                 record_write(gw, w, t, id, &body, None).await;
-                return Ok(Reply {
+                return Ok(Forwarded::Reply(Reply {
                     bytes: result_response(call.id, &result),
                     result: Some(Bytes::from(result)),
                     error: None,
-                });
+                }));
             }
             record_write(gw, w, t, id, &body, parsed.error).await;
         }
         if let Some(addr) = plan.nonce_floor {
             if let Some(raised) = raise_nonce(gw, call, &addr, &parsed) {
-                return Ok(raised);
+                return Ok(Forwarded::Reply(raised));
             }
         }
         if plan.cache == CachePolicy::IfMined {
@@ -220,15 +278,15 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
                 // if it does not get there within the bound.
                 if !served_reaches(gw, n, started).await {
                     let null = Bytes::from_static(b"null");
-                    return Ok(Reply {
+                    return Ok(Forwarded::Reply(Reply {
                         bytes: result_response(call.id, "null"),
                         result: Some(null),
                         error: None,
-                    });
+                    }));
                 }
             }
         }
-        return Ok(Reply::new(reply.clone(), &parsed));
+        return Ok(Forwarded::Reply(Reply::new(reply.clone(), &parsed)));
     }
 }
 

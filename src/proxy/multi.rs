@@ -29,20 +29,20 @@ pub async fn send_each(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, who: &W
         .strip_suffix('s')
         .map(|n| gw.methods.lookup(n, gw.cluster.dialect()));
     let (Some(txs), Some(Lookup::Allowed(single))) = (txs, single) else {
-        return gw.route(call, spec, who).await;
+        return gw.route_whole(call, spec, who).await;
     };
     let mut hashes = Vec::with_capacity(txs.len());
     for (i, tx) in txs.into_iter().enumerate() {
         // A JSON string in brackets is always valid JSON.
         let Ok(params) = RawValue::from_string(format!("[{}]", tx.get())) else {
-            return gw.route(call, spec, who).await;
+            return gw.route_whole(call, spec, who).await;
         };
         let one = Call {
             id: call.id,
             method: single.name.into(),
             params: Some(&params),
         };
-        let reply = match gw.route(&one, &single, who).await {
+        let reply = match gw.route_whole(&one, &single, who).await {
             Ok(reply) => reply,
             Err(e) => {
                 let e = e.to_rpc();

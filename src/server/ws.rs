@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, Semaphore};
@@ -74,7 +73,7 @@ pub(super) fn upgrade(
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(super::body::ReplyBody::whole(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

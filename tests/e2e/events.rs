@@ -64,11 +64,7 @@ async fn subscriber(
     secs: u64,
 ) -> Seen {
     let program = match program {
-        "python" => {
-            let home = std::env::var("KENGATE_HOME")
-                .unwrap_or_else(|_| format!("{}/.cache/kengate", std::env::var("HOME").unwrap_or_default()));
-            format!("{home}/venv-web3py/bin/python")
-        }
+        "python" => crate::support::web3py_python(),
         p => p.to_owned(),
     };
     let run = net

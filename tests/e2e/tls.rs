@@ -310,7 +310,7 @@ impl TlsGate {
     /// `https://`, until `secs` or SIGTERM.
     fn subscriber(&self, dir: &str, secs: u64, address_file: Option<&Path>) -> Program {
         let (program, script) = match dir {
-            "web3py" => (python(), "subscribe.py"),
+            "web3py" => (crate::support::web3py_python(), "subscribe.py"),
             _ => ("node".to_owned(), "subscribe.js"),
         };
         let mut cmd = self.net.example(dir, &program);
@@ -337,12 +337,6 @@ impl TlsGate {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
-}
-
-fn python() -> String {
-    let home = std::env::var("KENGATE_HOME")
-        .unwrap_or_else(|_| format!("{}/.cache/kengate", std::env::var("HOME").unwrap_or_default()));
-    format!("{home}/venv-web3py/bin/python")
 }
 
 /// A client program running in the background; its last stdout line is its report.
@@ -475,7 +469,7 @@ print(json.dumps(out))
             c
         }
         _ => {
-            let mut c = t.net.example("web3py", &python());
+            let mut c = t.net.example("web3py", &crate::support::web3py_python());
             c.args(["-c", PYTHON]);
             c
         }

@@ -476,6 +476,10 @@ fn only_server_names_http_types() {
             "the upstream HTTP client: requests to nodes and their statuses",
         ),
         (
+            "cluster/stream.rs",
+            "a node's large reply, passed on to the client as the HTTP body it arrived as",
+        ),
+        (
             "config.rs",
             "node URLs are checked with http::Uri, the parser the node client uses",
         ),

@@ -19,6 +19,7 @@ mod index;
 mod kas;
 mod reload;
 mod routing;
+mod stream;
 mod tls;
 mod transparency;
 mod webhooks;

@@ -57,6 +57,15 @@ impl Http {
         self.send(req).await
     }
 
+    /// A POST whose response body is read by the caller, frame by frame.
+    pub async fn post_streaming(&self, url: &str, body: impl Into<Bytes>) -> http::Response<hyper::body::Incoming> {
+        let req = http::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(body.into()))
+            .expect("request");
+        self.inner.request(req).await.expect("response head")
+    }
+
     /// A request with extra headers; a name given twice is sent twice (e.g. two
     /// `Authorization` headers).
     pub async fn request(

@@ -70,7 +70,23 @@ struct State {
     /// Answers `getBlockByNumber(n, true)` and `getBlockReceipts(n)` with a linked chain of
     /// real-shaped blocks (`chain_block`), the same on every fake.
     chain: std::sync::atomic::AtomicBool,
+    /// `getLogs` answered with a reply of this many bytes (0: the usual small one).
+    big_bytes: AtomicU64,
+    /// ... an error object of that size instead of a result.
+    big_error: std::sync::atomic::AtomicBool,
+    /// ... its first `big_first` bytes sent at once, the rest once `release` is true.
+    big_first: AtomicU64,
+    release: tokio::sync::watch::Sender<bool>,
+    /// Large replies whose first part has been sent.
+    big_started: AtomicU64,
+    /// Large replies sent to their end.
+    big_finished: AtomicU64,
+    /// Large replies carry a `Content-Length` (else chunked).
+    big_declared: std::sync::atomic::AtomicBool,
 }
+
+/// The body of a fake's reply.
+type FakeBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// One fake node.
 pub struct Fake {
@@ -100,6 +116,13 @@ impl Fake {
             last_request: Mutex::new((String::new(), None)),
             kaia: std::sync::atomic::AtomicBool::new(false),
             chain: std::sync::atomic::AtomicBool::new(false),
+            big_bytes: AtomicU64::new(0),
+            big_error: std::sync::atomic::AtomicBool::new(false),
+            big_first: AtomicU64::new(u64::MAX),
+            release: tokio::sync::watch::channel(true).0,
+            big_started: AtomicU64::new(0),
+            big_finished: AtomicU64::new(0),
+            big_declared: std::sync::atomic::AtomicBool::new(false),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -155,6 +178,33 @@ impl Fake {
     /// Answers every call but blockNumber after `ms`.
     pub fn set_delay(&self, ms: u64) {
         self.st.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Answers `getLogs` with a reply of `bytes` bytes (a result, or an `error` object),
+    /// chunked; with `hold`, only its first `first` bytes are sent until [`Self::release`].
+    pub fn set_big_logs(&self, bytes: u64, error: bool, hold: Option<u64>) {
+        self.st.big_bytes.store(bytes, Ordering::SeqCst);
+        self.st.big_error.store(error, Ordering::SeqCst);
+        self.st.big_first.store(hold.unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.st.release.send_replace(hold.is_none());
+    }
+
+    /// Sends large replies with a `Content-Length` (`true`) or chunked (`false`, the default).
+    pub fn declare_big_length(&self, on: bool) {
+        self.st.big_declared.store(on, Ordering::SeqCst);
+    }
+
+    /// Sends the rest of the held large replies.
+    pub fn release(&self) {
+        self.st.release.send_replace(true);
+    }
+
+    /// Large replies begun, and sent to their end.
+    pub fn big_replies(&self) -> (u64, u64) {
+        (
+            self.st.big_started.load(Ordering::SeqCst),
+            self.st.big_finished.load(Ordering::SeqCst),
+        )
     }
 
     pub fn set_logs_per_block(&self, n: u64) {
@@ -238,12 +288,94 @@ async fn serve(listener: TcpListener, st: Arc<State>) {
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    Ok::<_, Infallible>(respond(&st, &body).await)
+                    if let Some(big) = big_reply(&st, &body) {
+                        return Ok::<_, Infallible>(big);
+                    }
+                    Ok::<_, Infallible>(respond(&st, &body).await.map(|b| b.boxed()))
                 }
             });
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
+}
+
+/// The large `getLogs` reply of [`Fake::set_big_logs`]: `{"jsonrpc":"2.0","id":…,"result":[…]}`
+/// (or `"error":{…}`) of the set size, chunked, its first part sent at once and the rest once
+/// released.
+fn big_reply(st: &Arc<State>, body: &[u8]) -> Option<http::Response<FakeBody>> {
+    let size = st.big_bytes.load(Ordering::SeqCst) as usize;
+    let req: Value = serde_json::from_slice(body).ok()?;
+    let logs = req["method"].as_str().is_some_and(|m| m.ends_with("_getLogs"));
+    if size == 0 || !logs {
+        return None;
+    }
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    st.calls
+        .lock()
+        .unwrap()
+        .push((req["method"].as_str().unwrap_or("").to_owned(), req["params"].clone()));
+    let text = big_text(&req["id"].to_string(), size, st.big_error.load(Ordering::SeqCst));
+    let first = (st.big_first.load(Ordering::SeqCst) as usize).min(text.len());
+    let declared = st.big_declared.load(Ordering::SeqCst).then_some(text.len());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let st = st.clone();
+    tokio::spawn(async move {
+        let mut released = st.release.subscribe();
+        let (head, rest) = (text.slice(..first), text.slice(first..));
+        for part in head.chunks(64 * 1024) {
+            if tx.send(head.slice_ref(part)).await.is_err() {
+                return;
+            }
+        }
+        st.big_started.fetch_add(1, Ordering::SeqCst);
+        if released.wait_for(|r| *r).await.is_err() {
+            return;
+        }
+        for part in rest.chunks(64 * 1024) {
+            if tx.send(rest.slice_ref(part)).await.is_err() {
+                return;
+            }
+        }
+        st.big_finished.fetch_add(1, Ordering::SeqCst);
+    });
+    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(hyper::body::Frame::data(b)), rx))
+    });
+    let mut resp = http::Response::new(BodyExt::boxed(http_body_util::StreamBody::new(frames)));
+    if let Some(n) = declared {
+        resp.headers_mut().insert(http::header::CONTENT_LENGTH, n.into());
+    }
+    Some(resp)
+}
+
+/// A JSON-RPC reply of at least `size` bytes (a few hundred more at most).
+pub fn big_text(id: &str, size: usize, error: bool) -> Bytes {
+    let (open, close) = match error {
+        true => (
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":""#),
+            "\"}}".to_owned(),
+        ),
+        false => (format!(r#"{{"jsonrpc":"2.0","id":{id},"result":["#), "]}".to_owned()),
+    };
+    let mut out = open.into_bytes();
+    let mut n = 0u64;
+    while out.len() + close.len() < size {
+        if error {
+            out.push(b'x');
+            continue;
+        }
+        let entry = format!(
+            r#"{}{{"address":"0x{n:040x}","logIndex":"0x{n:x}","data":"0x{}"}}"#,
+            if n == 0 { "" } else { "," },
+            "ab".repeat(64)
+        );
+        n += 1;
+        out.extend_from_slice(entry.as_bytes());
+    }
+    out.extend_from_slice(close.as_bytes());
+    Bytes::from(out)
 }
 
 async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {

@@ -13,6 +13,13 @@ pub mod process;
 pub mod tls;
 pub mod tx;
 
+/// The Python of the web3.py venv `scripts/test` sets up (`$KENGATE_HOME/venv-web3py`).
+pub fn web3py_python() -> String {
+    let home = std::env::var("KENGATE_HOME")
+        .unwrap_or_else(|_| format!("{}/.cache/kengate", std::env::var("HOME").unwrap_or_default()));
+    format!("{home}/venv-web3py/bin/python")
+}
+
 /// A loopback port free at the time of the call, for a process the test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
