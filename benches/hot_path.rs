@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
 use kengate::access::Access;
 use kengate::cluster::{compute_view, NodeObservation};
-use kengate::config::{AuthConfig, KeyConfig, ThrottleConfig};
+use kengate::config::{AuthConfig, KeyConfig, KeyScope, ThrottleConfig};
 use kengate::jsonrpc::{parse_body, Incoming};
 use kengate::methods::{Dialect, Lookup, MethodTable};
 use kengate::proxy::cache::{read_key, FinalCache};
@@ -128,9 +128,12 @@ fn bench_access(c: &mut Criterion) {
     let auth = AuthConfig {
         enabled: true,
         keys: vec![KeyConfig {
-            ip_allow: vec!["127.0.0.0/8".into()],
-            rps: Some(1_000_000_000),
-            burst: Some(1_000_000_000),
+            scope: KeyScope {
+                ip_allow: vec!["127.0.0.0/8".into()],
+                rps: Some(1_000_000_000),
+                burst: Some(1_000_000_000),
+                ..Default::default()
+            },
             ..KeyConfig::new("bench", "bench-secret-0123456789abcdef")
         }],
         ..AuthConfig::default()

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 mod redact;
@@ -369,42 +369,97 @@ pub struct AuthConfig {
     pub keys: Vec<KeyConfig>,
 }
 
-/// A credential declared in `proxy.toml`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    /// Access key id (Basic user name; the part before `.` in a token).
-    pub id: String,
-    /// The secret in clear text, or
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// its SHA-256 in hex.
-    #[serde(default)]
-    pub secret_sha256: Option<String>,
-    /// Free text.
+/// What an access key may do and how fast: one shape wherever a key is declared
+/// (`auth.keys`), created (`kengate keys create`, `POST /admin/keys`), stored or listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyScope {
+    /// Free text (at most 200 characters, no control characters).
     #[serde(default)]
     pub label: String,
     /// Networks it may use; empty: all.
     #[serde(default)]
     pub networks: Vec<String>,
-    /// Method groups (`read`, `write`) or method names; empty: `read` and `write`.
+    /// Method groups (`read`: every call but a tx submission; `write`: tx submission) or
+    /// method names (`klay_x` also allows `kaia_x`, and the other way round); empty: both
+    /// groups, i.e. every method.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Client IPs (CIDRs, IPv4 or IPv6) it may be used from; empty: any.
+    /// Client IPs or CIDRs (IPv4 or IPv6) it may be used from; empty: any.
     #[serde(default)]
     pub ip_allow: Vec<String>,
-    /// Requests per second (a batch counts its elements); absent: `throttle.per_key`.
+    /// Calls per second (a batch counts its calls; 0: unlimited); absent: `throttle.per_key`.
     #[serde(default)]
     pub rps: Option<u32>,
     /// Bucket size; absent: `throttle.per_key`.
     #[serde(default)]
     pub burst: Option<u32>,
+}
+
+/// A credential declared in `proxy.toml`: its id, its secret (in clear text or as a hash) and
+/// its scope. Written as one table, the scope's fields inline (`[[auth.keys]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(from = "KeyConfigToml")]
+pub struct KeyConfig {
+    /// Access key id (Basic user name; the part before `.` in a token).
+    pub id: String,
+    /// The secret in clear text, or
+    pub secret: Option<String>,
+    /// its SHA-256 in hex.
+    pub secret_sha256: Option<String>,
+    /// What it may do.
+    pub scope: KeyScope,
     /// A disabled key is refused.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Unix time (seconds) after which the key is refused.
-    #[serde(default)]
     pub expires_at: Option<i64>,
+}
+
+/// `[[auth.keys]]` as written: [`KeyConfig`] with [`KeyScope`]'s fields inline, and unknown
+/// keys refused (serde cannot refuse them through `flatten`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyConfigToml {
+    id: String,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    secret_sha256: Option<String>,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    ip_allow: Vec<String>,
+    #[serde(default)]
+    rps: Option<u32>,
+    #[serde(default)]
+    burst: Option<u32>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+impl From<KeyConfigToml> for KeyConfig {
+    fn from(t: KeyConfigToml) -> Self {
+        Self {
+            id: t.id,
+            secret: t.secret,
+            secret_sha256: t.secret_sha256,
+            scope: KeyScope {
+                label: t.label,
+                networks: t.networks,
+                methods: t.methods,
+                ip_allow: t.ip_allow,
+                rps: t.rps,
+                burst: t.burst,
+            },
+            enabled: t.enabled,
+            expires_at: t.expires_at,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -419,12 +474,7 @@ impl KeyConfig {
             id: id.into(),
             secret: Some(secret.into()),
             secret_sha256: None,
-            label: String::new(),
-            networks: Vec::new(),
-            methods: Vec::new(),
-            ip_allow: Vec::new(),
-            rps: None,
-            burst: None,
+            scope: KeyScope::default(),
             enabled: true,
             expires_at: None,
         }
@@ -785,13 +835,19 @@ impl Config {
                 (None, Some(_)) => return invalid(key("secret_sha256"), "64 hex digits".into()),
                 _ => return invalid(key("secret"), "give exactly one of secret and secret_sha256".into()),
             }
-            if let Some(n) = k.networks.iter().find(|n| !networks.iter().any(|net| &net.name == *n)) {
+            if let Some(n) = k
+                .scope
+                .networks
+                .iter()
+                .find(|n| !networks.iter().any(|net| &net.name == *n))
+            {
                 return invalid(key("networks"), format!("no network named {n:?}"));
             }
-            if let Some(m) = k.methods.iter().find(|m| !valid_method_name(m)) {
+            if let Some(m) = k.scope.methods.iter().find(|m| !valid_method_name(m)) {
                 return invalid(key("methods"), format!("{m:?} is neither a group nor a method name"));
             }
             if let Some(c) = k
+                .scope
                 .ip_allow
                 .iter()
                 .find(|c| c.parse::<ipnet::IpNet>().is_err() && c.parse::<std::net::IpAddr>().is_err())
@@ -1120,6 +1176,26 @@ mod tests {
     fn err(text: &str) -> String {
         let r = Config::from_toml(text).and_then(|c| c.validate().map(|_| c));
         r.expect_err("should fail").to_string()
+    }
+
+    #[test]
+    fn a_declared_key_takes_its_scope_inline_and_refuses_unknown_fields() {
+        let node = "[[nodes]]\nhttp = \"http://127.0.0.1:8551\"\n";
+        let key = "[auth]\nenabled = true\n[[auth.keys]]\nid = \"k1\"\nsecret = \"k1-secret-0123456789\"\n";
+        let c = Config::from_toml(&format!("{key}label = \"ci\"\nmethods = [\"read\"]\nrps = 5\n{node}")).unwrap();
+        let k = c.auth.keys.first().unwrap();
+        assert_eq!(
+            k.scope,
+            KeyScope {
+                label: "ci".into(),
+                methods: vec!["read".into()],
+                rps: Some(5),
+                ..KeyScope::default()
+            }
+        );
+        assert!(k.enabled);
+        let e = Config::from_toml(&format!("{key}lable = \"typo\"\n{node}")).unwrap_err();
+        assert!(e.to_string().contains("lable"), "{e}");
     }
 
     #[test]

@@ -60,14 +60,12 @@ use tokio::net::TcpListener;
 use crate::access::{Access, AccessError};
 use crate::cluster::{Cluster, Node, Tracker, UpstreamClient};
 use crate::config::{Config, ConfigError, NetworkConfig, NodeConfig};
-use crate::methods::MethodTable;
 use crate::metrics::{Audit, Metrics};
 use crate::networks::{Network, Networks};
-use crate::proxy::{Coalescer, FinalCache, Gateway, Settings};
+use crate::proxy::Gateway;
 use crate::server::ServerSettings;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::txpath::lifecycle::Lifecycle;
-use crate::txpath::senders::Senders;
 
 /// Why kengate could not start.
 #[derive(Debug, Error)]
@@ -148,7 +146,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
         let gw = build_gateway(config, &net, lifecycle, Registration::New(reg), audit.clone())?;
         let ws = gw
-            .cluster
+            .cluster()
             .nodes
             .iter()
             .filter_map(|n| {
@@ -296,8 +294,8 @@ fn build_gateway(
         Some(old) => Tracker::with_counters(
             names.clone(),
             config.cluster.max_lag,
-            old.cluster.tracker.timings.clone(),
-            old.cluster.tracker.faults.clone(),
+            old.cluster().tracker.timings.clone(),
+            old.cluster().tracker.faults.clone(),
         ),
         None => Tracker::new(names.clone(), config.cluster.max_lag),
     };
@@ -312,7 +310,7 @@ fn build_gateway(
         dialect: Default::default(),
     });
     if let Some(old) = old {
-        cluster.carry_software(&old.cluster);
+        cluster.carry_software(old.cluster());
     }
     let metrics = match registration {
         Registration::New(registry) => Arc::new(Metrics::new(
@@ -321,28 +319,16 @@ fn build_gateway(
             &cluster.tracker.timings,
             &cluster.tracker.faults,
         )),
-        Registration::Replacing(old, _) => Arc::new(old.metrics.renamed(names)),
+        Registration::Replacing(old, _) => Arc::new(old.metrics().renamed(names)),
     };
-    // With the same node ids, the per-sender write state carries over as is.
-    let senders = match old {
-        Some(o) if same_nodes => o.senders.clone(),
-        _ => Arc::new(Senders::new(Duration::from_millis(config.writes.gap_wait_ms))),
-    };
-    let cache = match old {
-        Some(o) if o.cache.max_bytes() == config.cache.max_bytes => o.cache.clone(),
-        _ => FinalCache::new(config.cache.max_bytes),
-    };
-    Ok(Arc::new(Gateway {
-        lifecycle,
+    let replacing = old.map(|old| proxy::Replacing { old, same_nodes });
+    Ok(Arc::new(Gateway::new(
+        config,
         cluster,
-        methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
-        cache,
-        coalescer: Coalescer::default(),
-        senders,
-        metrics,
-        audit,
-        settings: Settings::from_config(config),
-    }))
+        lifecycle,
+        (metrics, audit),
+        replacing,
+    )))
 }
 
 /// Runs kengate on `listener` until `shutdown` resolves: starts head tracking, serves
@@ -421,8 +407,8 @@ struct GatewayTasks {
 }
 
 fn gateway_tasks(current: &Arc<networks::Current>, gw: &Arc<Gateway>, config: &Config) -> GatewayTasks {
-    let mut tracking = cluster::spawn_head_watchers(&gw.cluster, &config.cluster);
-    tracking.extend(cluster::spawn_ejector(&gw.cluster, config.cluster.ejection.clone()));
+    let mut tracking = cluster::spawn_head_watchers(gw.cluster(), &config.cluster);
+    tracking.extend(cluster::spawn_ejector(gw.cluster(), config.cluster.ejection.clone()));
     tracking.push(current.follow(gw));
     GatewayTasks {
         upkeep: txpath::upkeep::spawn(gw.clone()),

@@ -45,7 +45,7 @@ pub struct Current {
 impl Current {
     /// Starts with `gw`.
     pub fn new(gw: Arc<Gateway>) -> Arc<Self> {
-        let served = watch::channel(gw.cluster.view().served_head).0;
+        let served = watch::channel(gw.cluster().view().served_head).0;
         Arc::new(Self {
             gw: ArcSwap::new(gw),
             served,
@@ -64,7 +64,7 @@ impl Current {
 
     /// Carries `gw`'s served head into the network's (only forward); runs until aborted.
     pub fn follow(self: &Arc<Self>, gw: &Gateway) -> tokio::task::JoinHandle<()> {
-        let (me, mut rx) = (self.clone(), gw.cluster.tracker.subscribe_served());
+        let (me, mut rx) = (self.clone(), gw.cluster().tracker.subscribe_served());
         tokio::spawn(async move {
             loop {
                 let head = *rx.borrow_and_update();
@@ -99,7 +99,7 @@ impl crate::events::Fetch for Current {
     }
 
     fn dialect(&self) -> crate::methods::Dialect {
-        self.gw().cluster.dialect()
+        self.gw().cluster().dialect()
     }
 }
 
@@ -257,8 +257,8 @@ impl Networks {
 
 async fn probe_chain_id(gw: &Gateway, timeout: Duration) -> Option<u64> {
     let body = bytes::Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"klay_chainID","params":[]}"#);
-    for node in &gw.cluster.nodes {
-        let Ok(reply) = node.post(&gw.cluster.client, body.clone(), timeout).await else {
+    for node in &gw.cluster().nodes {
+        let Ok(reply) = node.post(&gw.cluster().client, body.clone(), timeout).await else {
             continue;
         };
         let id = UpstreamReply::parse(&reply)

@@ -137,28 +137,97 @@ fn throttled_reply(calls: &[Result<Call<'_>, jsonrpc::RpcError>], batch: bool) -
     }
 }
 
-/// What a request handler needs: the cluster, the method table, node-local filter state,
-/// metrics and settings. Built once by `run`; shared by reference.
+/// One network's pipeline: the cluster, the method table, per-sender write state, the tx
+/// records, the cache and coalescer, metrics and settings. Built by [`Gateway::new`] at start
+/// and on a reload; the rest of kengate reads it through a few methods, never its parts.
 #[derive(Debug)]
 pub struct Gateway {
     /// Nodes and the published view.
-    pub cluster: Arc<Cluster>,
+    cluster: Arc<Cluster>,
     /// Method classes and policy.
-    pub methods: MethodTable,
+    methods: MethodTable,
     /// Per-sender write ordering and read-your-writes state.
-    pub senders: Arc<Senders>,
+    senders: Arc<Senders>,
     /// Transaction lifecycle records.
-    pub lifecycle: Lifecycle,
+    lifecycle: Lifecycle,
     /// Final answers (blocks, receipts, mined txs, logs at or below the served head).
-    pub cache: FinalCache,
+    cache: FinalCache,
     /// Identical reads in flight.
-    pub coalescer: Coalescer,
+    coalescer: Coalescer,
     /// Prometheus metrics of this network.
-    pub metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// Per-credential request audit (shared by all networks).
-    pub audit: Arc<Audit>,
+    audit: Arc<Audit>,
     /// Per-call settings.
-    pub settings: Settings,
+    settings: Settings,
+}
+
+/// The gateway a new one replaces (a reload), and whether the node list kept its ids.
+#[derive(Debug, Clone, Copy)]
+pub struct Replacing<'a> {
+    /// The gateway in place.
+    pub old: &'a Gateway,
+    /// Same nodes at the same positions: the per-sender write state carries over.
+    pub same_nodes: bool,
+}
+
+impl Gateway {
+    /// A network's pipeline over `cluster`. Replacing `old`: its per-sender write state is
+    /// kept when the node ids are the same, and its cache when `cache.max_bytes` is.
+    pub fn new(
+        config: &Config,
+        cluster: Arc<Cluster>,
+        lifecycle: Lifecycle,
+        (metrics, audit): (Arc<Metrics>, Arc<Audit>),
+        old: Option<Replacing<'_>>,
+    ) -> Self {
+        let senders = match old {
+            Some(r) if r.same_nodes => r.old.senders.clone(),
+            _ => Arc::new(Senders::new(Duration::from_millis(config.writes.gap_wait_ms))),
+        };
+        let cache = match old {
+            Some(r) if r.old.cache.max_bytes() == config.cache.max_bytes => r.old.cache.clone(),
+            _ => FinalCache::new(config.cache.max_bytes),
+        };
+        Self {
+            cluster,
+            methods: MethodTable::new(&config.methods.allow, &config.methods.deny),
+            senders,
+            lifecycle,
+            cache,
+            coalescer: Coalescer::default(),
+            metrics,
+            audit,
+            settings: Settings::from_config(config),
+        }
+    }
+
+    /// Its nodes, their view and the client to them.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The transaction records (the `/tx` REST API reads them).
+    pub fn tx_records(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Its metrics (a replacing gateway renames them for its node list).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The final-data cache's size: (bytes, entries).
+    pub fn cache_size(&self) -> (u64, u64) {
+        (self.cache.weighted_size(), self.cache.entry_count())
+    }
+
+    /// Brings the sampled gauges (node heads and states, cache size) up to date for a scrape.
+    pub fn sample_metrics(&self) {
+        self.metrics.sample(&self.cluster.view());
+        let (bytes, entries) = self.cache_size();
+        self.metrics.sample_cache(bytes, entries);
+    }
 }
 
 impl crate::txpath::upkeep::WritePath for Gateway {

@@ -245,8 +245,8 @@ impl Live {
             let tasks = crate::gateway_tasks(&net.current, &gw, &next);
             // The old tracker's served head stops where the new one starts: a call that began
             // on the old gateway never saw a head the new one is below.
-            old.cluster.tracker.freeze();
-            gw.cluster.tracker.carry_from(&old.cluster.tracker, &map);
+            old.cluster().tracker.freeze();
+            gw.cluster().tracker.carry_from(&old.cluster().tracker, &map);
             net.current.swap(gw);
             let old_tasks = std::mem::replace(slot, tasks);
             self.retire(old, old_tasks);

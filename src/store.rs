@@ -14,6 +14,8 @@ pub use sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::config::KeyScope;
+
 /// A storage failure.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -197,26 +199,11 @@ pub struct TxPage {
 pub struct KeyRecord {
     /// Key id (`[A-Za-z0-9_-]{1,64}`; generated ones look like `KG` + 20 upper-case alphanumerics).
     pub id: String,
-    /// Free text.
-    #[serde(default)]
-    pub label: String,
     /// SHA-256 of the secret, 64 lowercase hex digits.
     pub secret_sha256: String,
-    /// Networks it may use; empty: all.
-    #[serde(default)]
-    pub networks: Vec<String>,
-    /// Method groups (`read`, `write`) or method names; empty: `read` and `write`.
-    #[serde(default)]
-    pub methods: Vec<String>,
-    /// Client CIDRs it may be used from; empty: any.
-    #[serde(default)]
-    pub ip_allow: Vec<String>,
-    /// Calls per second; `None`: `throttle.per_key`; 0: unlimited.
-    #[serde(default)]
-    pub rps: Option<u32>,
-    /// Bucket size; `None`: `throttle.per_key`.
-    #[serde(default)]
-    pub burst: Option<u32>,
+    /// What it may do (stored inline: `label`, `networks`, `methods`, ...).
+    #[serde(flatten)]
+    pub scope: KeyScope,
     /// A disabled key is refused.
     pub enabled: bool,
     /// Unix time (s) of creation.
@@ -233,12 +220,7 @@ impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRecord")
             .field("id", &self.id)
-            .field("label", &self.label)
-            .field("networks", &self.networks)
-            .field("methods", &self.methods)
-            .field("ip_allow", &self.ip_allow)
-            .field("rps", &self.rps)
-            .field("burst", &self.burst)
+            .field("scope", &self.scope)
             .field("enabled", &self.enabled)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)

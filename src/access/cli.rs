@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use thiserror::Error;
 
 use super::{Access, AccessError, CreatedKey, KeyInfo, NewKey};
-use crate::config::Config;
+use crate::config::{Config, KeyScope};
 use crate::store::{SqliteStore, StoreError};
 
 /// The `keys` subcommands.
@@ -126,12 +126,14 @@ pub fn execute(command: &KeysCommand, access: &Access, out: &mut dyn Write) -> R
     match command {
         KeysCommand::Create(a) => {
             let created = access.create_key(NewKey {
-                label: a.label.clone(),
-                networks: a.networks.clone(),
-                methods: a.methods.clone(),
-                ip_allow: a.ip_allow.clone(),
-                rps: a.rps,
-                burst: a.burst,
+                scope: KeyScope {
+                    label: a.label.clone(),
+                    networks: a.networks.clone(),
+                    methods: a.methods.clone(),
+                    ip_allow: a.ip_allow.clone(),
+                    rps: a.rps,
+                    burst: a.burst,
+                },
                 expires_at: None,
                 expires_in: a.expires_in,
             })?;
@@ -203,12 +205,12 @@ fn print_table(out: &mut dyn Write, keys: &[KeyInfo]) -> std::io::Result<()> {
                 k.id.clone(),
                 k.status.to_owned(),
                 format!("{:?}", k.source).to_lowercase(),
-                list_or_all(&k.networks, "all"),
-                list_or_all(&k.methods, "all"),
-                list_or_all(&k.ip_allow, "any"),
-                format!("{}/{}", rate(k.rps), rate(k.burst)),
+                list_or_all(&k.scope.networks, "all"),
+                list_or_all(&k.scope.methods, "all"),
+                list_or_all(&k.scope.ip_allow, "any"),
+                format!("{}/{}", rate(k.scope.rps), rate(k.scope.burst)),
                 k.expires_at.map_or_else(|| "never".to_owned(), utc),
-                k.label.clone(),
+                k.scope.label.clone(),
             ]
         })
         .collect();

@@ -90,7 +90,7 @@ impl std::fmt::Debug for KeyEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyEntry")
             .field("id", &self.record.id)
-            .field("label", &self.record.label)
+            .field("label", &self.record.scope.label)
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
@@ -108,15 +108,15 @@ impl KeyEntry {
         let field = |f: &str| format!("key {}: {f}", record.id);
         let secret_sha256 = from_hex32(&record.secret_sha256)
             .ok_or_else(|| AccessError::invalid(field("secret_sha256"), "not 64 hex digits"))?;
-        let mut ip_allow = Vec::with_capacity(record.ip_allow.len());
-        for c in &record.ip_allow {
+        let mut ip_allow = Vec::with_capacity(record.scope.ip_allow.len());
+        for c in &record.scope.ip_allow {
             ip_allow.push(
                 parse_net(c).ok_or_else(|| AccessError::invalid(field("ip_allow"), format!("{c:?} is not a CIDR")))?,
             );
         }
         let rate = RateConfig {
-            rps: record.rps.unwrap_or(per_key.rps),
-            burst: record.burst.unwrap_or(per_key.burst),
+            rps: record.scope.rps.unwrap_or(per_key.rps),
+            burst: record.scope.burst.unwrap_or(per_key.burst),
         };
         let bucket = match previous.and_then(|p| p.bucket.as_ref()) {
             Some(b) if b.rate == rate => Some(b.clone()),
@@ -129,7 +129,7 @@ impl KeyEntry {
             }),
         };
         Ok(Self {
-            methods: MethodRule::new(&record.methods),
+            methods: MethodRule::new(&record.scope.methods),
             id: Arc::from(record.id.as_str()),
             record,
             source,
@@ -151,7 +151,7 @@ impl KeyEntry {
 
     /// Its free-text label.
     pub fn label(&self) -> &str {
-        &self.record.label
+        &self.record.scope.label
     }
 
     /// Where it is declared.
@@ -176,7 +176,7 @@ impl KeyEntry {
         if r.expires_at.is_some_and(|t| now >= t) {
             return Err(Denied::Expired);
         }
-        if !r.networks.is_empty() && !r.networks.iter().any(|n| n == network) {
+        if !r.scope.networks.is_empty() && !r.scope.networks.iter().any(|n| n == network) {
             return Err(Denied::NetworkNotAllowed);
         }
         if !self.ip_allow.is_empty() && !contains(&self.ip_allow, ip) {
@@ -231,21 +231,17 @@ impl Caller {
 mod tests {
     use super::*;
     use crate::access::credential::{hash_secret, to_hex};
+    use crate::config::KeyScope;
 
     fn record(id: &str) -> KeyRecord {
         KeyRecord {
             id: id.into(),
-            label: String::new(),
             secret_sha256: to_hex(&hash_secret(b"s")),
-            networks: vec![],
-            methods: vec![],
-            ip_allow: vec![],
-            rps: None,
-            burst: None,
             enabled: true,
             created_at: 1,
             expires_at: None,
             revoked_at: None,
+            scope: KeyScope::default(),
         }
     }
 
@@ -309,13 +305,19 @@ mod tests {
             Ok(()),
         );
         let nets = KeyRecord {
-            networks: vec!["baobab".into()],
+            scope: KeyScope {
+                networks: vec!["baobab".into()],
+                ..Default::default()
+            },
             ..record("a")
         };
         check(nets.clone(), 100, "baobab", v4, Ok(()));
         check(nets, 100, "cypress", v4, Err(Denied::NetworkNotAllowed));
         let ips = KeyRecord {
-            ip_allow: vec!["192.0.2.0/24".into(), "2001:db8::/32".into()],
+            scope: KeyScope {
+                ip_allow: vec!["192.0.2.0/24".into(), "2001:db8::/32".into()],
+                ..Default::default()
+            },
             ..record("a")
         };
         check(ips.clone(), 100, "x", v4, Ok(()));
@@ -341,7 +343,10 @@ mod tests {
         let caller = |methods: &[&str]| Caller {
             ip: ip("192.0.2.1"),
             key: Some(Arc::new(entry(KeyRecord {
-                methods: methods.iter().map(|m| m.to_string()).collect(),
+                scope: KeyScope {
+                    methods: methods.iter().map(|m| m.to_string()).collect(),
+                    ..Default::default()
+                },
                 ..record("a")
             }))),
         };

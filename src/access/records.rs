@@ -8,7 +8,7 @@ use super::client_ip::parse_net;
 use super::credential::{from_hex32, hash_secret, to_hex};
 use super::error::AccessError;
 use super::keys::KeySource;
-use crate::config::{valid_key_id, KeyConfig};
+use crate::config::{valid_key_id, KeyConfig, KeyScope};
 use crate::store::KeyRecord;
 
 /// A key as listed: never the secret or its hash.
@@ -16,22 +16,13 @@ use crate::store::KeyRecord;
 pub struct KeyInfo {
     /// Key id.
     pub id: String,
-    /// Free text.
-    pub label: String,
     /// `config` or `store`.
     pub source: KeySource,
     /// `active`, `disabled`, `expired` or `revoked`.
     pub status: &'static str,
-    /// Networks it may use; empty: all.
-    pub networks: Vec<String>,
-    /// Method groups or names; empty: all.
-    pub methods: Vec<String>,
-    /// Client CIDRs; empty: any.
-    pub ip_allow: Vec<String>,
-    /// Own rate (calls/s); `None`: `throttle.per_key`.
-    pub rps: Option<u32>,
-    /// Own bucket size; `None`: `throttle.per_key`.
-    pub burst: Option<u32>,
+    /// What it may do (listed inline: `label`, `networks`, `methods`, ...).
+    #[serde(flatten)]
+    pub scope: KeyScope,
     /// Unix s; `None` for config keys.
     pub created_at: Option<i64>,
     /// Unix s.
@@ -53,14 +44,9 @@ impl KeyInfo {
         };
         Self {
             id: r.id.clone(),
-            label: r.label.clone(),
             source,
             status,
-            networks: r.networks.clone(),
-            methods: r.methods.clone(),
-            ip_allow: r.ip_allow.clone(),
-            rps: r.rps,
-            burst: r.burst,
+            scope: r.scope.clone(),
             created_at: (source == KeySource::Store).then_some(r.created_at),
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
@@ -91,24 +77,46 @@ impl std::fmt::Debug for CreatedKey {
 
 /// A key to create (CLI arguments or the admin API's JSON body).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "NewKeyJson")]
 pub struct NewKey {
-    /// Free text (at most 200 characters, no control characters).
-    pub label: String,
-    /// Networks it may use; empty: all.
-    pub networks: Vec<String>,
-    /// `read`, `write` or method names; empty: all.
-    pub methods: Vec<String>,
-    /// Client CIDRs or IPs; empty: any.
-    pub ip_allow: Vec<String>,
-    /// Calls per second (0: unlimited); absent: `throttle.per_key`.
-    pub rps: Option<u32>,
-    /// Bucket size; absent: `throttle.per_key`.
-    pub burst: Option<u32>,
+    /// What it may do.
+    pub scope: KeyScope,
     /// Unix time (s) after which it is refused; or
     pub expires_at: Option<i64>,
     /// seconds from now.
     pub expires_in: Option<u64>,
+}
+
+/// `POST /admin/keys`'s body as sent: [`NewKey`] with [`KeyScope`]'s fields inline, and
+/// unknown members refused (serde cannot refuse them through `flatten`).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct NewKeyJson {
+    label: String,
+    networks: Vec<String>,
+    methods: Vec<String>,
+    ip_allow: Vec<String>,
+    rps: Option<u32>,
+    burst: Option<u32>,
+    expires_at: Option<i64>,
+    expires_in: Option<u64>,
+}
+
+impl From<NewKeyJson> for NewKey {
+    fn from(j: NewKeyJson) -> Self {
+        Self {
+            scope: KeyScope {
+                label: j.label,
+                networks: j.networks,
+                methods: j.methods,
+                ip_allow: j.ip_allow,
+                rps: j.rps,
+                burst: j.burst,
+            },
+            expires_at: j.expires_at,
+            expires_in: j.expires_in,
+        }
+    }
 }
 
 fn valid_network_name(n: &str) -> bool {
@@ -142,13 +150,14 @@ impl NewKey {
         networks: &[String],
         now: i64,
     ) -> Result<KeyRecord, AccessError> {
-        if self.label.chars().count() > 200 || self.label.chars().any(char::is_control) {
+        let scope = self.scope;
+        if scope.label.chars().count() > 200 || scope.label.chars().any(char::is_control) {
             return Err(AccessError::invalid(
                 "label",
                 "at most 200 characters, no control characters",
             ));
         }
-        for n in &self.networks {
+        for n in &scope.networks {
             if !valid_network_name(n) {
                 return Err(AccessError::invalid("networks", format!("{n:?} is not a network name")));
             }
@@ -159,14 +168,14 @@ impl NewKey {
                 ));
             }
         }
-        if let Some(m) = self.methods.iter().find(|m| !valid_method_entry(m)) {
+        if let Some(m) = scope.methods.iter().find(|m| !valid_method_entry(m)) {
             return Err(AccessError::invalid(
                 "methods",
                 format!("{m:?} is neither a group (read, write) nor a method name"),
             ));
         }
-        let mut ip_allow = Vec::with_capacity(self.ip_allow.len());
-        for c in &self.ip_allow {
+        let mut ip_allow = Vec::with_capacity(scope.ip_allow.len());
+        for c in &scope.ip_allow {
             let net = parse_net(c)
                 .ok_or_else(|| AccessError::invalid("ip_allow", format!("{c:?} is not a CIDR or an IP address")))?;
             ip_allow.push(net.to_string());
@@ -191,13 +200,15 @@ impl NewKey {
         };
         Ok(KeyRecord {
             id,
-            label: self.label,
             secret_sha256: to_hex(secret_sha256),
-            networks: dedup(self.networks),
-            methods: dedup(self.methods),
-            ip_allow: dedup(ip_allow),
-            rps: self.rps,
-            burst: self.burst,
+            scope: KeyScope {
+                label: scope.label,
+                networks: dedup(scope.networks),
+                methods: dedup(scope.methods),
+                ip_allow: dedup(ip_allow),
+                rps: scope.rps,
+                burst: scope.burst,
+            },
             enabled: true,
             created_at: now,
             expires_at,
@@ -228,20 +239,15 @@ pub(crate) fn record_from_config(k: &KeyConfig, i: usize) -> Result<KeyRecord, A
             ))
         }
     };
-    for c in &k.ip_allow {
+    for c in &k.scope.ip_allow {
         if parse_net(c).is_none() {
             return Err(AccessError::invalid(field("ip_allow"), format!("{c:?} is not a CIDR")));
         }
     }
     Ok(KeyRecord {
         id: k.id.clone(),
-        label: k.label.clone(),
         secret_sha256: to_hex(&hash),
-        networks: k.networks.clone(),
-        methods: k.methods.clone(),
-        ip_allow: k.ip_allow.clone(),
-        rps: k.rps,
-        burst: k.burst,
+        scope: k.scope.clone(),
         enabled: k.enabled,
         created_at: 0,
         expires_at: k.expires_at,
@@ -259,36 +265,51 @@ mod tests {
         let build = |k: NewKey| k.into_record("KGX".into(), &[0; 32], &nets, 1000);
         let err = |k: NewKey| build(k).unwrap_err().to_string();
         let ok = build(NewKey {
-            label: "ci".into(),
-            networks: vec!["baobab".into(), "baobab".into()],
-            methods: vec!["read".into(), "klay_sendRawTransaction".into()],
-            ip_allow: vec!["10.1.2.3/8".into(), "::ffff:192.0.2.1".into()],
-            rps: Some(5),
             expires_in: Some(60),
+            scope: KeyScope {
+                label: "ci".into(),
+                networks: vec!["baobab".into(), "baobab".into()],
+                methods: vec!["read".into(), "klay_sendRawTransaction".into()],
+                ip_allow: vec!["10.1.2.3/8".into(), "::ffff:192.0.2.1".into()],
+                rps: Some(5),
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .unwrap();
-        assert_eq!(ok.networks, ["baobab"]);
-        assert_eq!(ok.ip_allow, ["10.0.0.0/8", "192.0.2.1/32"]);
+        assert_eq!(ok.scope.networks, ["baobab"]);
+        assert_eq!(ok.scope.ip_allow, ["10.0.0.0/8", "192.0.2.1/32"]);
         assert_eq!(ok.expires_at, Some(1060));
         assert_eq!((ok.created_at, ok.enabled, ok.revoked_at), (1000, true, None));
         assert!(err(NewKey {
-            networks: vec!["mainnet".into()],
+            scope: KeyScope {
+                networks: vec!["mainnet".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .contains("no network named"));
         assert!(err(NewKey {
-            networks: vec!["Bad Name".into()],
+            scope: KeyScope {
+                networks: vec!["Bad Name".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .contains("networks"));
         assert!(err(NewKey {
-            methods: vec!["eth call".into()],
+            scope: KeyScope {
+                methods: vec!["eth call".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .contains("methods"));
         assert!(err(NewKey {
-            ip_allow: vec!["10.0.0.0/40".into()],
+            scope: KeyScope {
+                ip_allow: vec!["10.0.0.0/40".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .contains("ip_allow"));
@@ -314,13 +335,19 @@ mod tests {
         })
         .contains("not both"));
         assert!(err(NewKey {
-            label: "a\nb".into(),
+            scope: KeyScope {
+                label: "a\nb".into(),
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .contains("label"));
         // Without a network list, only the name's form is checked.
         assert!(NewKey {
-            networks: vec!["any".into()],
+            scope: KeyScope {
+                networks: vec!["any".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         }
         .into_record("KGX".into(), &[0; 32], &[], 1)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 
 use super::*;
-use crate::config::{KeyConfig, RateConfig};
+use crate::config::{KeyConfig, KeyScope, RateConfig};
 use crate::store::SqliteStore;
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -57,7 +57,10 @@ fn ip(s: &str) -> IpAddr {
 
 fn config_key(id: &str, secret: &str) -> KeyConfig {
     KeyConfig {
-        label: "from config".into(),
+        scope: KeyScope {
+            label: "from config".into(),
+            ..Default::default()
+        },
         ..KeyConfig::new(id, secret)
     }
 }
@@ -85,8 +88,11 @@ fn authenticate_store_and_config_keys() {
     let peer = ip("192.0.2.1");
     let k = a
         .create_key(NewKey {
-            networks: vec!["baobab".into()],
-            ip_allow: vec!["192.0.2.0/24".into()],
+            scope: KeyScope {
+                networks: vec!["baobab".into()],
+                ip_allow: vec!["192.0.2.0/24".into()],
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .unwrap();
@@ -228,7 +234,10 @@ fn rate_limits_per_key_and_per_ip() {
     let k2 = a.create_key(NewKey::default()).unwrap();
     let own = a
         .create_key(NewKey {
-            rps: Some(0),
+            scope: KeyScope {
+                rps: Some(0),
+                ..Default::default()
+            },
             ..NewKey::default()
         })
         .unwrap();
@@ -373,7 +382,7 @@ fn bad_config_is_a_typed_error() {
     })
     .contains("declared twice"));
     let mut bad_cidr = config_key("a", "a-config-secret-123");
-    bad_cidr.ip_allow = vec!["1.2.3.4/99".into()];
+    bad_cidr.scope.ip_allow = vec!["1.2.3.4/99".into()];
     assert!(err(AuthConfig {
         keys: vec![bad_cidr],
         ..AuthConfig::default()

@@ -20,7 +20,7 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     let mut ok = !draining;
     let mut nets = serde_json::Map::new();
     for net in app.networks.iter() {
-        let view = net.gw().cluster.view();
+        let view = net.gw().cluster().view();
         ok &= view.any_in_sync();
         nets.insert(
             net.name.clone(),
@@ -34,7 +34,7 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
     };
     let mut body = json!({ "ready": ok, "draining": draining, "networks": nets });
     if let Some(first) = app.networks.first() {
-        set_member(&mut body, "served_head", json!(first.gw().cluster.view().served_head));
+        set_member(&mut body, "served_head", json!(first.gw().cluster().view().served_head));
     }
     json(status, Bytes::from(body.to_string()))
 }
@@ -42,9 +42,9 @@ pub(super) fn ready(app: &App, draining: bool) -> Resp {
 /// One network's heads, nodes and index.
 fn network_status(net: &Network, index: Option<&crate::index::Index>) -> serde_json::Value {
     let gw = &net.gw();
-    let view = gw.cluster.view();
+    let view = gw.cluster().view();
     let nodes: Vec<_> = gw
-        .cluster
+        .cluster()
         .nodes
         .iter()
         .zip(&view.nodes)
@@ -69,11 +69,11 @@ fn network_status(net: &Network, index: Option<&crate::index::Index>) -> serde_j
     json!({
         "network": net.name,
         "chain_id": net.chain_id(),
-        "dialect": gw.cluster.dialect().as_str(),
+        "dialect": gw.cluster().dialect().as_str(),
         "served_head": view.served_head,
         "highest_head": view.highest,
         "nodes": nodes,
-        "cache": { "bytes": gw.cache.weighted_size(), "entries": gw.cache.entry_count() },
+        "cache": { "bytes": gw.cache_size().0, "entries": gw.cache_size().1 },
         "index": index.and_then(|i| i.status(&net.name)),
     })
 }
@@ -99,10 +99,7 @@ pub(super) fn metrics(app: &App) -> Resp {
         wh.sample();
     }
     for net in app.networks.iter() {
-        let gw = &net.gw();
-        gw.metrics.sample(&gw.cluster.view());
-        gw.metrics
-            .sample_cache(gw.cache.weighted_size(), gw.cache.entry_count());
+        net.gw().sample_metrics();
     }
     let text = crate::metrics::render(&app.registry);
     let mut r = json(StatusCode::OK, Bytes::from(text));

@@ -37,7 +37,7 @@ async fn one(gw: &Gateway, hash: &str) -> Resp {
     if hash.len() != 66 || !hash.starts_with("0x") || !hash[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(StatusCode::BAD_REQUEST, "expected /v1/tx/0x<64 hex digits>");
     }
-    match gw.lifecycle.get(hash.to_owned()).await {
+    match gw.tx_records().get(hash.to_owned()).await {
         Ok(Some(rec)) => json(
             StatusCode::OK,
             Bytes::from(serde_json::to_vec(&rec).unwrap_or_default()),
@@ -92,7 +92,7 @@ async fn list(gw: &Gateway, query: &str) -> Resp {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    match gw.lifecycle.list(q).await {
+    match gw.tx_records().list(q).await {
         Ok(page) => json(
             StatusCode::OK,
             Bytes::from(serde_json::to_vec(&page).unwrap_or_default()),

@@ -114,7 +114,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{AuthConfig, KeyConfig, ThrottleConfig};
+    use crate::config::{AuthConfig, KeyConfig, KeyScope, ThrottleConfig};
     use crate::store::SqliteStore;
 
     fn bearer(token: &str) -> HeaderMap {
@@ -137,7 +137,10 @@ mod tests {
             admin_token: Some("admin-token-0123456789".into()),
             trusted_proxies: vec!["10.0.0.1".into()],
             keys: vec![KeyConfig {
-                label: "from config".into(),
+                scope: KeyScope {
+                    label: "from config".into(),
+                    ..Default::default()
+                },
                 ..KeyConfig::new(id, secret)
             }],
         };

@@ -281,6 +281,7 @@ fn decode_key(json: &str) -> Result<KeyRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KeyScope;
 
     fn rec(i: u64, sender: &str, status: TxStatus) -> TxRecord {
         // Pairs share a millisecond: the cursor must break ties.
@@ -395,17 +396,19 @@ mod tests {
     fn key(id: &str) -> KeyRecord {
         KeyRecord {
             id: id.into(),
-            label: "test".into(),
             secret_sha256: "00".repeat(32),
-            networks: vec![],
-            methods: vec![],
-            ip_allow: vec![],
-            rps: None,
-            burst: None,
             enabled: true,
             created_at: 1,
             expires_at: None,
             revoked_at: None,
+            scope: KeyScope {
+                label: "test".into(),
+                networks: vec![],
+                methods: vec![],
+                ip_allow: vec![],
+                rps: None,
+                burst: None,
+            },
         }
     }
 

@@ -3,7 +3,7 @@
 //! with auth on, accepted with the right secret and refused with a wrong one; and the four
 //! stock clients with the access token in the URL, which is all they can be given.
 
-use kengate::config::KeyConfig;
+use kengate::config::{KeyConfig, KeyScope};
 
 use crate::support::client::Http;
 use crate::support::gate::{test_config, Gate};
@@ -14,7 +14,10 @@ const SECRET: &str = "s3cret-e2e-0123456789/+=";
 
 fn key(id: &str, secret: &str) -> KeyConfig {
     KeyConfig {
-        label: "e2e".into(),
+        scope: KeyScope {
+            label: "e2e".into(),
+            ..Default::default()
+        },
         ..KeyConfig::new(id, secret)
     }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kengate::config::KeyConfig;
+use kengate::config::{KeyConfig, KeyScope};
 use serde_json::{json, Value};
 
 use crate::support::client::{quantity, Http};
@@ -193,7 +193,10 @@ async fn kas_token_history_answers_what_real_clients_did_and_a_kill_9_mid_backfi
     cfg.cluster.poll_interval_ms = 250;
     cfg.auth.enabled = true;
     cfg.auth.keys = vec![KeyConfig {
-        label: "index e2e".into(),
+        scope: KeyScope {
+            label: "index e2e".into(),
+            ..Default::default()
+        },
         ..KeyConfig::new(KEY_ID, SECRET)
     }];
     cfg.index.enabled = true;

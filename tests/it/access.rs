@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use k256::ecdsa::SigningKey;
-use kengate::config::{Config, KeyConfig, NetworkConfig, NodeConfig, RateConfig};
+use kengate::config::{Config, KeyConfig, KeyScope, NetworkConfig, NodeConfig, RateConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -47,22 +47,31 @@ fn basic(user: &str, password: &str) -> String {
 /// A config key with the secret `secret(id)`, allowed everything.
 fn key(id: &str) -> KeyConfig {
     KeyConfig {
-        label: format!("test key {id}"),
+        scope: KeyScope {
+            label: format!("test key {id}"),
+            ..Default::default()
+        },
         ..KeyConfig::new(id, secret(id))
     }
 }
 
 fn limited(id: &str, rps: u32, burst: u32) -> KeyConfig {
     KeyConfig {
-        rps: Some(rps),
-        burst: Some(burst),
+        scope: KeyScope {
+            rps: Some(rps),
+            burst: Some(burst),
+            ..key(id).scope
+        },
         ..key(id)
     }
 }
 
 fn from_ips(id: &str, cidrs: &[&str]) -> KeyConfig {
     KeyConfig {
-        ip_allow: cidrs.iter().map(|c| c.to_string()).collect(),
+        scope: KeyScope {
+            ip_allow: cidrs.iter().map(|c| c.to_string()).collect(),
+            ..key(id).scope
+        },
         ..key(id)
     }
 }
@@ -529,11 +538,17 @@ async fn auth_gate() -> Two {
                 ..key("disabled")
             },
             KeyConfig {
-                networks: vec!["baobab".into()],
+                scope: KeyScope {
+                    networks: vec!["baobab".into()],
+                    ..key("baobab-only").scope
+                },
                 ..key("baobab-only")
             },
             KeyConfig {
-                methods: vec!["read".into()],
+                scope: KeyScope {
+                    methods: vec!["read".into()],
+                    ..key("reader").scope
+                },
                 ..key("reader")
             },
         ];
@@ -1660,7 +1675,10 @@ async fn audit_metrics_count_calls_per_key_and_refusals_per_reason() {
             limited("audited", 1, 2),
             from_ips("ten", &["10.0.0.0/8"]),
             KeyConfig {
-                methods: vec!["read".into()],
+                scope: KeyScope {
+                    methods: vec!["read".into()],
+                    ..key("reader").scope
+                },
                 ..key("reader")
             },
         ];
@@ -1927,7 +1945,10 @@ async fn rest_calls_are_charged_and_permitted_like_methods() {
         c.auth.keys = vec![
             limited("slow", 1, 5),
             KeyConfig {
-                methods: vec!["write".into()],
+                scope: KeyScope {
+                    methods: vec!["write".into()],
+                    ..key("writer").scope
+                },
                 ..key("writer")
             },
         ];

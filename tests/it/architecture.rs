@@ -183,7 +183,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("methods", &[]),
     ("rawtx", &[]),
     ("config", &[]),
-    ("store", &[]),
+    // What kengate persists; an access key's scope is the configuration's `KeyScope`.
+    ("store", &["config"]),
     // Node clients, head tracking, the published view.
     ("cluster", &["config", "jsonrpc", "methods"]),
     ("metrics", &["cluster"]),

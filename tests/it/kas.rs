@@ -732,7 +732,10 @@ async fn over_http_with_access_keys_and_chain_ids() {
     cfg.auth.enabled = true;
     cfg.auth.keys = vec![
         kengate::config::KeyConfig {
-            methods: vec!["kas_tokenHistory".into()],
+            scope: kengate::config::KeyScope {
+                methods: vec!["kas_tokenHistory".into()],
+                ..Default::default()
+            },
             ..kengate::config::KeyConfig::new("reader", "reader-secret-0123456789")
         },
         kengate::config::KeyConfig::new("full", "full-secret-0123456789"),
