@@ -212,8 +212,9 @@ pub struct Hub {
     /// Subscriptions + filters per owner (access key id; "" = anonymous). A std Mutex: held
     /// for an increment, never across `.await`.
     per_owner: Mutex<HashMap<String, usize>>,
-    /// Node WebSockets the pending watcher subscribes to: URL and TLS.
-    node_ws: Vec<NodeWs>,
+    /// Node WebSockets the pending watcher subscribes to: URL and TLS; replaced when a reload
+    /// changes the network's nodes (the watchers follow it).
+    node_ws: tokio::sync::watch::Sender<Arc<Vec<NodeWs>>>,
     counters: EventCounters,
 }
 
@@ -249,9 +250,21 @@ impl Hub {
             demand: Demand::default(),
             polling: polling::Filters::default(),
             per_owner: Mutex::new(HashMap::new()),
-            node_ws,
+            node_ws: tokio::sync::watch::Sender::new(Arc::new(node_ws)),
             counters,
         })
+    }
+
+    /// The network's node WebSockets after a reload: the pending watchers move to them (kept as
+    /// they are when the URLs did not change).
+    pub fn set_node_ws(&self, list: Vec<NodeWs>) {
+        self.node_ws.send_if_modified(|now| {
+            let same = now.len() == list.len() && now.iter().zip(&list).all(|(a, b)| a.url == b.url);
+            if !same {
+                *now = Arc::new(list);
+            }
+            !same
+        });
     }
 
     /// Handles one event method. `session` is the WebSocket connection (`None` over HTTP);

@@ -145,17 +145,7 @@ pub fn build(config: &Config) -> Result<App, StartError> {
         let reg = metrics::network_registry(&mut registry, &net.name);
         let lifecycle = Lifecycle::new(store.clone(), &net.name, i == 0);
         let gw = build_gateway(config, &net, lifecycle, Registration::New(reg), audit.clone())?;
-        let ws = gw
-            .cluster()
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                n.ws.clone().map(|url| events::NodeWs {
-                    url,
-                    tls: n.ws_tls().clone(),
-                })
-            })
-            .collect();
+        let ws = node_ws(&gw);
         let current = networks::Current::new(gw);
         let events = events::Hub::new(config.events.clone(), current.clone(), ws, reg);
         list.push(Network::new(net.name, net.chain_id, current, events));
@@ -329,6 +319,20 @@ fn build_gateway(
         (metrics, audit),
         replacing,
     )))
+}
+
+/// The WebSocket endpoints of a gateway's nodes, for its network's pending-tx watchers.
+pub(crate) fn node_ws(gw: &Gateway) -> Vec<events::NodeWs> {
+    gw.cluster()
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            n.ws.clone().map(|url| events::NodeWs {
+                url,
+                tls: n.ws_tls().clone(),
+            })
+        })
+        .collect()
 }
 
 /// Runs kengate on `listener` until `shutdown` resolves: starts head tracking, serves

@@ -247,6 +247,7 @@ impl Live {
             // on the old gateway never saw a head the new one is below.
             old.cluster().tracker.freeze();
             gw.cluster().tracker.carry_from(&old.cluster().tracker, &map);
+            net.events.set_node_ws(crate::node_ws(&gw));
             net.current.swap(gw);
             let old_tasks = std::mem::replace(slot, tasks);
             self.retire(old, old_tasks);

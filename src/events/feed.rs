@@ -20,11 +20,27 @@ use super::{BlockEvent, Hub, KindLabels, Want};
 /// Starts the feed, the pending watchers (one per node with a WS URL) and the sweeper.
 pub fn spawn(hub: &Arc<Hub>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(follow(hub.clone())), tokio::spawn(sweep(hub.clone()))];
-    let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
-    for node in hub.node_ws.clone() {
-        tasks.push(tokio::spawn(watch_pending(hub.clone(), node, seen.clone())));
-    }
+    tasks.push(tokio::spawn(pending_watchers(hub.clone())));
     tasks
+}
+
+/// One [`watch_pending`] per node WebSocket of the network, started again on the new list
+/// when a reload changes it.
+async fn pending_watchers(hub: Arc<Hub>) {
+    let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+    let mut list = hub.node_ws.subscribe();
+    loop {
+        let nodes = list.borrow_and_update().clone();
+        let mut watchers = tokio::task::JoinSet::new();
+        for node in nodes.iter().cloned() {
+            watchers.spawn(watch_pending(hub.clone(), node, seen.clone()));
+        }
+        // The hub holds the sender for as long as this task holds the hub.
+        if list.changed().await.is_err() {
+            return;
+        }
+        watchers.abort_all();
+    }
 }
 
 async fn follow(hub: Arc<Hub>) {

@@ -250,3 +250,115 @@ async fn keys_on_a_public_address_without_a_private_surface_are_refused_by_a_rel
     assert_eq!(gate.status().await["nodes"][0]["state"], "in_sync");
     gate.stop().await;
 }
+
+/// A node WebSocket that answers `newPendingTransactions` with a stream of hashes starting
+/// `0x{tag}`; counts its open connections.
+async fn pending_ws(tag: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = open.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut n = 0u64;
+                let mut subscribed = false;
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                loop {
+                    tokio::select! {
+                        msg = ws.next() => match msg {
+                            Some(Ok(Message::Text(t))) if t.contains("newPendingTransactions") => {
+                                subscribed = true;
+                                let ok = r#"{"jsonrpc":"2.0","id":1,"result":"0x5ub"}"#;
+                                if ws.send(Message::text(ok)).await.is_err() { break; }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        },
+                        _ = tick.tick(), if subscribed => {
+                            n += 1;
+                            let note = format!(
+                                r#"{{"jsonrpc":"2.0","method":"klay_subscription","params":{{"subscription":"0x5ub","result":"0x{tag}{n:060x}"}}}}"#
+                            );
+                            if ws.send(Message::text(note)).await.is_err() { break; }
+                        }
+                    }
+                }
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (url, open)
+}
+
+#[tokio::test]
+async fn pending_tx_watchers_follow_the_node_list() {
+    let fakes = fake::cluster(&[100, 100]).await;
+    let (ws_a, open_a) = pending_ws("aaaa").await;
+    let (ws_b, open_b) = pending_ws("bbbb").await;
+    let dir = std::env::temp_dir().join(format!("kengate-reload-ws-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    let store = dir.join("kengate.db");
+    let with_ws = |f: &Fake, ws: &str| {
+        let t = toml(&[f], &store, "");
+        t.replace(
+            &format!("http = \"{}\"\n", f.url),
+            &format!("http = \"{}\"\nws = \"{ws}\"\n", f.url),
+        )
+        .replace("[cluster]\n", "[cluster]\nws_heads = false\n")
+    };
+    write(&path, &with_ws(&fakes[0], &ws_a));
+    let gate = Gate::start_from_file(&path).await;
+    gate.wait_all_in_sync().await;
+    let http = Http::default();
+    let filter = http
+        .result(&gate.url, "klay_newPendingTransactionFilter", json!([]))
+        .await;
+    // Polls the filter until a hash starting with `tag` arrives (and `also` holds).
+    let until = |tag: &'static str, also: &'static (dyn Fn() -> bool + Sync)| {
+        let (http, url, filter) = (http.clone(), gate.url.clone(), filter.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = http.result(&url, "klay_getFilterChanges", json!([filter])).await;
+                let seen = got
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|h| h.as_str().is_some_and(|h| h.starts_with(tag))));
+                if seen && also() {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no pending hash {tag}… within 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until("0xaaaa", &|| true).await;
+    assert_eq!(open_b.load(Ordering::SeqCst), 0);
+
+    // The network's node moves to another one with another WebSocket.
+    write(&path, &with_ws(&fakes[1], &ws_b));
+    until("0xbbbb", &|| true).await;
+    // The old node's watcher is gone, not left running beside the new one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while open_a.load(Ordering::SeqCst) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old node's pending watcher is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open_b.load(Ordering::SeqCst), 1);
+    gate.stop().await;
+}
