@@ -529,22 +529,15 @@ impl Gateway {
                 return out;
             }
         };
-        let Ok(elements) = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&reply) else {
+        let Ok(elements) = UpstreamReply::parse_batch(&reply) else {
             return out;
         };
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: usize,
-        }
         let mut answered = 0;
-        for el in elements {
-            let Ok(Id { id }) = serde_json::from_str::<Id>(el.get()) else {
-                continue;
-            };
+        for (id, parsed) in elements {
             let Some((idx, spec, plan, _, key, leader)) = items.get_mut(id) else {
                 continue;
             };
-            let (Ok(parsed), Some(Ok(call))) = (UpstreamReply::parse(el.get().as_bytes()), calls.get(*idx)) else {
+            let Some(Ok(call)) = calls.get(*idx) else {
                 continue;
             };
             if plan.retry_null && parsed.is_null_result() {

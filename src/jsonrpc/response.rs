@@ -92,14 +92,45 @@ pub struct UpstreamReplyError(String);
 impl<'a> UpstreamReply<'a> {
     /// Reads a single (non-batch) upstream reply.
     pub fn parse(body: &'a [u8]) -> Result<Self, UpstreamReplyError> {
-        let mut r: UpstreamReply<'a> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
-        if r.error.is_some_and(|e| e.get() == "null") {
-            r.error = None;
+        let r: UpstreamReply<'a> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
+        r.checked()
+            .ok_or_else(|| UpstreamReplyError("neither result nor error".into()))
+    }
+
+    /// Reads an upstream batch reply in one pass: each element's id, when it is a number (the
+    /// position kengate gave the call), with what [`Self::parse`] reads of it. Elements with
+    /// another id, or neither a result nor an error, are left out.
+    pub fn parse_batch(body: &'a [u8]) -> Result<Vec<(usize, Self)>, UpstreamReplyError> {
+        #[derive(Deserialize)]
+        struct Element<'a> {
+            #[serde(borrow, default)]
+            id: Option<&'a RawValue>,
+            #[serde(borrow, default, deserialize_with = "super::present")]
+            result: Option<&'a RawValue>,
+            #[serde(borrow, default, deserialize_with = "super::present")]
+            error: Option<&'a RawValue>,
         }
-        if r.result.is_none() && r.error.is_none() {
-            return Err(UpstreamReplyError("neither result nor error".into()));
+        let elements: Vec<Element<'a>> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
+        Ok(elements
+            .into_iter()
+            .filter_map(|e| {
+                let id = e.id?.get().parse::<usize>().ok()?;
+                let reply = UpstreamReply {
+                    result: e.result,
+                    error: e.error,
+                }
+                .checked()?;
+                Some((id, reply))
+            })
+            .collect())
+    }
+
+    /// `error: null` read as no error; `None` when neither a result nor an error is left.
+    fn checked(mut self) -> Option<Self> {
+        if self.error.is_some_and(|e| e.get() == "null") {
+            self.error = None;
         }
-        Ok(r)
+        (self.result.is_some() || self.error.is_some()).then_some(self)
     }
 
     /// True when the call succeeded with a `null` result (e.g. "receipt not found").
@@ -255,6 +286,19 @@ mod tests {
         assert_eq!(&r[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#);
         let b = batch_response(&[r.clone(), Bytes::from_static(b"{\"a\":1}\n")]);
         assert_eq!(&b[..], br#"[{"jsonrpc":"2.0","id":1,"result":"0x10"},{"a":1}]"#);
+    }
+
+    #[test]
+    fn batch_replies_are_read_in_one_pass() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},{"id":0,"error":{"code":-1}},
+            {"id":"x","result":1},{"id":2},{"id":3,"result":null,"error":null},{"id":4,"error":null}]"#;
+        let got = UpstreamReply::parse_batch(body).unwrap();
+        let ids: Vec<usize> = got.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 0, 3]);
+        assert_eq!(got[0].1.result.unwrap().get(), "\"0x1\"");
+        assert!(got[1].1.error.is_some());
+        assert!(got[2].1.is_null_result());
+        assert!(UpstreamReply::parse_batch(b"{}").is_err());
     }
 
     #[test]
