@@ -425,8 +425,8 @@ pub struct MethodSpec {
 /// The method tables of both dialects with `proxy.toml` overrides applied; built once at start.
 #[derive(Debug)]
 pub struct MethodTable {
-    klaytn: HashMap<&'static str, MethodSpec>,
-    kaia: HashMap<&'static str, MethodSpec>,
+    klaytn: Table,
+    kaia: Table,
 }
 
 /// Whether and how a method can be called.
@@ -450,7 +450,7 @@ impl MethodTable {
         }
     }
 
-    fn map(&self, dialect: Dialect) -> &HashMap<&'static str, MethodSpec> {
+    fn map(&self, dialect: Dialect) -> &Table {
         match dialect {
             Dialect::Klaytn => &self.klaytn,
             Dialect::Kaia => &self.kaia,
@@ -486,8 +486,12 @@ impl MethodTable {
 
 /// One dialect's table: the shared rows (less those Kaia dropped), then the Kaia rows over
 /// them, then kengate's own method and the operator rows, then `proxy.toml`.
-fn build(dialect: Dialect, allow: &[String], deny: &[String]) -> HashMap<&'static str, MethodSpec> {
-    let mut by_name = HashMap::new();
+/// Method name → row; looked up on every call (aHash: SipHash's DoS resistance buys nothing
+/// for a table whose keys are fixed at build time).
+type Table = HashMap<&'static str, MethodSpec, ahash::RandomState>;
+
+fn build(dialect: Dialect, allow: &[String], deny: &[String]) -> Table {
+    let mut by_name = Table::default();
     let extra: &[_] = match dialect {
         Dialect::Klaytn => &[],
         Dialect::Kaia => KAIA_TABLE,

@@ -34,7 +34,8 @@ const ENTRY_OVERHEAD: usize = 96;
 /// Bounded cache of final answers.
 #[derive(Debug, Clone)]
 pub struct FinalCache {
-    inner: Option<Cache<ReadKey, Bytes>>,
+    /// aHash, as the coalescer's map: a key is a method and its params, hashed on every read.
+    inner: Option<Cache<ReadKey, Bytes, ahash::RandomState>>,
     max_bytes: u64,
 }
 
@@ -45,7 +46,7 @@ impl FinalCache {
             Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|k: &ReadKey, v: &Bytes| weight(k, v))
-                .build()
+                .build_with_hasher(ahash::RandomState::new())
         });
         Self { inner, max_bytes }
     }
