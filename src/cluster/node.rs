@@ -390,7 +390,7 @@ impl Node {
             {
                 (head, None) => head,
                 (head, Some(rest)) => {
-                    let streamed = Streamed::new(self.id, head, rest, timeout, &self.in_flight);
+                    let streamed = Streamed::new(self.id, (head, rest), (timeout, MAX_UPSTREAM_BODY), &self.in_flight);
                     return Ok(Fetched::Streaming(streamed));
                 }
             },

@@ -26,27 +26,41 @@ pub enum Fetched {
     Streaming(Streamed),
 }
 
-/// The rest of a node's reply, as an HTTP body: `head` first, then the node's frames. A gap
-/// longer than the node's upstream timeout between two frames ends it with an error (the
-/// client's connection is closed: the reply cannot be completed any more).
+/// The rest of a node's reply, as an HTTP body: `head` first, then the node's frames. Waiting
+/// longer than the node's upstream timeout for its next frame ends it with an error (the
+/// client's connection is closed: the reply cannot be completed any more); time the client
+/// takes to read does not count.
 #[derive(Debug)]
 pub struct Streamed {
     node: NodeId,
     head: Option<Bytes>,
     rest: Incoming,
     idle: Duration,
+    /// When the node has been silent too long; set when waiting for it starts.
     gap: Pin<Box<Sleep>>,
+    waiting: bool,
+    /// Most bytes [`Self::collect`] reads.
+    max: usize,
     _in_flight: Holding,
 }
 
 impl Streamed {
-    pub(super) fn new(node: NodeId, head: Bytes, rest: Incoming, idle: Duration, in_flight: &Arc<AtomicU32>) -> Self {
+    /// `head` and the `rest` of node `node`'s reply; `idle`: the longest wait for a frame;
+    /// `max`: the most a caller that reads it whole may get.
+    pub(super) fn new(
+        node: NodeId,
+        (head, rest): (Bytes, Incoming),
+        (idle, max): (Duration, usize),
+        in_flight: &Arc<AtomicU32>,
+    ) -> Self {
         Self {
             node,
             head: Some(head),
             rest,
             idle,
             gap: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+            max,
             _in_flight: Holding::enter(in_flight),
         }
     }
@@ -56,9 +70,31 @@ impl Streamed {
         self.head.as_deref().unwrap_or_default()
     }
 
-    /// Reads the rest and returns the whole reply (a caller that cannot stream).
-    pub async fn collect(self) -> Result<Bytes, UpstreamError> {
-        BodyExt::collect(self).await.map(|c| c.to_bytes())
+    /// Reads the rest and returns the whole reply (a caller that cannot stream); past the
+    /// largest reply kengate reads whole, an error.
+    pub async fn collect(mut self) -> Result<Bytes, UpstreamError> {
+        let max = self.max;
+        let mut all = bytes::BytesMut::new();
+        while let Some(frame) = self.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if all.len() + data.len() > max {
+                    return Err(self.fail(UpstreamErrorKind::Io, format!("reply over {max} bytes")));
+                }
+                all.extend_from_slice(&data);
+            }
+        }
+        Ok(all.freeze())
+    }
+
+    /// Pending until the node has been silent for `idle`, then the error that ends the reply.
+    fn poll_gap(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
+        match self.gap.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                let detail = format!("no data for {:?} in the middle of a reply", self.idle);
+                Poll::Ready(Some(Err(self.fail(UpstreamErrorKind::Timeout, detail))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn fail(&self, kind: UpstreamErrorKind, detail: String) -> UpstreamError {
@@ -82,19 +118,20 @@ impl Body for Streamed {
         }
         match Pin::new(&mut this.rest).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = Instant::now() + this.idle;
-                this.gap.as_mut().reset(next);
+                this.waiting = false;
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(UpstreamErrorKind::Io, e.to_string())))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.gap.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let detail = format!("no data for {:?} in the middle of a reply", this.idle);
-                    Poll::Ready(Some(Err(this.fail(UpstreamErrorKind::Timeout, detail))))
+            Poll::Pending => {
+                if !this.waiting {
+                    // The node's silence counts from now: the client may have been slow to ask.
+                    this.waiting = true;
+                    let until = Instant::now() + this.idle;
+                    this.gap.as_mut().reset(until);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                this.poll_gap(cx)
+            }
         }
     }
 

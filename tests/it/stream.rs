@@ -185,6 +185,23 @@ async fn a_node_stalling_mid_reply_ends_the_response_instead_of_hanging() {
 }
 
 #[tokio::test]
+async fn a_client_slower_than_the_upstream_timeout_still_gets_the_whole_reply() {
+    let (fakes, gate, http) = setup(256 * 1024, 1_000).await;
+    let node = &fakes[0];
+    node.set_big_logs(16 * MIB, false, None);
+    let resp = http.post_streaming(&gate.url, logs_call(12)).await;
+    let mut body = resp.into_body();
+    let mut got = BytesMut::new();
+    read_at_least(&mut body, &mut got, (MIB / 2) as usize, Duration::from_secs(10)).await;
+    // The client stops reading for 2.5 upstream timeouts: that is not the node's silence (the
+    // wait for a node's next frame counts from when kengate asks for it; while the client does
+    // not read, kengate does not ask).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    read_at_least(&mut body, &mut got, usize::MAX, Duration::from_secs(10)).await;
+    assert_eq!(got.freeze(), big_text("12", (16 * MIB) as usize, false));
+}
+
+#[tokio::test]
 async fn what_is_not_a_large_result_is_read_whole_and_passed_on_unchanged() {
     let (fakes, gate, http) = setup(256 * 1024, 5_000).await;
     let node = &fakes[0];
