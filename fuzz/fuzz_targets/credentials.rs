@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderMap, HeaderValue};
 use kengate::access::Access;
-use kengate::config::{AuthConfig, KeyConfig, ThrottleConfig};
+use kengate::config::{AuthConfig, KeyConfig, KeyScope, ThrottleConfig};
 use kengate::networks::parse_chain_id;
 use kengate::store::SqliteStore;
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +24,10 @@ fn access() -> Option<&'static Access> {
             enabled: true,
             trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             keys: vec![KeyConfig {
-                networks: vec!["klaytn".into()],
+                scope: KeyScope {
+                    networks: vec!["klaytn".into()],
+                    ..KeyScope::default()
+                },
                 ..KeyConfig::new(ID, SECRET)
             }],
             ..AuthConfig::default()

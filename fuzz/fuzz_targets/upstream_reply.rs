@@ -44,7 +44,10 @@ fn check_batch(parts: &[Bytes]) {
 fuzz_target!(|data: &[u8]| {
     let cut = data.get(..data.len() / 2).unwrap_or_default();
     if jsonrpc::result_follows(cut) {
-        assert!(jsonrpc::result_follows(data), "more bytes changed the streaming decision");
+        assert!(
+            jsonrpc::result_follows(data),
+            "more bytes changed the streaming decision"
+        );
     }
     if let Ok(reply) = UpstreamReply::parse(data) {
         let null = reply.is_null_result();
