@@ -62,13 +62,7 @@ async fn web3py_reads_streamed_replies_exactly_as_the_node_sends_them() {
     assert_eq!(report["mismatches"], serde_json::json!([]), "{report}");
     // The scenario really happened: replies of tens of KB, and kengate streamed them.
     assert!(report["largest"].as_u64().unwrap_or(0) > 20_000, "{report}");
-    let http = crate::support::client::Http::default();
-    let m = http.get(&format!("{}/metrics", gate.url)).await.text();
-    let streamed: u64 = m
-        .lines()
-        .find(|l| l.starts_with("kengate_streamed_replies_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0);
+    let streamed = gate.counter("kengate_streamed_replies_total").await.unwrap_or(0);
     assert!(streamed >= 3, "only {streamed} replies were streamed: {report}");
     gate.stop().await;
 }

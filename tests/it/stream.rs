@@ -52,13 +52,10 @@ async fn read_at_least(body: &mut hyper::body::Incoming, got: &mut BytesMut, n: 
     .unwrap_or_else(|_| panic!("only {} of {n} bytes within {deadline:?}", got.len()));
 }
 
-async fn streamed_count(http: &Http, gate: &Gate) -> u64 {
-    let m = http.get(&format!("{}/metrics", gate.url)).await.text();
-    m.lines()
-        .find(|l| l.starts_with("kengate_streamed_replies_total"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no kengate_streamed_replies_total in /metrics"))
+async fn streamed_count(gate: &Gate) -> u64 {
+    gate.counter("kengate_streamed_replies_total")
+        .await
+        .expect("kengate_streamed_replies_total in /metrics")
 }
 
 /// Waits until the fake has begun `started` and finished `finished` large replies.
@@ -96,14 +93,14 @@ async fn a_large_reply_reaches_the_client_while_the_node_is_still_sending_it() {
         "not byte for byte"
     );
     wait_big(node, 1, 1).await;
-    assert_eq!(streamed_count(&http, &gate).await, 1);
+    assert_eq!(streamed_count(&gate).await, 1);
 
     // Never cached: the same call goes to the node again, and is whole again.
     node.set_big_logs(6 * MIB, false, None);
     let again = http.post(&gate.url, logs_call(8)).await;
     assert_eq!(again.body, big_text("8", (6 * MIB) as usize, false));
     assert_eq!(node.big_replies(), (2, 2));
-    assert_eq!(streamed_count(&http, &gate).await, 2);
+    assert_eq!(streamed_count(&gate).await, 2);
 }
 
 #[tokio::test]
@@ -126,7 +123,7 @@ async fn a_reply_declared_large_is_passed_on_from_its_first_bytes() {
     node.release();
     read_at_least(&mut body, &mut got, usize::MAX, Duration::from_secs(10)).await;
     assert_eq!(got.freeze(), want);
-    assert_eq!(streamed_count(&http, &gate).await, 1);
+    assert_eq!(streamed_count(&gate).await, 1);
 }
 
 #[tokio::test]
@@ -216,7 +213,7 @@ async fn what_is_not_a_large_result_is_read_whole_and_passed_on_unchanged() {
     let r = http.post(&gate.url, logs_call(6)).await;
     assert_eq!(r.body, big_text("6", 200 * 1024, false));
     assert_eq!(node.big_replies(), (2, 2), "the kept reply was asked for again");
-    assert_eq!(streamed_count(&http, &gate).await, 0);
+    assert_eq!(streamed_count(&gate).await, 0);
 }
 
 #[tokio::test]
@@ -231,5 +228,5 @@ async fn streaming_off_reads_every_reply_whole() {
     };
     let (r, ()) = tokio::join!(call, release);
     assert_eq!(r.body, big_text("9", (3 * MIB) as usize, false));
-    assert_eq!(streamed_count(&http, &gate).await, 0);
+    assert_eq!(streamed_count(&gate).await, 0);
 }

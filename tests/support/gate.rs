@@ -126,6 +126,14 @@ impl Gate {
         })
     }
 
+    /// A counter's value in `/metrics` (its first series); `None` when it is not there.
+    pub async fn counter(&self, name: &str) -> Option<u64> {
+        let m = Http::default().get(&format!("{}/metrics", self.url)).await.text();
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     pub async fn status(&self) -> Value {
         status(&Http::default(), &self.status_url, self.admin.as_deref()).await
     }
