@@ -4,10 +4,12 @@
 //! Architecture invariant: only the [`tracker::Tracker`] writes the view; everything else
 //! reads snapshots.
 
+pub mod h1;
 mod heads;
 mod health;
 mod node;
 mod outliers;
+mod relay;
 mod software;
 mod stream;
 mod tls;

@@ -1,5 +1,7 @@
-//! One upstream node: its URLs, live load/latency figures, and JSON-RPC calls over the
-//! shared pooled hyper client. Errors are data (kind + retryability), never strings to match.
+//! One upstream node: its URLs, live load/latency figures, and JSON-RPC calls — over
+//! kengate's own HTTP/1.1 client ([`super::relay`]) to an `http://` node, over the shared
+//! pooled hyper client to an `https://` one. Errors are data (kind + retryability), never
+//! strings to match.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,13 +11,13 @@ use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use thiserror::Error;
 
-use super::stream::{Fetched, Streamed};
+use super::relay::Relay;
+use super::stream::{Fetched, Source, Streamed};
 use crate::config::NodeTlsConfig;
 
 /// Index of a node in the configured node list.
@@ -204,6 +206,8 @@ pub struct Node {
     tls: Arc<rustls::ClientConfig>,
     /// Its own HTTP client, when it has TLS settings of its own.
     own_client: Option<UpstreamClient>,
+    /// kengate's own HTTP/1.1 client and connection pool, for an `http://` node.
+    relay: Option<Relay>,
     /// Calls, failures and latency over the last seconds (outlier ejection).
     pub outcomes: super::Outcomes,
     /// The software it runs, once probed (`software`).
@@ -228,6 +232,14 @@ impl Node {
             ws_error: Mutex::new(None),
             outcomes: super::Outcomes::default(),
             own_client: own_tls.then(|| UpstreamClient::new(tls.clone())),
+            relay: (http.scheme() == Some(&http::uri::Scheme::HTTP) && !own_tls)
+                .then(|| {
+                    Relay::new(
+                        &without_userinfo(&http),
+                        basic_auth(&http).as_ref().map(HeaderValue::as_bytes),
+                    )
+                })
+                .flatten(),
             tls,
             shown: super::shown_url(&http.to_string(), hide_path),
             shown_ws: ws.as_deref().map(|w| super::shown_url(w, hide_path)),
@@ -349,6 +361,60 @@ impl Node {
         timeout: Duration,
         stream_after: Option<usize>,
     ) -> Result<Fetched, UpstreamError> {
+        let (status, declared, mut source) = match &self.relay {
+            Some(relay) => {
+                let reply = relay
+                    .send(&body)
+                    .await
+                    .map_err(|(kind, detail)| self.err(kind, detail))?;
+                (reply.status, reply.declared, Source::Relay(reply.body))
+            }
+            None => self.send_hyper(client, body).await?,
+        };
+        let stream_after = stream_after.filter(|&n| status == 200 && declared.is_none_or(|d| d > n as u64));
+        let body = match stream_after {
+            None => match source {
+                Source::Relay(body) => body
+                    .whole(MAX_UPSTREAM_BODY)
+                    .await
+                    .map_err(|e| self.err(UpstreamErrorKind::Io, e))?,
+                Source::Hyper(body) => Limited::new(body, MAX_UPSTREAM_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
+                    .to_bytes(),
+            },
+            // A declared length past the limit settles "large" at once: only the envelope is read
+            // before passing the reply on. Without one (chunked), `limit` bytes are read first.
+            Some(limit) => {
+                let limit = declared.map_or(limit, |_| ENVELOPE_BYTES.min(limit));
+                let head = self.read_head(&mut source, limit).await?;
+                if !source.is_end_stream() {
+                    let streamed =
+                        Streamed::new(self.id, (head, source), (timeout, MAX_UPSTREAM_BODY), &self.in_flight);
+                    return Ok(Fetched::Streaming(streamed));
+                }
+                head
+            }
+        };
+        if status != 200 {
+            let snippet = String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned();
+            let shown = StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+            return Err(self.err(
+                UpstreamErrorKind::Status(status),
+                format!("HTTP {shown}: {}", snippet.trim_end()),
+            ));
+        }
+        Ok(Fetched::Whole(body))
+    }
+
+    /// Sends `body` through hyper's client (an `https://` node, or one with TLS settings of
+    /// its own): the status, the declared length and the body to read.
+    async fn send_hyper(
+        &self,
+        client: &UpstreamClient,
+        body: Bytes,
+    ) -> Result<(u16, Option<u64>, Source), UpstreamError> {
         let req = Request::builder()
             .method(Method::POST)
             .uri(self.target.clone())
@@ -369,60 +435,30 @@ impl Node {
             };
             self.err(kind, super::tls::error_chain(&e))
         })?;
-        let status = resp.status();
         let declared = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let stream_after = stream_after.filter(|&n| status == StatusCode::OK && declared.is_none_or(|d| d > n as u64));
-        let body = match stream_after {
-            None => Limited::new(resp.into_body(), MAX_UPSTREAM_BODY)
-                .collect()
-                .await
-                .map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?
-                .to_bytes(),
-            // A declared length past the limit settles "large" at once: only the envelope is read
-            // before passing the reply on. Without one (chunked), `limit` bytes are read first.
-            Some(limit) => match self
-                .read_head(resp.into_body(), declared.map_or(limit, |_| ENVELOPE_BYTES.min(limit)))
-                .await?
-            {
-                (head, None) => head,
-                (head, Some(rest)) => {
-                    let streamed = Streamed::new(self.id, (head, rest), (timeout, MAX_UPSTREAM_BODY), &self.in_flight);
-                    return Ok(Fetched::Streaming(streamed));
-                }
-            },
-        };
-        if status != StatusCode::OK {
-            let snippet = String::from_utf8_lossy(body.get(..200).unwrap_or(&body)).into_owned();
-            return Err(self.err(
-                UpstreamErrorKind::Status(status.as_u16()),
-                format!("HTTP {status}: {}", snippet.trim_end()),
-            ));
-        }
-        Ok(Fetched::Whole(body))
+        Ok((resp.status().as_u16(), declared, Source::Hyper(resp.into_body())))
     }
 
-    /// Reads `body` until it ends or passes `limit` bytes: the bytes read, and the rest of
-    /// the body when there is more.
-    async fn read_head(&self, mut body: Incoming, limit: usize) -> Result<(Bytes, Option<Incoming>), UpstreamError> {
+    /// Reads `body` until it ends or passes `limit` bytes: the bytes read (the rest, if any,
+    /// stays in `body`).
+    async fn read_head(&self, body: &mut Source, limit: usize) -> Result<Bytes, UpstreamError> {
         let mut head = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| self.err(UpstreamErrorKind::Io, e.to_string()))?;
-            if let Ok(data) = frame.into_data() {
-                if head.is_empty() && body.is_end_stream() {
-                    // One frame, the whole reply: no copy.
-                    return Ok((data, None));
-                }
-                head.extend_from_slice(&data);
-                if head.len() > limit {
-                    return Ok((head.freeze(), Some(body)));
-                }
+        while let Some(data) = body.data().await {
+            let data = data.map_err(|e| self.err(UpstreamErrorKind::Io, e))?;
+            if head.is_empty() && body.is_end_stream() {
+                // One frame, the whole reply: no copy.
+                return Ok(data);
+            }
+            head.extend_from_slice(&data);
+            if head.len() > limit {
+                break;
             }
         }
-        Ok((head.freeze(), None))
+        Ok(head.freeze())
     }
 
     fn record_latency(&self, d: Duration) {

@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::relay;
 use super::{NodeId, UpstreamError, UpstreamErrorKind};
 
 /// What a node sent back: the whole body, or — once it ran past the caller's threshold —
@@ -34,7 +35,7 @@ pub enum Fetched {
 pub struct Streamed {
     node: NodeId,
     head: Option<Bytes>,
-    rest: Incoming,
+    rest: Source,
     idle: Duration,
     /// When the node has been silent too long; set when waiting for it starts.
     gap: Pin<Box<Sleep>>,
@@ -49,7 +50,7 @@ impl Streamed {
     /// `max`: the most a caller that reads it whole may get.
     pub(super) fn new(
         node: NodeId,
-        (head, rest): (Bytes, Incoming),
+        (head, rest): (Bytes, Source),
         (idle, max): (Duration, usize),
         in_flight: &Arc<AtomicU32>,
     ) -> Self {
@@ -116,12 +117,12 @@ impl Body for Streamed {
         if let Some(head) = this.head.take() {
             return Poll::Ready(Some(Ok(Frame::data(head))));
         }
-        match Pin::new(&mut this.rest).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+        match this.rest.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
                 this.waiting = false;
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(UpstreamErrorKind::Io, e.to_string())))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(this.fail(UpstreamErrorKind::Io, e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if !this.waiting {
@@ -148,6 +149,57 @@ impl Body for Streamed {
             hint.set_upper(upper.saturating_add(head));
         }
         hint
+    }
+}
+
+/// Where a node's body comes from: kengate's own client ([`relay`], `http://` nodes) or
+/// hyper's (`https://` nodes).
+#[derive(Debug)]
+pub(super) enum Source {
+    Relay(relay::Body),
+    Hyper(Incoming),
+}
+
+impl Source {
+    /// The next bytes of the body; `None` at its end.
+    pub(super) async fn data(&mut self) -> Option<Result<Bytes, String>> {
+        std::future::poll_fn(|cx| self.poll_data(cx)).await
+    }
+
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
+        match self {
+            Self::Relay(body) => body.poll_next(cx),
+            Self::Hyper(body) => loop {
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => return Poll::Ready(Some(Ok(data))),
+                        // Trailers: nothing to pass on.
+                        Err(_) => continue,
+                    },
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.to_string()))),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
+        }
+    }
+
+    /// Whether the body has ended.
+    pub(super) fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Relay(body) => body.is_end(),
+            Self::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Relay(body) => match body.remaining() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
+            Self::Hyper(body) => body.size_hint(),
+        }
     }
 }
 

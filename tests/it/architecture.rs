@@ -477,6 +477,11 @@ fn only_server_names_http_types() {
             "the upstream HTTP client: requests to nodes and their statuses",
         ),
         (
+            "cluster/relay.rs",
+            "kengate's own HTTP/1.1 client to http:// nodes (the forwarding path)",
+        ),
+        ("cluster/h1.rs", "the relay's HTTP/1.1 reply framing, without IO"),
+        (
             "cluster/stream.rs",
             "a node's large reply, passed on to the client as the HTTP body it arrived as",
         ),
@@ -488,6 +493,7 @@ fn only_server_names_http_types() {
     ];
     const HTTP: &[&str] = &[
         "hyper::",
+        "httparse::",
         "hyper_util::",
         "hyper_rustls::",
         "http::",
