@@ -1,6 +1,8 @@
 //! Fuzz target: arbitrary request bodies through the parser, the method table and the routing
-//! planner, the way the per-call pipeline uses them. Owns the invariants "never panics" and
-//! "every answer kengate builds from client input (errors, local results, batches) is valid JSON".
+//! planner, the way the per-call pipeline uses them. Owns the invariants "never panics",
+//! "every answer kengate builds from client input (errors, local results, batches) is valid JSON"
+//! and "the one-pass parse (`parse_body`) reads every body as the checked one
+//! (`parse_body_checked`) does".
 #![no_main]
 
 use std::sync::LazyLock;
@@ -153,7 +155,14 @@ fn element(el: &Result<Call<'_>, RpcError>, fx: &Fixture, view: &ClusterView) ->
 
 fuzz_target!(|data: &[u8]| {
     let fx = &*FIXTURE;
-    let incoming = match jsonrpc::parse_body(data, MAX_BATCH) {
+    let parsed = jsonrpc::parse_body(data, MAX_BATCH);
+    // `RawValue` has no `Eq`: the two parses compare through `Debug`, which shows every slice.
+    assert_eq!(
+        format!("{parsed:?}"),
+        format!("{:?}", jsonrpc::parse_body_checked(data, MAX_BATCH)),
+        "the one-pass parse differs from the checked one"
+    );
+    let incoming = match parsed {
         Ok(i) => i,
         Err(e) => {
             error_bytes(None, &e.to_rpc());

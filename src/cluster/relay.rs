@@ -28,6 +28,8 @@ const IDLE_FOR: Duration = Duration::from_secs(60);
 const READ_CHUNK: usize = 8 * 1024;
 /// Most bytes read ahead per read of a large body passed on as it arrives.
 const STREAM_READ: usize = 64 * 1024;
+/// Most bytes reserved at once for a reply of declared length read whole.
+const FILL_STEP: usize = 1024 * 1024;
 /// A request body up to this size is copied behind the head and sent in one write.
 const ONE_WRITE: usize = 64 * 1024;
 
@@ -287,13 +289,13 @@ impl Conn {
     }
 
     /// Reads until `n` bytes are buffered (or the node closes: the decoder then says what
-    /// that means), into one allocation.
+    /// that means): a reply up to [`FILL_STEP`] into one allocation, a larger one growing by
+    /// doubling as its bytes arrive rather than reserved whole on the node's word.
     async fn fill(&mut self, n: usize) -> Result<(), String> {
-        if self.buf.len() >= n {
-            return Ok(());
-        }
-        self.buf.reserve(n - self.buf.len());
         while self.buf.len() < n {
+            if self.buf.capacity() == self.buf.len() {
+                self.buf.reserve((n - self.buf.len()).min(FILL_STEP));
+            }
             match self.stream.read_buf(&mut self.buf).await {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}

@@ -98,7 +98,118 @@ fn cow_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str
 }
 
 /// Parses a request body. Whitespace around the JSON is allowed.
+///
+/// One pass over the bytes where the body is well formed: a single call is read straight into
+/// its fields, a batch is split into its elements by [`split_array`] and each element read once.
+/// Anything else — a syntax error, an element that is not a call, a batch over the limit —
+/// goes to [`parse_body_checked`], which validates the whole body first; the two agree on
+/// every input (`fuzz/fuzz_targets/jsonrpc_body.rs` checks it).
 pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let fast = match first {
+        Some(b'[') => fast_batch(body, max_batch).map(Incoming::Batch),
+        Some(b'{') => std::str::from_utf8(body)
+            .ok()
+            .and_then(|s| parse_call_str(s).ok())
+            .map(|c| Incoming::Single(Ok(c))),
+        _ => None,
+    };
+    match fast {
+        Some(incoming) => Ok(incoming),
+        None => parse_body_checked(body, max_batch),
+    }
+}
+
+/// A batch whose array is well formed, within the size limit, and whose elements
+/// are each valid JSON (a call, or not a call); `None` for anything else.
+fn fast_batch(body: &[u8], max_batch: usize) -> Option<Vec<Result<Call<'_>, RpcError>>> {
+    let elems = split_array(body)?;
+    if elems.is_empty() || elems.len() > max_batch {
+        return None;
+    }
+    elems
+        .into_iter()
+        .map(|e| {
+            let s = std::str::from_utf8(e).ok()?;
+            match parse_call_str(s) {
+                Ok(c) => Some(Ok(c)),
+                // Not a call: its place holds the error, if it is valid JSON at all.
+                Err(err) => serde_json::from_str::<serde::de::IgnoredAny>(s)
+                    .is_ok()
+                    .then_some(Err(err)),
+            }
+        })
+        .collect()
+}
+
+/// The elements of a JSON array, found by their brackets, strings and commas without reading
+/// them (each is parsed on its own next, which validates it): `None` when the array itself is
+/// not well formed.
+fn split_array(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut i = body.iter().position(|b| !is_json_ws(*b))?;
+    if body.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    let mut elems = Vec::with_capacity(16);
+    let mut depth = 1usize;
+    let mut start = i;
+    loop {
+        // The next structural byte; everything between is a scalar's or whitespace.
+        i += body.get(i..)?.iter().position(|&b| is_structural(b))?;
+        let b = *body.get(i)?;
+        i += 1;
+        match b {
+            b'"' => loop {
+                // The string's end: the next quote not escaped by a backslash.
+                i += memchr::memchr2(b'"', b'\\', body.get(i..)?)?;
+                let quote = *body.get(i)? == b'"';
+                i += if quote { 1 } else { 2 };
+                if quote {
+                    break;
+                }
+            },
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth > 1 => depth -= 1,
+            b',' | b']' if depth == 1 => {
+                let elem = trim_json_ws(body.get(start..i - 1)?)?;
+                match (elem.is_empty(), b) {
+                    // `[]` (and `[ ]`): no elements.
+                    (true, b']') if elems.is_empty() => {}
+                    (true, _) => return None,
+                    (false, _) => elems.push(elem),
+                }
+                if b == b']' {
+                    return body.get(i..)?.iter().all(|b| is_json_ws(*b)).then_some(elems);
+                }
+                start = i;
+            }
+            // `}` closing the array, or `,` inside an element.
+            _ if b == b',' => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The bytes [`split_array`] stops at: quotes, brackets and commas.
+fn is_structural(b: u8) -> bool {
+    matches!(b, b'"' | b'{' | b'}' | b'[' | b']' | b',')
+}
+
+/// JSON's whitespace (not `is_ascii_whitespace`, which takes form feed too).
+fn is_json_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// `s` without JSON whitespace around it.
+fn trim_json_ws(s: &[u8]) -> Option<&[u8]> {
+    let from = s.iter().position(|b| !is_json_ws(*b)).unwrap_or(s.len());
+    let to = s.iter().rposition(|b| !is_json_ws(*b)).map_or(from, |i| i + 1);
+    s.get(from..to)
+}
+
+/// [`parse_body`]'s reference: the whole body is validated as JSON first, then each call read.
+pub fn parse_body_checked(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     match first {
         Some(b'[') => {
@@ -112,11 +223,13 @@ pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseEr
                     max: max_batch,
                 });
             }
-            Ok(Incoming::Batch(elems.into_iter().map(parse_call).collect()))
+            Ok(Incoming::Batch(
+                elems.into_iter().map(|e| parse_call_str(e.get())).collect(),
+            ))
         }
         Some(b'{') => {
             let raw: &RawValue = serde_json::from_slice(body).map_err(classify)?;
-            Ok(Incoming::Single(parse_call(raw)))
+            Ok(Incoming::Single(parse_call_str(raw.get())))
         }
         None => Err(ParseError::Json("empty body".into())),
         Some(_) => {
@@ -137,9 +250,10 @@ fn classify(e: serde_json::Error) -> ParseError {
     }
 }
 
-fn parse_call(raw: &RawValue) -> Result<Call<'_>, RpcError> {
+/// One call from its JSON text.
+fn parse_call_str(raw: &str) -> Result<Call<'_>, RpcError> {
     let invalid = |msg: String| RpcError::new(codes::INVALID_REQUEST, msg);
-    let rc: RawCall<'_> = serde_json::from_str(raw.get()).map_err(|e| invalid(format!("invalid request: {e}")))?;
+    let rc: RawCall<'_> = serde_json::from_str(raw).map_err(|e| invalid(format!("invalid request: {e}")))?;
     if rc.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return Err(invalid("invalid request: jsonrpc must be \"2.0\"".into()));
     }
@@ -186,6 +300,65 @@ pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `parse_body` and its reference agree (compared through `Debug`: `RawValue` has no `Eq`).
+    fn agree(body: &str, max: usize) {
+        assert_eq!(
+            format!("{:?}", parse_body(body.as_bytes(), max)),
+            format!("{:?}", parse_body_checked(body.as_bytes(), max)),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn the_one_pass_parse_agrees_with_the_checked_one() {
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"klay_getBalance","params":["0x01","latest"]}"#;
+        for body in [
+            call.to_owned(),
+            format!(" \n{call}\t"),
+            format!("[{call}]"),
+            format!("[ {call} , {call},{call} ]\n"),
+            format!(r#"[{call}, 1, "x", {{"id":2}}, null, [], {{"jsonrpc":"1.0","method":"m"}}]"#),
+            format!(r#"[{call}, {{"method":"a\"],}}{{[","jsonrpc":"2.0","id":"\\"}}]"#),
+            format!("[{call},]"),
+            format!("[,{call}]"),
+            format!("[{call} {call}]"),
+            format!("[{call}] x"),
+            format!("[{call}"),
+            format!("[{call}}}]"),
+            format!(r#"[{call}, {{"id":1, "x": tru}}]"#),
+            format!(r#"[{{"method": 1, "x": tru}}, {call}]"#),
+            r#"[{"method":"m","params":[1}]}]"#.to_owned(),
+            "[]".to_owned(),
+            " [ ] ".to_owned(),
+            "[1,2,3,4,5,6,7,8,9,10,11]".to_owned(),
+            "[1,2,3,4,5,6,7,8,9,10,11".to_owned(),
+            r#"{"jsonrpc":"2.0","method":"m","method":"n"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","method":"m"} {"#.to_owned(),
+            r#"{"jsonrpc":"2.0","method":"\u0041"}"#.to_owned(),
+            "\"str\"".to_owned(),
+            "".to_owned(),
+            "[\"\\\"]\"]".to_owned(),
+        ] {
+            agree(&body, 10);
+        }
+        agree("[\u{ff}]", 10);
+        agree(&format!("[{call}]\x0c"), 10);
+        agree(&format!("[\x0c{call}]"), 10);
+        agree(&format!("\x0c[{call}]"), 10);
+        let deep = format!("[{}{}]", "[".repeat(300), "]".repeat(300));
+        agree(&deep, 10);
+    }
+
+    #[test]
+    fn a_batch_is_split_at_its_own_commas_only() {
+        let elems = split_array(br#" [ {"a":[1,2],"b":"x,]\"}"} ,2, "y" ]  "#).unwrap();
+        assert_eq!(elems, vec![&br#"{"a":[1,2],"b":"x,]\"}"}"#[..], b"2", br#""y""#]);
+        assert_eq!(split_array(b"[]"), Some(vec![]));
+        for bad in [&b"[1,]"[..], b"[,1]", b"[1", b"[1] 2", b"[}", b"{}", b"[\"]"] {
+            assert_eq!(split_array(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     fn single(body: &str) -> Result<Call<'_>, RpcError> {
         match parse_body(body.as_bytes(), 10) {
