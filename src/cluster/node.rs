@@ -226,25 +226,23 @@ impl Node {
         tls: Arc<rustls::ClientConfig>,
         own_tls: bool,
     ) -> Self {
+        let target = without_userinfo(&http);
+        let basic = basic_auth(&http);
+        let relay = (http.scheme() == Some(&http::uri::Scheme::HTTP) && !own_tls)
+            .then(|| Relay::new(&target, basic.as_ref().map(HeaderValue::as_bytes)))
+            .flatten();
         Self {
             id,
             name,
             ws_error: Mutex::new(None),
             outcomes: super::Outcomes::default(),
             own_client: own_tls.then(|| UpstreamClient::new(tls.clone())),
-            relay: (http.scheme() == Some(&http::uri::Scheme::HTTP) && !own_tls)
-                .then(|| {
-                    Relay::new(
-                        &without_userinfo(&http),
-                        basic_auth(&http).as_ref().map(HeaderValue::as_bytes),
-                    )
-                })
-                .flatten(),
+            relay,
             tls,
             shown: super::shown_url(&http.to_string(), hide_path),
             shown_ws: ws.as_deref().map(|w| super::shown_url(w, hide_path)),
-            target: without_userinfo(&http),
-            basic: basic_auth(&http),
+            target,
+            basic,
             http,
             ws,
             in_flight: Arc::new(AtomicU32::new(0)),

@@ -141,18 +141,14 @@ impl Body {
             if left > max {
                 return Err(format!("the node declared a reply of {left} bytes, over {max}"));
             }
-            let conn = self
-                .conn
-                .as_mut()
-                .ok_or_else(|| "the reply was already read".to_owned())?;
-            conn.fill(left).await?;
+            if let Some(conn) = self.conn.as_mut() {
+                conn.fill(left).await?;
+            }
         }
+        // All of it in the first part (its connection already back in the pool): no copy.
         let first = match self.next().await? {
             None => return Ok(Bytes::new()),
-            Some(b) if self.decoder.is_done() => {
-                self.finish();
-                return Ok(b);
-            }
+            Some(b) if self.decoder.is_done() => return Ok(b),
             Some(b) => b,
         };
         let mut all = BytesMut::from(&first[..]);
