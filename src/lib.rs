@@ -23,8 +23,9 @@
 //!
 //! Which module may import which: the table in `tests/it/architecture.rs` (no cycles).
 //!
-//! The hot path reads top to bottom: `server::rpc` → `proxy::Gateway::handle_streaming` →
-//! `routing::plan` → `proxy::forward` → `cluster::Node::fetch` → `cluster/relay.rs`.
+//! The hot path reads top to bottom: `server/front.rs` (a plain JSON-RPC POST, without hyper) →
+//! `server::rpc_body` → `proxy::Gateway::handle_streaming` → `routing::plan` → `proxy::forward`
+//! → `cluster::Node::fetch` → `cluster/relay.rs`.
 
 // No `unwrap()` / `expect()` and no panicking index or slice outside tests: a failure is a
 // typed error, never a panic (clippy.toml allows all three in `#[cfg(test)]` code).

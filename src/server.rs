@@ -16,6 +16,7 @@ mod body;
 mod cors;
 mod domain;
 mod edge;
+mod front;
 mod kas;
 mod keys;
 mod linger;
@@ -25,6 +26,11 @@ mod ws;
 
 pub use cors::Cors;
 pub use edge::EdgeLimits;
+/// The plain front's reading of a client's request head, for the fuzzer (`client_head`).
+#[doc(hidden)]
+pub use front::{
+    classify as front_classify, owned_head as front_owned_head, Head as FrontHead, Verdict as FrontVerdict,
+};
 pub use tls::ServerTls;
 
 use std::convert::Infallible;
@@ -35,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -224,8 +230,12 @@ pub async fn serve(
 }
 
 /// Serves one connection: TLS first where the listener has it, then HTTP/2 when the client
-/// chose it by ALPN, HTTP/1.1 (with WebSocket upgrades) otherwise; on shutdown, the request in
-/// flight finishes and the connection closes.
+/// chose it by ALPN, HTTP/1.1 (with WebSocket upgrades) otherwise — a plain public connection
+/// starts in the front (`front.rs`: JSON-RPC POSTs without hyper) and goes to hyper for the rest
+/// of its life at the first request the front does not serve; on shutdown, the request in
+/// flight finishes and the connection closes. Each stage is boxed: the task holds only the
+/// stage this connection is in (an idle connection in the front holds no hyper state, TLS
+/// session or HTTP/2 room).
 async fn connection(
     ctx: Arc<Ctx>,
     surface: Surface,
@@ -235,10 +245,106 @@ async fn connection(
     tls: Option<Arc<ServerTls>>,
 ) {
     let mut closing = place.closing.clone();
-    let settings = ctx.settings();
-    let (read_timeout, max_head) = (settings.header_read_timeout, settings.max_header_bytes);
     let io = linger::Lingering::new(stream, place.clone());
-    let svc = service_fn(move |req| {
+    let io = match (tls, surface) {
+        (Some(tls), _) => {
+            return Box::pin(over_tls(ctx, surface, peer, place, io, tls, closing)).await;
+        }
+        (None, Surface::Public { .. }) => {
+            match Box::pin(front::serve(ctx.clone(), peer, place.clone(), io, &mut closing)).await {
+                front::Outcome::Closed => return,
+                front::Outcome::HandOff(rewind) => rewind,
+            }
+        }
+        (None, Surface::Admin) => front::Rewind::new(Bytes::new(), io),
+    };
+    let svc = service(ctx.clone(), surface, peer, place);
+    let res = Box::pin(drive(
+        h1(&ctx.settings())
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades(),
+        &mut closing,
+        |c| c.graceful_shutdown(),
+    ))
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A TLS connection: the handshake within the head deadline, then HTTP/2 by ALPN or HTTP/1.1.
+async fn over_tls(
+    ctx: Arc<Ctx>,
+    surface: Surface,
+    peer: SocketAddr,
+    place: Place,
+    io: linger::Lingering,
+    tls: Arc<ServerTls>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let settings = ctx.settings();
+    // The handshake is part of the head: the same deadline.
+    let stream = match tokio::time::timeout(settings.header_read_timeout, tls.acceptor().accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let svc = service(ctx.clone(), surface, peer, place);
+    let res = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let mut b = http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256);
+        Box::pin(drive(
+            b.serve_connection(TokioIo::new(stream), svc),
+            &mut closing,
+            |c| c.graceful_shutdown(),
+        ))
+        .await
+    } else {
+        Box::pin(drive(
+            h1(&settings)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades(),
+            &mut closing,
+            |c| c.graceful_shutdown(),
+        ))
+        .await
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Hyper's HTTP/1.1 server with kengate's head limits.
+fn h1(settings: &ServerSettings) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        // The parsed head's size (431 above it), however fast it arrived; the read
+        // buffer may hold a little more than one head.
+        .max_header_size(settings.max_header_bytes)
+        .max_buf_size(settings.max_header_bytes.max(8192) * 2);
+    b
+}
+
+/// A request's future as hyper's service returns it.
+type Handled = Pin<Box<dyn Future<Output = Result<Resp, Infallible>> + Send>>;
+
+/// The service hyper calls for each request of a connection.
+fn service(
+    ctx: Arc<Ctx>,
+    surface: Surface,
+    peer: SocketAddr,
+    place: Place,
+) -> impl hyper::service::Service<Request<Incoming>, Response = Resp, Error = Infallible, Future = Handled> + Clone {
+    service_fn(move |req| {
         let (ctx, place) = (ctx.clone(), place.clone());
         // Boxed: hyper keeps a slot the size of this future for every connection, in use or
         // idle; boxed, an idle keep-alive connection holds a pointer instead of the whole
@@ -250,66 +356,8 @@ async fn connection(
                 place.cut.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             resp
-        })
-    });
-    let h1 = || {
-        let mut b = http1::Builder::new();
-        b.timer(TokioTimer::new())
-            .header_read_timeout(read_timeout)
-            // The parsed head's size (431 above it), however fast it arrived; the read
-            // buffer may hold a little more than one head.
-            .max_header_size(max_head)
-            .max_buf_size(max_head.max(8192) * 2);
-        b
-    };
-    // Each arm's connection is boxed, so the task holds only the one this connection uses (a
-    // plain HTTP/1.1 connection does not carry the room of a TLS session and an HTTP/2 one).
-    let res = match tls {
-        None => {
-            Box::pin(drive(
-                h1().serve_connection(TokioIo::new(io), svc).with_upgrades(),
-                &mut closing,
-                |c| c.graceful_shutdown(),
-            ))
-            .await
-        }
-        Some(tls) => {
-            // The handshake is part of the head: the same deadline.
-            let stream = match Box::pin(tokio::time::timeout(read_timeout, tls.acceptor().accept(io))).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let mut b = http2::Builder::new(TokioExecutor::new());
-                b.timer(TokioTimer::new())
-                    .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
-                    .max_concurrent_streams(256);
-                Box::pin(drive(
-                    b.serve_connection(TokioIo::new(stream), svc),
-                    &mut closing,
-                    |c| c.graceful_shutdown(),
-                ))
-                .await
-            } else {
-                Box::pin(drive(
-                    h1().serve_connection(TokioIo::new(stream), svc).with_upgrades(),
-                    &mut closing,
-                    |c| c.graceful_shutdown(),
-                ))
-                .await
-            }
-        }
-    };
-    if let Err(e) = res {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
+        }) as Handled
+    })
 }
 
 /// Runs a connection to its end, or — once `closing` turns — asks it to finish gracefully.
@@ -540,7 +588,7 @@ async fn dispatch(
             if !is_get {
                 return Ok(not_allowed("GET", "use GET\n"));
             }
-            let (net, caller) = match admit_request(&ctx, peer, &req, network, None, None) {
+            let (net, caller) = match admit_request(&ctx, peer, req.headers(), network, None, None) {
                 Ok(x) => x,
                 Err(resp) => return Ok(*resp),
             };
@@ -567,7 +615,7 @@ async fn dispatch(
             if !is_get {
                 return Ok(not_allowed("GET", "use GET\n"));
             }
-            let (net, caller) = match admit_request(&ctx, peer, &req, network, None, None) {
+            let (net, caller) = match admit_request(&ctx, peer, req.headers(), network, None, None) {
                 Ok(x) => x,
                 Err(resp) => return Ok(*resp),
             };
@@ -601,14 +649,21 @@ async fn dispatch(
                 .query()
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("chain-id=")))
                 .map(str::to_owned);
-            match admit_request(&ctx, peer, &req, None, None, chain.as_deref().map(str::as_bytes)) {
+            match admit_request(
+                &ctx,
+                peer,
+                req.headers(),
+                None,
+                None,
+                chain.as_deref().map(str::as_bytes),
+            ) {
                 Ok((net, caller)) if ws::is_upgrade(&req) => ws::upgrade(&ctx, net, caller, req, place),
                 Ok(_) => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
                 Err(resp) => *resp,
             }
         }
         Route::Rpc { network, token } => {
-            let (net, caller) = match admit_request(&ctx, peer, &req, network, token, None) {
+            let (net, caller) = match admit_request(&ctx, peer, req.headers(), network, token, None) {
                 Ok(x) => x,
                 Err(resp) => return Ok(*resp),
             };
@@ -634,12 +689,12 @@ async fn dispatch(
 fn admit_request<'a>(
     ctx: &'a Ctx,
     peer: SocketAddr,
-    req: &Request<Incoming>,
+    headers: &HeaderMap,
     network: Option<&str>,
     token: Option<&str>,
     chain_override: Option<&[u8]>,
 ) -> Result<(&'a Network, Caller), Box<Resp>> {
-    admit(ctx, peer, req, network, token, chain_override).map_err(|r| {
+    admit(ctx, peer, headers, network, token, chain_override).map_err(|r| {
         Box::new(match r {
             Refusal::Denied(d) => denied(&ctx.app, &d, None),
             Refusal::Network(e) => network_error(&e),
@@ -657,7 +712,7 @@ enum Refusal {
 fn admit<'a>(
     ctx: &'a Ctx,
     peer: SocketAddr,
-    req: &Request<Incoming>,
+    headers: &HeaderMap,
     network: Option<&str>,
     token: Option<&str>,
     chain_override: Option<&[u8]>,
@@ -665,13 +720,13 @@ fn admit<'a>(
     let app = &ctx.app;
     // The rules as of now, once for the whole request.
     let access = app.access.load();
-    let chain = chain_override.or_else(|| req.headers().get("x-chain-id").map(HeaderValue::as_bytes));
-    let ip = access.client_ip(peer, req.headers());
+    let chain = chain_override.or_else(|| headers.get("x-chain-id").map(HeaderValue::as_bytes));
+    let ip = access.client_ip(peer, headers);
     let net = app.networks.select(network, chain).map_err(|e| {
         // With auth on, which networks exist is not told before a credential works: a
         // credential that does not is refused as on any network.
         if access.enabled() {
-            if let Err(d) = access.authenticate(ip, req.headers(), token, "") {
+            if let Err(d) = access.authenticate(ip, headers, token, "") {
                 if denied_status(&d) != StatusCode::FORBIDDEN {
                     return Refusal::Denied(d);
                 }
@@ -680,7 +735,7 @@ fn admit<'a>(
         Refusal::Network(e)
     })?;
     let caller = access
-        .authenticate(ip, req.headers(), token, &net.name)
+        .authenticate(ip, headers, token, &net.name)
         .map_err(Refusal::Denied)?;
     Ok((net, caller))
 }
@@ -699,7 +754,11 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
         Ok(b) => b,
         Err(e) => return body_refused(e, max),
     };
-    let body = &body.bytes;
+    rpc_body(ctx, net, caller, &body.bytes).await
+}
+
+/// Answers a JSON-RPC body read whole (by [`rpc`] or by the plain front).
+async fn rpc_body(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> Resp {
     let who = Who {
         access: &ctx.app.access(),
         caller,

@@ -160,6 +160,37 @@ impl Edge {
         Some(ConnGuard { edge: self.clone(), ip })
     }
 
+    /// The body deadlines as of now: (whole body, longest pause between two reads).
+    pub(super) fn body_deadlines(&self) -> (Duration, Duration) {
+        let limits = self.limits();
+        (limits.body_timeout, limits.body_idle_timeout)
+    }
+
+    /// Draws `n` bytes of a body read outside [`Edge::read_body`] (the plain front) from the
+    /// shared budget: the share to hold while the body is read and handled, or `Busy`
+    /// (counted).
+    pub(super) fn charge(&self, n: usize) -> Result<Option<OwnedSemaphorePermit>, BodyError> {
+        if n == 0 {
+            return Ok(None);
+        }
+        self.limits();
+        match u32::try_from(n)
+            .ok()
+            .and_then(|n| self.budget.clone().try_acquire_many_owned(n).ok())
+        {
+            Some(share) => Ok(Some(share)),
+            None => {
+                self.counters.refused_body("buffer_full");
+                Err(BodyError::Busy)
+            }
+        }
+    }
+
+    /// Counts a body that did not arrive within its deadlines (read outside [`Edge::read_body`]).
+    pub(super) fn body_timed_out(&self) {
+        self.counters.refused_body("body_timeout");
+    }
+
     /// Reads a request body of at most `max` bytes within the deadlines, drawing its bytes
     /// from the shared budget. A body in one frame (the usual case) is not copied.
     pub(super) async fn read_body(&self, mut body: Incoming, max: usize) -> Result<Body, BodyError> {

@@ -31,7 +31,7 @@ pub(super) async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>, 
                 Err(e) => return refusal(network_status(&e), &e.to_string()),
             }
         }
-        false => match admit(ctx, peer, &req, None, None, None) {
+        false => match admit(ctx, peer, req.headers(), None, None, None) {
             Ok((net, caller)) => (net, Some(caller)),
             Err(Refusal::Denied(d)) => return denied(ctx, &d),
             Err(Refusal::Network(e)) => return refusal(network_status(&e), &e.to_string()),

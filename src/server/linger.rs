@@ -48,6 +48,19 @@ impl Lingering {
         }
     }
 
+    /// The socket, for reads outside `AsyncRead` (the plain front waits on readiness with no
+    /// buffer held).
+    pub(super) fn tcp(&self) -> io::Result<&TcpStream> {
+        self.io
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    /// The client ended its side (a read outside `AsyncRead` saw it).
+    pub(super) fn saw_eof(&mut self) {
+        self.eof = true;
+    }
+
     fn io(&mut self) -> io::Result<&mut TcpStream> {
         self.io
             .as_mut()

@@ -36,7 +36,7 @@ pub(super) async fn handle(
             Ok(n) => (n, None),
             Err(e) => return json_error(super::domain::network_status(&e), &e.to_string()),
         },
-        false => match admit_request(ctx, peer, &req, network, None, None) {
+        false => match admit_request(ctx, peer, req.headers(), network, None, None) {
             Ok((net, caller)) => (net, Some(caller)),
             Err(resp) => return *resp,
         },

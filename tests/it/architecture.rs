@@ -95,6 +95,19 @@ fn every_request_body_is_read_through_the_edge() {
         "bodies are read only by server/edge.rs (deadlines, shared budget):\n{}",
         bad.join("\n")
     );
+    // The plain front reads a JSON-RPC body off the socket itself, under the edge's deadlines
+    // and drawing from its budget.
+    let front = sources()
+        .into_iter()
+        .find(|(f, _)| f == "server/front.rs")
+        .map(|(_, text)| non_test_code(&text).join("\n"))
+        .unwrap_or_default();
+    for needed in ["edge.charge(", "edge.body_deadlines()", "edge.body_timed_out()"] {
+        assert!(
+            front.contains(needed),
+            "server/front.rs must read bodies under the edge's rules ({needed})"
+        );
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod edge;
 mod ejection;
 mod events;
 mod faults;
+mod front;
 mod index;
 mod kas;
 mod reload;

@@ -123,6 +123,39 @@ impl Http {
         self.send(req).await
     }
 
+    /// A GET with extra headers whose transport failure is the caller's to judge (an observer
+    /// sampling kengate — `Gate::watch_states` — skips a lost sample instead of failing the test).
+    pub async fn try_get_with_headers(&self, url: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+        let mut req = http::Request::get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
+            .await
+            .map_err(|_| "request timed out".to_owned())?
+            .map_err(|e| format!("request failed: {e:?}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e:?}"))?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            body,
+            content_type,
+            headers,
+        })
+    }
+
     async fn send(&self, req: http::Request<Full<Bytes>>) -> Reply {
         let resp = tokio::time::timeout(Duration::from_secs(30), self.inner.request(req))
             .await
