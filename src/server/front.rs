@@ -109,6 +109,13 @@ pub fn classify(buf: &[u8], max_head: usize, max_body: usize) -> Verdict {
     }
 }
 
+/// Whether the bytes from `from` on (with the three before them) hold a blank line, the only
+/// thing that can complete a partial head (`\r\n\r\n`, or bare `\n\n` as httparse allows).
+fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let tail = buf.get(from.saturating_sub(3)..).unwrap_or_default();
+    memchr::memmem::find(tail, b"\n\n").is_some() || memchr::memmem::find(tail, b"\n\r\n").is_some()
+}
+
 /// A `Content-Length` value: ASCII digits only, no sign, no space, no overflow.
 fn parse_length(v: &[u8]) -> Option<usize> {
     if v.is_empty() || v.len() > 19 {
@@ -166,9 +173,17 @@ pub(super) async fn serve(
             match classify(&buf, max_head, max_body) {
                 Verdict::Serve(h) => break h,
                 Verdict::HandOff => return Outcome::HandOff(Rewind::new(buf.freeze(), io)),
-                Verdict::Partial => match read_until(&mut io, &mut buf, READ_STEP, head_by).await {
-                    Ok(()) => {}
-                    Err(_) => return Outcome::Closed,
+                // The head is parsed again only once the bytes read could end it (or it reached
+                // the limit), as hyper does: a head trickled a byte at a time must not cost a
+                // parse of everything before it per byte.
+                Verdict::Partial => loop {
+                    let from = buf.len();
+                    if read_until(&mut io, &mut buf, READ_STEP, head_by).await.is_err() {
+                        return Outcome::Closed;
+                    }
+                    if buf.len() >= max_head || may_end_head(&buf, from) {
+                        break;
+                    }
                 },
             }
         };
@@ -541,6 +556,22 @@ mod tests {
             "x: y\r\n".repeat(MAX_HEADERS)
         );
         assert_eq!(verdict(&many), Verdict::HandOff);
+    }
+
+    #[test]
+    fn a_head_is_parsed_again_only_when_new_bytes_could_end_it() {
+        let head = b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
+        // Every split of a whole head: the bytes after the split see its end.
+        for at in 0..head.len() {
+            assert!(may_end_head(head, at), "split at {at}");
+        }
+        assert!(may_end_head(b"POST / HTTP/1.1\nx: y\n\n", 20));
+        // Header lines alone never end it.
+        let partial = b"POST / HTTP/1.1\r\nx: y\r\nz: w\r\n";
+        for at in 0..partial.len() {
+            assert!(!may_end_head(partial, at), "split at {at}");
+        }
+        assert!(!may_end_head(b"", 0));
     }
 
     #[test]
