@@ -12,7 +12,8 @@ use crate::support::client::Http;
 use crate::support::fake;
 use crate::support::gate::{test_config, Gate};
 
-async fn gate(tweak: impl FnOnce(&mut kengate::config::LimitsConfig)) -> (Vec<fake::Fake>, Gate) {
+/// A gate in front of one fake node at head 100, with `tweak` applied to its limits.
+pub(crate) async fn gate(tweak: impl FnOnce(&mut kengate::config::LimitsConfig)) -> (Vec<fake::Fake>, Gate) {
     let fakes = fake::cluster(&[100]).await;
     let mut cfg = test_config(&fake::urls(&fakes));
     tweak(&mut cfg.limits);

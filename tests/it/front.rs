@@ -7,17 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::fake;
-use crate::support::gate::{test_config, Gate};
-
-async fn gate(tweak: impl FnOnce(&mut kengate::config::LimitsConfig)) -> (Vec<fake::Fake>, Gate) {
-    let fakes = fake::cluster(&[100]).await;
-    let mut cfg = test_config(&fake::urls(&fakes));
-    tweak(&mut cfg.limits);
-    let gate = Gate::start(cfg).await;
-    gate.wait_served(100).await;
-    (fakes, gate)
-}
+use crate::edge::gate;
 
 fn post(path: &str, body: &str, extra: &str) -> String {
     format!(
