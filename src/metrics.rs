@@ -1,6 +1,8 @@
 //! Prometheus metrics: per-method request counts and latency, upstream errors, retries,
 //! and per-node head/lag/state (sampled from the cluster view at scrape time).
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -42,6 +44,20 @@ struct ReasonLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// One method's series in `requests` and `request_duration_seconds`, shared with the
+/// families (the same counters and histogram, not copies). An outcome's counter is taken
+/// from its family when it first happens, so `/metrics` lists only outcomes that did.
+#[derive(Debug)]
+struct MethodSeries {
+    ok: OnceLock<Counter>,
+    error: OnceLock<Counter>,
+    latency: Histogram,
+}
+
+/// The series of every method seen so far, found by name: a call costs one read lock and a
+/// short hash, not a SipHash of its label set and a lock in each family.
+type SeriesByMethod = std::sync::Arc<std::sync::RwLock<HashMap<&'static str, MethodSeries, ahash::RandomState>>>;
+
 /// One network's metrics, registered once in that network's sub-registry (label
 /// `network`) of the root registry [`render`] encodes.
 #[derive(Debug, Clone)]
@@ -50,6 +66,7 @@ pub struct Metrics {
     node_names: Vec<String>,
     requests: Family<MethodLabels, Counter>,
     latency: HistogramFamily<LatencyLabels>,
+    series: SeriesByMethod,
     upstream_errors: Family<NodeKindLabels, Counter>,
     retries: Family<ReasonLabels, Counter>,
     node_head: Family<NodeLabels, Gauge>,
@@ -201,6 +218,7 @@ impl Metrics {
             node_names,
             requests,
             latency,
+            series: SeriesByMethod::default(),
             upstream_errors,
             retries,
             node_head,
@@ -213,11 +231,28 @@ impl Metrics {
 
     /// Counts one call.
     pub fn call(&self, method: &'static str, took: Duration, ok: bool) {
-        let outcome = if ok { "ok" } else { "error" };
-        self.requests.get_or_create(&MethodLabels { method, outcome }).inc();
-        self.latency
-            .get_or_create(&LatencyLabels { method })
-            .observe(took.as_secs_f64());
+        let record = |s: &MethodSeries| {
+            let (counter, outcome) = match ok {
+                true => (&s.ok, "ok"),
+                false => (&s.error, "error"),
+            };
+            counter
+                .get_or_init(|| self.requests.get_or_create(&MethodLabels { method, outcome }).clone())
+                .inc();
+            s.latency.observe(took.as_secs_f64());
+        };
+        if let Some(s) = self.series.read().unwrap_or_else(PoisonError::into_inner).get(method) {
+            record(s);
+            return;
+        }
+        // First call of this method: its series, kept for the next ones.
+        let mut all = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        let series = all.entry(method).or_insert_with(|| MethodSeries {
+            ok: OnceLock::new(),
+            error: OnceLock::new(),
+            latency: self.latency.get_or_create(&LatencyLabels { method }).clone(),
+        });
+        record(series);
     }
 
     /// Counts a transport failure.
@@ -426,5 +461,47 @@ impl EdgeCounters {
     /// Counts a refused body.
     pub fn refused_body(&self, reason: &'static str) {
         self.refused_bodies.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_land_in_the_families_and_only_outcomes_that_happened_are_listed() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(
+            &mut registry,
+            vec!["n0".into()],
+            &HeadTimings::default(),
+            &FaultCounters::default(),
+        );
+        for _ in 0..3 {
+            m.call("klay_gasPrice", Duration::from_micros(80), true);
+        }
+        let text = render(&registry);
+        assert!(
+            text.contains("requests_total{method=\"klay_gasPrice\",outcome=\"ok\"} 3"),
+            "{text}"
+        );
+        assert!(!text.contains("outcome=\"error\""), "{text}");
+        assert!(
+            text.contains("request_duration_seconds_count{method=\"klay_gasPrice\"} 3"),
+            "{text}"
+        );
+        m.call("klay_gasPrice", Duration::from_micros(80), false);
+        // A clone for a reloaded node list shares the series.
+        m.renamed(vec!["n1".into()])
+            .call("klay_gasPrice", Duration::from_micros(80), false);
+        let text = render(&registry);
+        assert!(
+            text.contains("requests_total{method=\"klay_gasPrice\",outcome=\"error\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("request_duration_seconds_count{method=\"klay_gasPrice\"} 5"),
+            "{text}"
+        );
     }
 }

@@ -325,17 +325,35 @@ impl Gateway {
                 // Reads that can share one node go upstream as one batch; the rest (and any
                 // answer that needs a retry) take the single-call path, concurrently.
                 let early = self.batch_reads(&calls, who).await;
-                let replies = join_all(calls.into_iter().zip(early).map(|(c, early)| async move {
+                // Each call's reply in the client's order (`None`: a notification); only the
+                // calls the upstream batch left get a future of their own.
+                let mut slots: Vec<Option<Bytes>> = Vec::with_capacity(calls.len());
+                let mut rest = Vec::new();
+                for (c, early) in calls.into_iter().zip(early) {
                     match (early, &c) {
-                        (Some(reply), Ok(call)) => call.id.is_some().then_some(reply),
-                        _ => match self.handle_parsed(c, who, None).await {
+                        (Some(reply), Ok(call)) => slots.push(call.id.is_some().then_some(reply)),
+                        _ => {
+                            rest.push((slots.len(), c));
+                            slots.push(None);
+                        }
+                    }
+                }
+                if !rest.is_empty() {
+                    let done = join_all(rest.into_iter().map(|(at, c)| async move {
+                        let reply = match self.handle_parsed(c, who, None).await {
                             Some(reply) => Some(whole(reply).await),
                             None => None,
-                        },
+                        };
+                        (at, reply)
+                    }))
+                    .await;
+                    for (at, reply) in done {
+                        if let Some(slot) = slots.get_mut(at) {
+                            *slot = reply;
+                        }
                     }
-                }))
-                .await;
-                let parts: Vec<Bytes> = replies.into_iter().flatten().collect();
+                }
+                let parts: Vec<Bytes> = slots.into_iter().flatten().collect();
                 Ok((!parts.is_empty()).then(|| Delivered::Whole(batch_response(&parts))))
             }
         }
@@ -452,7 +470,7 @@ impl Gateway {
             if !who.caller.allows(&call.method, matches!(spec.class, Class::Write(_))) {
                 continue;
             }
-            let Ok(Decision::Forward(plan)) = routing::plan(&spec, call.params, &view) else {
+            let Ok(Decision::Forward(mut plan)) = routing::plan(&spec, call.params, &view) else {
                 continue;
             };
             let at = match plan.target {
@@ -465,11 +483,15 @@ impl Gateway {
             if !plan.shared || (plan.retry_null && sent_here().is_some()) {
                 continue;
             }
-            let params = plan.params.clone().or(call.params.map(|p| p.get().to_owned()));
-            let params = params.unwrap_or_else(|| "[]".to_owned());
-            let key = read_key(spec.shared, &params);
-            if plan.cache != CachePolicy::No && self.cache.enabled() {
-                if let Some(hit) = self.cache.get(&key) {
+            let params: std::borrow::Cow<'_, str> = match plan.params.take() {
+                Some(rewritten) => rewritten.into(),
+                None => call.params.map_or("[]", |p| p.get()).into(),
+            };
+            // The key is built only where something looks it up: the cache or a flight.
+            let cacheable = plan.cache != CachePolicy::No && self.cache.enabled();
+            let key = (cacheable || self.settings.coalesce).then(|| read_key(spec.shared, &params));
+            if let (true, Some(key)) = (cacheable, &key) {
+                if let Some(hit) = self.cache.get(key) {
                     self.metrics.cache("hit");
                     if let Some(slot) = out.get_mut(idx) {
                         *slot = Some(member_response(call.id, "result", &hit));
@@ -480,12 +502,12 @@ impl Gateway {
             }
             // Identical reads in flight elsewhere: this call waits for them (single path); this
             // batch's own reads lead their flights, so later identical calls share its answer.
-            let leader = match self.settings.coalesce {
-                true => match self.coalescer.join(key.clone()) {
+            let leader = match (self.settings.coalesce, &key) {
+                (true, Some(key)) => match self.coalescer.join(key.clone()) {
                     Role::Leader(l) => Some(l),
                     Role::Waiter(_) => continue,
                 },
-                false => None,
+                _ => None,
             };
             need = need.max(at);
             items.push((idx, spec, plan, params, key, leader));
@@ -508,11 +530,12 @@ impl Gateway {
         };
         let mut body = BytesMut::with_capacity(items.iter().map(|i| i.3.len() + 64).sum::<usize>() + 2);
         body.put_u8(b'[');
+        let mut id = itoa::Buffer::new();
         for (k, (_, spec, _, params, _, _)) in items.iter().enumerate() {
             if k > 0 {
                 body.put_u8(b',');
             }
-            jsonrpc::put_request(&mut body, &k.to_string(), spec.upstream, params);
+            jsonrpc::put_request(&mut body, id.format(k), spec.upstream, params);
         }
         body.put_u8(b']');
         let reply = match node
@@ -556,7 +579,7 @@ impl Gateway {
                 (None, None) => continue,
             };
             let json = cache::raw_bytes(&reply, json);
-            if member == "result" && plan.cache != CachePolicy::No {
+            if let (true, Some(key)) = (member == "result" && plan.cache != CachePolicy::No, key) {
                 self.cache
                     .offer(key.clone(), json.clone(), plan.cache, self.cluster.view().served_head);
             }

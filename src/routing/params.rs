@@ -57,7 +57,7 @@ impl BlockRef {
     /// Reads a block number param in any form the node accepts: a JSON integer or a string.
     fn from_json(text: &str, kind: BlockKind) -> Option<Self> {
         if text.starts_with('"') {
-            let s: &str = serde_json::from_str(text).ok()?;
+            let s = json_str(text)?;
             return BlockRef::from_str(s, kind);
         }
         // A JSON integer is read as a decimal block number.
@@ -129,9 +129,17 @@ fn latest_to(block: BlockRef, served: u64) -> BlockParam {
     }
 }
 
+/// The text of a JSON string value (already valid JSON: a param as parsed) that has no
+/// escapes, as `serde_json` would borrow it; `None` for anything else, escaped strings
+/// included — what serde's borrowed `&str` refuses too.
+fn json_str(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
 /// Reads a param that is an account address (`"0x"` + 40 hex digits, any case).
 pub fn parse_address(raw: &RawValue) -> Option<[u8; 20]> {
-    unhex(serde_json::from_str::<&str>(raw.get()).ok()?)
+    unhex(json_str(raw.get())?)
 }
 
 /// The range a `getLogs` filter object covers, and the object to send.
@@ -201,6 +209,23 @@ mod tests {
                 assert_eq!(got.rewritten.as_deref(), rewritten, "{input}");
             }
             None => assert_eq!(got, None, "{input} should be left to the node"),
+        }
+    }
+
+    #[test]
+    fn json_strings_read_as_serde_borrows_them() {
+        for text in [
+            "\"latest\"",
+            "\"\"",
+            "\"0x10\"",
+            "\"a\\\"b\"",
+            "\"\\u0041\"",
+            "5",
+            "null",
+            "[\"x\"]",
+            "{}",
+        ] {
+            assert_eq!(json_str(text), serde_json::from_str::<&str>(text).ok(), "{text}");
         }
     }
 

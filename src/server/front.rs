@@ -66,22 +66,33 @@ pub enum Verdict {
 /// over HTTP/1.1 with one `Content-Length` of at most `max_body`, a head of at most `max_head`
 /// and none of the headers that need hyper. Pure, for the fuzzer (`client_head`) and the tests.
 pub fn classify(buf: &[u8], max_head: usize, max_body: usize) -> Verdict {
+    judge(buf, max_head, max_body, |_| ()).0
+}
+
+/// [`classify`], handing a head it serves, parsed, to `served`: one parse per request gives
+/// both the verdict and what the request needs of its head.
+fn judge<T>(
+    buf: &[u8],
+    max_head: usize,
+    max_body: usize,
+    served: impl FnOnce(&httparse::Request<'_, '_>) -> T,
+) -> (Verdict, Option<T>) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < max_head => return Verdict::Partial,
-        _ => return Verdict::HandOff,
+        Ok(httparse::Status::Partial) if buf.len() < max_head => return (Verdict::Partial, None),
+        _ => return (Verdict::HandOff, None),
     };
     if len > max_head || req.method != Some("POST") || req.version != Some(1) {
-        return Verdict::HandOff;
+        return (Verdict::HandOff, None);
     }
     let Some(path) = req.path else {
-        return Verdict::HandOff;
+        return (Verdict::HandOff, None);
     };
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if !matches!(route(path), Route::Rpc { .. }) {
-        return Verdict::HandOff;
+        return (Verdict::HandOff, None);
     }
     let mut body = None;
     for h in req.headers.iter() {
@@ -89,23 +100,23 @@ pub fn classify(buf: &[u8], max_head: usize, max_body: usize) -> Verdict {
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = match parse_length(h.value) {
                 Some(n) if body.is_none() => n,
-                _ => return Verdict::HandOff,
+                _ => return (Verdict::HandOff, None),
             };
             body = Some(n);
         } else if name.eq_ignore_ascii_case(b"connection") {
             if !h.value.eq_ignore_ascii_case(b"keep-alive") {
-                return Verdict::HandOff;
+                return (Verdict::HandOff, None);
             }
         } else if [&b"transfer-encoding"[..], b"upgrade", b"expect", b"origin"]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n))
         {
-            return Verdict::HandOff;
+            return (Verdict::HandOff, None);
         }
     }
     match body {
-        Some(body) if body <= max_body => Verdict::Serve(Head { len, body }),
-        _ => Verdict::HandOff,
+        Some(body) if body <= max_body => (Verdict::Serve(Head { len, body }), Some(served(&req))),
+        _ => (Verdict::HandOff, None),
     }
 }
 
@@ -169,14 +180,14 @@ pub(super) async fn serve(
                 Err(_) => return Outcome::Closed,
             }
         }
-        let head = loop {
-            match classify(&buf, max_head, max_body) {
-                Verdict::Serve(h) => break h,
-                Verdict::HandOff => return Outcome::HandOff(Rewind::new(buf.freeze(), io)),
+        let (head, owned) = loop {
+            match judge(&buf, max_head, max_body, owned_parts) {
+                (Verdict::Serve(h), Some(owned)) => break (h, owned),
+                (Verdict::Serve(_) | Verdict::HandOff, _) => return Outcome::HandOff(Rewind::new(buf.freeze(), io)),
                 // The head is parsed again only once the bytes read could end it (or it reached
                 // the limit), as hyper does: a head trickled a byte at a time must not cost a
                 // parse of everything before it per byte.
-                Verdict::Partial => loop {
+                (Verdict::Partial, _) => loop {
                     let from = buf.len();
                     if read_until(&mut io, &mut buf, READ_STEP, head_by).await.is_err() {
                         return Outcome::Closed;
@@ -189,7 +200,7 @@ pub(super) async fn serve(
         };
         // Boxed: the connection's task is as large as its largest state, and an idle
         // connection should not carry the room of a call in flight.
-        let (served, close) = match Box::pin(request(&ctx, peer, &place, &mut io, &mut buf, head)).await {
+        let (served, close) = match Box::pin(request(&ctx, peer, &place, &mut io, &mut buf, head, owned)).await {
             Some(x) => x,
             None => return Outcome::Closed,
         };
@@ -242,7 +253,8 @@ async fn read_until(io: &mut Lingering, buf: &mut BytesMut, step: usize, until: 
     }
 }
 
-/// Serves the request whose head is at the start of `buf`: admission before the body is read,
+/// Serves the request whose head is at the start of `buf` (`owned`: its path and headers, as
+/// [`judge`] read them with the verdict): admission before the body is read,
 /// then the body (within the edge deadlines, charged to the budget), then the call. Consumes
 /// the request's bytes from `buf`. `None`: close without an answer (the client went away).
 /// `Some((reply, close))`: answer, then close when `close`.
@@ -253,8 +265,9 @@ async fn request(
     io: &mut Lingering,
     buf: &mut BytesMut,
     head: Head,
+    owned: Option<(String, HeaderMap)>,
 ) -> Option<(Resp, bool)> {
-    let (path, headers) = match buf.get(..head.len).and_then(owned_head) {
+    let (path, headers) = match owned {
         Some(x) => x,
         None => return Some((super::text(StatusCode::BAD_REQUEST, "bad request head\n"), true)),
     };
@@ -321,6 +334,12 @@ pub fn owned_head(raw: &[u8]) -> Option<(String, HeaderMap)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     req.parse(raw).ok()?;
+    owned_parts(&req)
+}
+
+/// The path (without its query) and the headers of a parsed head, owned; `None` when a header
+/// is one the `http` crate refuses (answered 400).
+fn owned_parts(req: &httparse::Request<'_, '_>) -> Option<(String, HeaderMap)> {
     let path = req.path?;
     let path = path.split_once('?').map_or(path, |(p, _)| p).to_owned();
     let mut map = HeaderMap::with_capacity(req.headers.len());
