@@ -92,7 +92,7 @@ pub struct UpstreamReplyError(String);
 impl<'a> UpstreamReply<'a> {
     /// Reads a single (non-batch) upstream reply.
     pub fn parse(body: &'a [u8]) -> Result<Self, UpstreamReplyError> {
-        let r: UpstreamReply<'a> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
+        let r: UpstreamReply<'a> = read(body)?;
         r.checked()
             .ok_or_else(|| UpstreamReplyError("neither result nor error".into()))
     }
@@ -110,7 +110,7 @@ impl<'a> UpstreamReply<'a> {
             #[serde(borrow, default, deserialize_with = "super::present")]
             error: Option<&'a RawValue>,
         }
-        let elements: Vec<Element<'a>> = serde_json::from_slice(body).map_err(|e| UpstreamReplyError(e.to_string()))?;
+        let elements: Vec<Element<'a>> = read(body)?;
         Ok(elements
             .into_iter()
             .filter_map(|e| {
@@ -137,6 +137,18 @@ impl<'a> UpstreamReply<'a> {
     pub fn is_null_result(&self) -> bool {
         self.error.is_none() && self.result.is_none_or(|r| r.get() == "null")
     }
+}
+
+/// Reads a reply. A UTF-8 body (every reply a node sends) is read as text, its UTF-8 checked
+/// once: from bytes, serde_json checks each string and borrowed raw value again. Anything else
+/// is read from bytes as before, so that what is accepted (a stray byte in a member kengate
+/// skips) and what serde says is wrong are unchanged.
+fn read<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, UpstreamReplyError> {
+    let r = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    r.map_err(|e| UpstreamReplyError(e.to_string()))
 }
 
 /// Whether the first bytes of a reply begin a successful JSON-RPC response: an object whose
@@ -299,6 +311,23 @@ mod tests {
         assert!(got[1].1.error.is_some());
         assert!(got[2].1.is_null_result());
         assert!(UpstreamReply::parse_batch(b"{}").is_err());
+    }
+
+    #[test]
+    fn replies_read_the_same_as_text_and_as_bytes() {
+        let ok = r#"{"jsonrpc":"2.0","id":1,"result":{"a":"\u00e9t\u00e9","b":"é"}}"#.as_bytes();
+        let r = UpstreamReply::parse(ok).unwrap();
+        assert_eq!(r.result.unwrap().get(), r#"{"a":"\u00e9t\u00e9","b":"é"}"#);
+        // A stray byte in a member kengate skips was read before, and still is.
+        let stray = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"x\":\"\xff\",\"result\":\"0x1\"}";
+        assert_eq!(UpstreamReply::parse(stray).unwrap().result.unwrap().get(), "\"0x1\"");
+        // One in the result is refused, as before.
+        assert!(UpstreamReply::parse(b"{\"id\":1,\"result\":\"\xff\"}").is_err());
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"result":"0x2"},{"jsonrpc":"2.0","id":0,"error":{"code":1}}]"#;
+        let b = UpstreamReply::parse_batch(batch).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].0, b[0].1.result.unwrap().get()), (1, "\"0x2\""));
+        assert_eq!((b[1].0, b[1].1.error.unwrap().get()), (0, "{\"code\":1}"));
     }
 
     #[test]
