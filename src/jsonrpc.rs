@@ -14,7 +14,7 @@ pub use error::{clip, codes, RpcError};
 pub use hex::{hex, hex_digits, unhex, unhex_digits};
 pub use object::{go_object, set_member, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
-pub use request::{parse_body, parse_body_checked, split_params, Call, Incoming, ParseError};
+pub use request::{json_str, parse_body, parse_body_checked, split_params, Call, Incoming, ParseError};
 pub use response::{
     batch_response, error_response, member_response, result_follows, result_response, UpstreamReply, UpstreamReplyError,
 };

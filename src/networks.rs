@@ -264,7 +264,7 @@ async fn probe_chain_id(gw: &Gateway, timeout: Duration) -> Option<u64> {
         let id = UpstreamReply::parse(&reply)
             .ok()
             .and_then(|r| r.result)
-            .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+            .and_then(|r| crate::jsonrpc::json_str(r.get()))
             .and_then(parse_quantity);
         if id.is_some() {
             return id;

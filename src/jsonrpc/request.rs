@@ -297,6 +297,14 @@ pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcErro
     }
 }
 
+/// The text of a JSON string value that has no escapes — a param or a result as parsed, so
+/// already valid JSON — as `serde_json` would borrow it, without a serde round trip; `None`
+/// for anything else, escaped strings included, which serde's borrowed `&str` refuses too.
+pub fn json_str(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\')).then_some(inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +316,23 @@ mod tests {
             format!("{:?}", parse_body_checked(body.as_bytes(), max)),
             "{body}"
         );
+    }
+
+    #[test]
+    fn json_strings_read_as_serde_borrows_them() {
+        for text in [
+            "\"latest\"",
+            "\"\"",
+            "\"0x10\"",
+            "\"a\\\"b\"",
+            "\"\\u0041\"",
+            "5",
+            "null",
+            "[\"x\"]",
+            "{}",
+        ] {
+            assert_eq!(json_str(text), serde_json::from_str::<&str>(text).ok(), "{text}");
+        }
     }
 
     #[test]

@@ -466,7 +466,7 @@ async fn record_write(
 /// The first param as a 32-byte hash, if it is one.
 pub(super) fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
     let ps = crate::jsonrpc::split_params(call.params).ok()?;
-    unhex(serde_json::from_str::<&str>(ps.first()?.get()).ok()?)
+    unhex(crate::jsonrpc::json_str(ps.first()?.get())?)
 }
 
 /// Read-your-writes for `getTransactionCount(sender, "pending")`: never below the next nonce
@@ -475,7 +475,7 @@ fn raise_nonce(gw: &Gateway, call: &Call<'_>, addr: &[u8; 20], reply: &UpstreamR
     let floor = gw.senders.next_nonce(addr)?;
     let answered = reply
         .result
-        .and_then(|r| serde_json::from_str::<&str>(r.get()).ok())
+        .and_then(|r| crate::jsonrpc::json_str(r.get()))
         .and_then(parse_quantity)?;
     (answered < floor).then(|| {
         let result = format_quantity(floor);

@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError};
 use crate::cluster::{ClusterView, NodeId};
-use crate::jsonrpc::{format_quantity, split_params};
+use crate::jsonrpc::{format_quantity, json_str, split_params};
 use crate::methods::{Class, EventOp, MethodSpec, WriteKind};
 use crate::rawtx::decode_hex;
 
@@ -230,9 +230,7 @@ fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
     let mut plan = Plan::new(Target::Primary, RetryClass::Write);
     let Some(first) = ps.first() else { return plan };
     if kind == WriteKind::Raw {
-        let decoded = serde_json::from_str::<&str>(first.get())
-            .ok()
-            .and_then(|h| decode_hex(h).ok());
+        let decoded = json_str(first.get()).and_then(|h| decode_hex(h).ok());
         if let Some(tx) = decoded {
             plan.target = Target::SenderHome(tx.sender.0);
             plan.write = Some(WriteTx {
