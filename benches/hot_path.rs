@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use kengate::access::Access;
 use kengate::cluster::{compute_view, NodeObservation};
 use kengate::config::{AuthConfig, KeyConfig, KeyScope, ThrottleConfig};
-use kengate::jsonrpc::{parse_body, Incoming};
+use kengate::jsonrpc::{parse_body, Incoming, UpstreamReply};
 use kengate::methods::{Dialect, Lookup, MethodTable};
 use kengate::proxy::cache::{read_key, FinalCache};
 use kengate::rawtx::decode::decode_hex;
@@ -71,6 +71,7 @@ fn bench(c: &mut Criterion) {
     bench_decode(c);
     bench_cache(c);
     bench_access(c);
+    bench_reply(c);
 }
 
 /// Raw transactions from the recorded vectors: a legacy tx (sender recovered from the
@@ -157,6 +158,19 @@ fn bench_access(c: &mut Criterion) {
             };
             black_box(access.admit(&caller, 1).is_ok());
         })
+    });
+}
+
+/// A node's reply read as the forwarding path reads one when it must look at it (result or
+/// error, null or not): what passing a reply on unread saves.
+fn bench_reply(c: &mut Criterion) {
+    // klay_getBlockByNumber(0x10, true) from examples/static_upstream: 4.7 KB, four full txs.
+    let block = include_bytes!("../fuzz/corpus/upstream_reply/block_full_txs.json");
+    c.bench_function("read upstream reply: block, 4 full txs", |b| {
+        b.iter(|| UpstreamReply::parse(black_box(block)).is_ok())
+    });
+    c.bench_function("result_follows + first byte: block, 4 full txs", |b| {
+        b.iter(|| kengate::jsonrpc::unread_result(black_box(block)))
     });
 }
 

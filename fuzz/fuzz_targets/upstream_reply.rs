@@ -1,5 +1,6 @@
 //! Fuzz target: arbitrary upstream reply bodies through `UpstreamReply::parse`, the null-result
-//! rule, the streaming decision on a reply's first bytes (`result_follows`), and the
+//! rule, the streaming decision on a reply's first bytes (`result_follows`), the decision to
+//! pass a whole reply on unread (`unread_result`: never a null result), and the
 //! batch/result builders that pass replies through. Owns the invariants "never panics",
 //! "passing valid JSON through a batch keeps it valid JSON" and "a prefix judged a result
 //! stays one as more of the reply arrives".
@@ -49,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
             "more bytes changed the streaming decision"
         );
     }
+    let unread = jsonrpc::unread_result(data);
+    assert!(!unread || jsonrpc::result_follows(data), "passed on unread without a result first");
     if let Ok(reply) = UpstreamReply::parse(data) {
+        assert!(!(unread && reply.is_null_result()), "a null result passed on unread");
         let null = reply.is_null_result();
         assert!(
             reply.result.is_some() || reply.error.is_some(),

@@ -157,23 +157,16 @@ fn read<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, UpstreamReplyError>
 /// an error, another member first, a prefix too short to tell — answers `false`, and the
 /// reply is read whole.
 pub fn result_follows(head: &[u8]) -> bool {
-    let mut p = Prefix { b: head, at: 0 };
-    if !p.eat(b'{') {
-        return false;
-    }
-    loop {
-        let Some(key) = p.key() else {
-            return false;
-        };
-        match key {
-            b"result" => return true,
-            b"jsonrpc" | b"id" if p.skip_scalar() => {}
-            _ => return false,
-        }
-        if !p.eat(b',') {
-            return false;
-        }
-    }
+    Prefix { b: head, at: 0 }.past_result_key()
+}
+
+/// Whether a whole reply may be passed on without reading it: it begins as [`result_follows`]
+/// says and its result is not `null` (which a read may retry on another node). What follows
+/// the result's first byte is not looked at, as with a streamed reply: the bytes reach the
+/// client as the node sent them.
+pub fn unread_result(reply: &[u8]) -> bool {
+    let mut p = Prefix { b: reply, at: 0 };
+    p.past_result_key() && matches!(p.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f'))
 }
 
 /// A cursor over the start of a reply for [`result_follows`].
@@ -183,6 +176,26 @@ struct Prefix<'a> {
 }
 
 impl<'a> Prefix<'a> {
+    /// Moves past `{`, `"jsonrpc"` and `"id"` members and `"result":`; whether it got there.
+    fn past_result_key(&mut self) -> bool {
+        if !self.eat(b'{') {
+            return false;
+        }
+        loop {
+            let Some(key) = self.key() else {
+                return false;
+            };
+            match key {
+                b"result" => return true,
+                b"jsonrpc" | b"id" if self.skip_scalar() => {}
+                _ => return false,
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
     fn peek(&mut self) -> Option<u8> {
         while let Some(&c) = self.b.get(self.at) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -257,6 +270,27 @@ impl<'a> Prefix<'a> {
 mod tests {
     use super::*;
     use crate::jsonrpc::codes;
+
+    #[test]
+    fn only_a_plain_result_that_is_not_null_goes_unread() {
+        for (reply, unread) in [
+            (&br#"{"jsonrpc":"2.0","id":1,"result":{"hash":"0x1"}}"#[..], true),
+            (br#"{"jsonrpc":"2.0","id":"a","result":["0x1"]}"#, true),
+            (br#"{"id":1,"jsonrpc":"2.0","result": "0x1"}"#, true),
+            (br#"{"jsonrpc":"2.0","id":1,"result":false}"#, true),
+            (br#"{"jsonrpc":"2.0","id":1,"result":-1}"#, true),
+            // Read: a null to retry, an error, another member first, not JSON-RPC at all.
+            (br#"{"jsonrpc":"2.0","id":1,"result":null}"#, false),
+            (br#"{"jsonrpc":"2.0","id":1,"result": null}"#, false),
+            (br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000}}"#, false),
+            (br#"{"error":null,"result":"0x1"}"#, false),
+            (br#"{"jsonrpc":"2.0","id":1,"result":"#, false),
+            (b"<html>", false),
+            (b"", false),
+        ] {
+            assert_eq!(unread_result(reply), unread, "{}", String::from_utf8_lossy(reply));
+        }
+    }
 
     #[test]
     fn result_follows_reads_only_the_envelope() {

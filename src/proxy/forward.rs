@@ -57,12 +57,31 @@ pub enum Forwarded {
     Reply(Reply),
     /// A large successful reply, passed on as it arrives.
     Stream(Streamed),
+    /// A successful reply passed on unread ([`Take::bytes_only`]): its result is not `null`,
+    /// and nothing else of it was looked at.
+    Unread(Bytes),
+}
+
+/// How the caller of [`forward_with`] takes a successful reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Take {
+    /// A reply larger than this many bytes is passed on as it arrives.
+    pub stream_after: Option<usize>,
+    /// The caller only passes the reply's bytes on (nothing cached, nothing shared): one that
+    /// begins as a result that is not `null` comes back [unread](Forwarded::Unread) — the
+    /// forwarding path's replies cost no parse, as a streamed one never did.
+    pub bytes_only: bool,
 }
 
 /// Forwards one call according to `plan`; the reply comes back whole.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
-    match forward_with(gw, call, spec, plan, None).await? {
+    match forward_with(gw, call, spec, plan, Take::default()).await? {
         Forwarded::Reply(reply) => Ok(reply),
+        // Not asked for either; read all the same.
+        Forwarded::Unread(bytes) => {
+            let parsed = UpstreamReply::parse(&bytes).map_err(|e| ProxyError::Upstream(bad_reply(0, &e)))?;
+            Ok(Reply::new(bytes.clone(), &parsed))
+        }
         // Not asked for; read whole all the same.
         Forwarded::Stream(s) => {
             let bytes = s.collect().await.map_err(ProxyError::Upstream)?;
@@ -72,9 +91,10 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
     }
 }
 
-/// Whether a plan may have its reply streamed: nothing kengate does after the answer needs
-/// to read it (writes are recorded, pending nonces raised, receipts held until their block is
-/// served) — and a large reply is never a `null` to retry.
+/// Whether a plan may have its reply streamed or passed on unread: nothing kengate does after
+/// the answer needs to read it (writes are recorded, pending nonces raised, receipts held until
+/// their block is served) — and a large reply is never a `null` to retry (an unread one is
+/// checked for that).
 fn may_stream(plan: &Plan) -> bool {
     plan.write.is_none() && plan.nonce_floor.is_none() && plan.cache != CachePolicy::IfMined
 }
@@ -96,9 +116,11 @@ pub async fn forward_with(
     call: &Call<'_>,
     spec: &MethodSpec,
     plan: Plan,
-    stream_after: Option<usize>,
+    take: Take,
 ) -> Result<Forwarded, ProxyError> {
-    let stream_after = stream_after.filter(|_| may_stream(&plan));
+    let pass_on = may_stream(&plan);
+    let stream_after = take.stream_after.filter(|_| pass_on);
+    let unread = take.bytes_only && pass_on;
     let started = Instant::now();
     let body = upstream_body(call, spec.upstream, plan.params.as_deref());
     let mut target = plan.target;
@@ -201,6 +223,9 @@ pub async fn forward_with(
             }
             // Large, but not a plain result (an error, an odd envelope): read whole as usual.
             Ok(Fetched::Streaming(s)) => s.collect().await,
+            Ok(Fetched::Whole(reply)) if unread && jsonrpc::unread_result(&reply) => {
+                return Ok(Forwarded::Unread(reply));
+            }
             Ok(Fetched::Whole(reply)) => Ok(reply),
             Err(e) => Err(e),
         };

@@ -388,3 +388,43 @@ async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_hig
     let per_node: Vec<usize> = fakes.iter().map(|f| f.calls_of("klay_getBalance").len()).collect();
     assert!(per_node.contains(&8), "{per_node:?}");
 }
+
+/// The forwarding path (cache and coalescing off) passes a plain result on unread, byte for byte
+/// as the node sent it; what it must read it still reads: an empty 200 is a node fault, retried
+/// on another node.
+#[tokio::test]
+async fn the_forwarding_path_passes_results_on_unread_and_still_reads_what_it_must() {
+    let fakes = fake::cluster(&[100, 100, 100]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cache.max_bytes = 0;
+    cfg.cache.coalesce = false;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let http = Http::default();
+
+    let body = r#"{"jsonrpc":"2.0","id":7,"method":"klay_getBlockByNumber","params":["0x5f",false]}"#;
+    for _ in 0..6 {
+        let through = http.post(&gate.url, body).await.text();
+        let node = serde_json::from_str::<Value>(&through).unwrap()["result"]["node"]
+            .as_u64()
+            .unwrap();
+        let direct = http.post(&fakes[node as usize].url, body).await.text();
+        assert_eq!(through, direct, "the reply was not passed on as the node sent it");
+    }
+
+    fakes[0].set_mode(Mode::Empty200);
+    for _ in 0..12 {
+        let r = http
+            .result(&gate.url, "klay_getBlockByNumber", json!(["0x5f", false]))
+            .await;
+        assert_eq!(r["number"], "0x5f", "{r}");
+        assert_ne!(r["node"], 0, "an empty 200 was passed on");
+    }
+    let metrics = http.get(&format!("{}/metrics", gate.url)).await.text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kengate_upstream_errors") && l.contains("bad_reply")),
+        "node 0 was never asked: its empty 200 was not put to the test\n{metrics}"
+    );
+}
