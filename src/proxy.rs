@@ -39,7 +39,7 @@ use crate::txpath::lifecycle::Lifecycle;
 use crate::txpath::senders::Senders;
 use cache::{read_key, ReadKey};
 use coalesce::{Answer, Role};
-use forward::Forwarded;
+use forward::{Forwarded, Take};
 
 /// Settings the pipeline reads on every call.
 #[derive(Debug, Clone)]
@@ -271,23 +271,6 @@ impl Delivered {
     }
 }
 
-/// A successful reply the caller only passes on: streamed past `stream_after` bytes, unread
-/// when it is a plain result.
-fn pass_on(stream_after: Option<usize>) -> forward::Take {
-    forward::Take {
-        stream_after,
-        bytes_only: true,
-    }
-}
-
-/// A successful reply the caller reads (to cache or share it), unless streamed.
-fn read(stream_after: Option<usize>) -> forward::Take {
-    forward::Take {
-        stream_after,
-        bytes_only: false,
-    }
-}
-
 impl From<Forwarded> for Delivered {
     fn from(f: Forwarded) -> Self {
         match f {
@@ -453,7 +436,7 @@ impl Gateway {
             }
             Decision::Forward(plan) if plan.shared => return self.shared_read(call, spec, plan, stream_after).await,
             Decision::Forward(plan) => {
-                return forward::forward_with(self, call, spec, plan, pass_on(stream_after))
+                return forward::forward_with(self, call, spec, plan, Take::pass_on(stream_after))
                     .await
                     .map(Delivered::from)
             }
@@ -632,7 +615,7 @@ impl Gateway {
         let cacheable = policy != CachePolicy::No && self.cache.enabled();
         if !cacheable && !self.settings.coalesce {
             // Nothing to look up or share: no key to build.
-            return forward::forward_with(self, call, spec, plan, pass_on(stream_after))
+            return forward::forward_with(self, call, spec, plan, Take::pass_on(stream_after))
                 .await
                 .map(Delivered::from);
         }
@@ -647,7 +630,7 @@ impl Gateway {
         }
         if !self.settings.coalesce {
             return Ok(
-                match forward::forward_with(self, call, spec, plan, read(stream_after)).await? {
+                match forward::forward_with(self, call, spec, plan, Take::read(stream_after)).await? {
                     Forwarded::Reply(reply) => {
                         self.keep(key, policy, &reply);
                         Delivered::Whole(reply.bytes)
@@ -658,28 +641,30 @@ impl Gateway {
             );
         }
         match self.coalescer.join(key.clone()) {
-            Role::Leader(leader) => match forward::forward_with(self, call, spec, plan, read(stream_after)).await {
-                Ok(Forwarded::Reply(reply)) => {
-                    // Kept before the flight ends, so a caller arriving next finds it cached.
-                    self.keep(key, policy, &reply);
-                    leader.finish(Ok(reply.answer()));
-                    Ok(Delivered::Whole(reply.bytes))
+            Role::Leader(leader) => {
+                match forward::forward_with(self, call, spec, plan, Take::read(stream_after)).await {
+                    Ok(Forwarded::Reply(reply)) => {
+                        // Kept before the flight ends, so a caller arriving next finds it cached.
+                        self.keep(key, policy, &reply);
+                        leader.finish(Ok(reply.answer()));
+                        Ok(Delivered::Whole(reply.bytes))
+                    }
+                    Ok(Forwarded::Stream(s)) => {
+                        // Not held, so not shared: ending the flight sends its waiters upstream.
+                        drop(leader);
+                        Ok(Delivered::Streamed(s))
+                    }
+                    // Not asked for (`read`); passed on, not shared, all the same.
+                    Ok(Forwarded::Unread(b)) => {
+                        drop(leader);
+                        Ok(Delivered::Whole(b))
+                    }
+                    Err(e) => {
+                        leader.finish(Err(e.to_rpc()));
+                        Err(e)
+                    }
                 }
-                Ok(Forwarded::Stream(s)) => {
-                    // Not held, so not shared: ending the flight sends its waiters upstream.
-                    drop(leader);
-                    Ok(Delivered::Streamed(s))
-                }
-                // Not asked for (`read`); passed on, not shared, all the same.
-                Ok(Forwarded::Unread(b)) => {
-                    drop(leader);
-                    Ok(Delivered::Whole(b))
-                }
-                Err(e) => {
-                    leader.finish(Err(e.to_rpc()));
-                    Err(e)
-                }
-            },
+            }
             Role::Waiter(waiter) => match waiter.wait().await {
                 Some(shared) => {
                     self.metrics.coalesced();
@@ -691,7 +676,7 @@ impl Gateway {
                 }
                 // The leader's client went away mid-flight, or its reply was streamed: ask on
                 // our own.
-                None => forward::forward_with(self, call, spec, plan, pass_on(stream_after))
+                None => forward::forward_with(self, call, spec, plan, Take::pass_on(stream_after))
                     .await
                     .map(Delivered::from),
             },

@@ -73,6 +73,25 @@ pub struct Take {
     pub bytes_only: bool,
 }
 
+impl Take {
+    /// The caller only passes a successful reply on: streamed past `stream_after` bytes,
+    /// unread when it is a plain result.
+    pub fn pass_on(stream_after: Option<usize>) -> Self {
+        Self {
+            stream_after,
+            bytes_only: true,
+        }
+    }
+
+    /// The caller reads a successful reply (to cache or share it), unless it is streamed.
+    pub fn read(stream_after: Option<usize>) -> Self {
+        Self {
+            stream_after,
+            bytes_only: false,
+        }
+    }
+}
+
 /// Forwards one call according to `plan`; the reply comes back whole.
 pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Plan) -> Result<Reply, ProxyError> {
     match forward_with(gw, call, spec, plan, Take::default()).await? {

@@ -66,33 +66,36 @@ pub enum Verdict {
 /// over HTTP/1.1 with one `Content-Length` of at most `max_body`, a head of at most `max_head`
 /// and none of the headers that need hyper. Pure, for the fuzzer (`client_head`) and the tests.
 pub fn classify(buf: &[u8], max_head: usize, max_body: usize) -> Verdict {
-    judge(buf, max_head, max_body, |_| ()).0
+    match judge(buf, max_head, max_body, |_| ()) {
+        Ok((head, ())) => Verdict::Serve(head),
+        Err(v) => v,
+    }
 }
 
 /// [`classify`], handing a head it serves, parsed, to `served`: one parse per request gives
-/// both the verdict and what the request needs of its head.
+/// both the verdict and what the request needs of its head. `Err` is `Partial` or `HandOff`.
 fn judge<T>(
     buf: &[u8],
     max_head: usize,
     max_body: usize,
     served: impl FnOnce(&httparse::Request<'_, '_>) -> T,
-) -> (Verdict, Option<T>) {
+) -> Result<(Head, T), Verdict> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < max_head => return (Verdict::Partial, None),
-        _ => return (Verdict::HandOff, None),
+        Ok(httparse::Status::Partial) if buf.len() < max_head => return Err(Verdict::Partial),
+        _ => return Err(Verdict::HandOff),
     };
     if len > max_head || req.method != Some("POST") || req.version != Some(1) {
-        return (Verdict::HandOff, None);
+        return Err(Verdict::HandOff);
     }
     let Some(path) = req.path else {
-        return (Verdict::HandOff, None);
+        return Err(Verdict::HandOff);
     };
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     if !matches!(route(path), Route::Rpc { .. }) {
-        return (Verdict::HandOff, None);
+        return Err(Verdict::HandOff);
     }
     let mut body = None;
     for h in req.headers.iter() {
@@ -100,23 +103,23 @@ fn judge<T>(
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = match parse_length(h.value) {
                 Some(n) if body.is_none() => n,
-                _ => return (Verdict::HandOff, None),
+                _ => return Err(Verdict::HandOff),
             };
             body = Some(n);
         } else if name.eq_ignore_ascii_case(b"connection") {
             if !h.value.eq_ignore_ascii_case(b"keep-alive") {
-                return (Verdict::HandOff, None);
+                return Err(Verdict::HandOff);
             }
         } else if [&b"transfer-encoding"[..], b"upgrade", b"expect", b"origin"]
             .iter()
             .any(|n| name.eq_ignore_ascii_case(n))
         {
-            return (Verdict::HandOff, None);
+            return Err(Verdict::HandOff);
         }
     }
     match body {
-        Some(body) if body <= max_body => (Verdict::Serve(Head { len, body }), Some(served(&req))),
-        _ => (Verdict::HandOff, None),
+        Some(body) if body <= max_body => Ok((Head { len, body }, served(&req))),
+        _ => Err(Verdict::HandOff),
     }
 }
 
@@ -182,12 +185,11 @@ pub(super) async fn serve(
         }
         let (head, owned) = loop {
             match judge(&buf, max_head, max_body, owned_parts) {
-                (Verdict::Serve(h), Some(owned)) => break (h, owned),
-                (Verdict::Serve(_) | Verdict::HandOff, _) => return Outcome::HandOff(Rewind::new(buf.freeze(), io)),
+                Ok(judged) => break judged,
                 // The head is parsed again only once the bytes read could end it (or it reached
                 // the limit), as hyper does: a head trickled a byte at a time must not cost a
                 // parse of everything before it per byte.
-                (Verdict::Partial, _) => loop {
+                Err(Verdict::Partial) => loop {
                     let from = buf.len();
                     if read_until(&mut io, &mut buf, READ_STEP, head_by).await.is_err() {
                         return Outcome::Closed;
@@ -196,6 +198,7 @@ pub(super) async fn serve(
                         break;
                     }
                 },
+                Err(_) => return Outcome::HandOff(Rewind::new(buf.freeze(), io)),
             }
         };
         // Boxed: the connection's task is as large as its largest state, and an idle
