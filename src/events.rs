@@ -300,11 +300,10 @@ impl Hub {
                 let raw = args
                     .first()
                     .ok_or_else(|| invalid("missing value for required argument 0"))?;
-                let crit =
-                    filter::Criteria::parse(raw.get()).map_err(|e| invalid(&format!("invalid argument 0: {e}")))?;
+                let crit = filter::Criteria::parse(raw).map_err(|e| invalid(&format!("invalid argument 0: {e}")))?;
                 crit.check(self.dialect())
                     .map_err(|e| RpcError::new(codes::SERVER_ERROR, e))?;
-                self.new_filter(polling::Kind::Logs(Box::new(crit), raw.get().to_owned()), owner)
+                self.new_filter(polling::Kind::Logs(Box::new(crit), (*raw).to_owned()), owner)
             }
             EventOp::FilterChanges => {
                 let id = string_arg(&args, 0)?;
@@ -404,12 +403,12 @@ fn filter_not_found() -> RpcError {
 }
 
 /// Argument `i` as a string (a filter or subscription id), or the node's error for it.
-fn string_arg(args: &[&RawValue], i: usize) -> Result<String, RpcError> {
+fn string_arg(args: &[&str], i: usize) -> Result<String, RpcError> {
     let raw = args
         .get(i)
         .ok_or_else(|| invalid(&format!("missing value for required argument {i}")))?;
-    serde_json::from_str::<String>(raw.get()).map_err(|_| {
-        let what = match raw.get().as_bytes().first() {
+    serde_json::from_str::<String>(raw).map_err(|_| {
+        let what = match raw.as_bytes().first() {
             Some(b'{') => "object",
             Some(b'[') => "array",
             Some(b't' | b'f') => "bool",

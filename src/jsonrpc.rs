@@ -16,8 +16,8 @@ pub use object::{go_object, set_member, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
 pub use request::{json_str, parse_body, parse_body_checked, split_params, Call, Incoming, ParseError};
 pub use response::{
-    batch_response, error_response, member_response, result_follows, result_response, unread_result, UpstreamReply,
-    UpstreamReplyError,
+    batch_response, error_response, member_response, result_follows, result_response, unread_batch, unread_result,
+    UpstreamReply, UpstreamReplyError,
 };
 
 /// Deserializes a member that may be absent into `None`, and a present one, even `null`,

@@ -553,33 +553,43 @@ impl Gateway {
                 return out;
             }
         };
-        let Ok(elements) = UpstreamReply::parse_batch(&reply) else {
-            return out;
+        // Each element's member and its JSON. Passed on unread when nothing keeps or shares
+        // the answers and every element is a plain result (as a single reply is); else read.
+        let unread = items.iter().all(|(.., key, leader)| key.is_none() && leader.is_none());
+        let elements: Vec<(usize, &str, &[u8])> = match unread.then(|| jsonrpc::unread_batch(&reply)).flatten() {
+            Some(results) => results.into_iter().map(|(id, r)| (id, "result", r)).collect(),
+            None => {
+                let Ok(elements) = UpstreamReply::parse_batch(&reply) else {
+                    return out;
+                };
+                elements
+                    .into_iter()
+                    .filter(|(id, parsed)| {
+                        let retried = items.get(*id).is_some_and(|(_, _, plan, ..)| plan.retry_null);
+                        !(retried && parsed.is_null_result())
+                    })
+                    .filter_map(|(id, parsed)| match (parsed.error, parsed.result) {
+                        (Some(e), _) => Some((id, "error", e.get().as_bytes())),
+                        (None, Some(r)) => Some((id, "result", r.get().as_bytes())),
+                        (None, None) => None,
+                    })
+                    .collect()
+            }
         };
         let mut answered = 0;
-        for (id, parsed) in elements {
+        for (id, member, json) in elements {
             let Some((idx, spec, plan, _, key, leader)) = items.get_mut(id) else {
                 continue;
             };
             let Some(Ok(call)) = calls.get(*idx) else {
                 continue;
             };
-            if plan.retry_null && parsed.is_null_result() {
-                continue;
-            }
             // Mined above the served head: the single-call path holds it until announced.
-            let above = |r: &serde_json::value::RawValue| {
-                cache::mined_in(r.get().as_bytes()).is_some_and(|n| n > view.served_head)
-            };
-            if plan.cache == CachePolicy::IfMined && parsed.result.is_some_and(above) {
+            let above = || cache::mined_in(json).is_some_and(|n| n > view.served_head);
+            if plan.cache == CachePolicy::IfMined && member == "result" && above() {
                 continue;
             }
-            let (member, json) = match (parsed.error, parsed.result) {
-                (Some(e), _) => ("error", e),
-                (None, Some(r)) => ("result", r),
-                (None, None) => continue,
-            };
-            let json = cache::raw_bytes(&reply, json);
+            let json = cache::sub_bytes(&reply, json);
             if let (true, Some(key)) = (member == "result" && plan.cache != CachePolicy::No, key) {
                 self.cache
                     .offer(key.clone(), json.clone(), plan.cache, self.cluster.view().served_head);

@@ -1,8 +1,8 @@
 //! Fuzz target: arbitrary request bodies through the parser, the method table and the routing
 //! planner, the way the per-call pipeline uses them. Owns the invariants "never panics",
 //! "every answer kengate builds from client input (errors, local results, batches) is valid JSON"
-//! and "the one-pass parse (`parse_body`) reads every body as the checked one
-//! (`parse_body_checked`) does".
+//! "the one-pass parse (`parse_body`) reads every body as the checked one
+//! (`parse_body_checked`) does" and "params are split into the elements serde reads".
 #![no_main]
 
 use std::sync::LazyLock;
@@ -102,8 +102,15 @@ fn result_bytes(id: Option<&RawValue>, result_json: &str) -> Bytes {
 /// Runs one parsed call through split_params, the table and the planner under `view`, and
 /// returns the answer kengate would build locally (a stand-in `null` result when forwarded).
 fn answer(call: &Call<'_>, table: &MethodTable, view: &ClusterView, dialect: Dialect) -> Bytes {
-    if let Err(e) = jsonrpc::split_params(call.params) {
-        error_bytes(call.id, &e);
+    // Params are split without being read again: the elements serde reads, text for text.
+    let read = call.params.map(|p| serde_json::from_str::<Vec<&RawValue>>(p.get()));
+    match (jsonrpc::split_params(call.params), read) {
+        (Ok(ps), None) => assert!(ps.is_empty()),
+        (Ok(ps), Some(Ok(read))) => assert_eq!(ps, read.iter().map(|r| r.get()).collect::<Vec<_>>()),
+        (Err(e), Some(Err(_))) => {
+            error_bytes(call.id, &e);
+        }
+        (split, read) => panic!("split_params {split:?}, serde {read:?}: {:?}", call.params),
     }
     let spec = match table.lookup(&call.method, dialect) {
         Lookup::Allowed(spec) => spec,

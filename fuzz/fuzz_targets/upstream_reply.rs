@@ -1,6 +1,7 @@
 //! Fuzz target: arbitrary upstream reply bodies through `UpstreamReply::parse`, the null-result
 //! rule, the streaming decision on a reply's first bytes (`result_follows`), the decision to
-//! pass a whole reply on unread (`unread_result`: never a null result), and the
+//! pass a whole reply on unread (`unread_result`: never a null result), the batch reply passed
+//! on unread (`unread_batch`: never a null, the same elements as its read), and the
 //! batch/result builders that pass replies through. Owns the invariants "never panics",
 //! "passing valid JSON through a batch keeps it valid JSON" and "a prefix judged a result
 //! stays one as more of the reply arrives".
@@ -76,6 +77,18 @@ fuzz_target!(|data: &[u8]| {
                     String::from_utf8_lossy(&bytes)
                 );
             }
+        }
+    }
+    // A batch reply passed on unread: never a null result, and where it is also read, the
+    // same ids and the same result bytes.
+    if let Some(unread) = jsonrpc::unread_batch(data) {
+        assert!(unread.iter().all(|(_, r)| !r.starts_with(b"null")), "a null result passed on unread");
+        if let Ok(read) = UpstreamReply::parse_batch(data) {
+            let read: Vec<(usize, &[u8])> = read
+                .iter()
+                .map(|(id, r)| (*id, r.result.map_or(&b""[..], |r| r.get().as_bytes())))
+                .collect();
+            assert_eq!(unread, read, "a batch passed on unread differs from its read");
         }
     }
     let part = Bytes::copy_from_slice(data);

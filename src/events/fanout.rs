@@ -250,7 +250,6 @@ mod tests {
     use std::pin::Pin;
 
     use prometheus_client::registry::Registry;
-    use serde_json::value::RawValue;
     use serde_json::Value;
 
     use super::*;
@@ -291,8 +290,7 @@ mod tests {
     }
 
     fn subscribe(hub: &Arc<Hub>, s: &Session) -> String {
-        let name = RawValue::from_string("\"newHeads\"".to_owned()).unwrap();
-        let id = s.subscribe(hub, Ns::Kaia, &[&name], "").unwrap();
+        let id = s.subscribe(hub, Ns::Kaia, &["\"newHeads\""], "").unwrap();
         serde_json::from_str(&id).unwrap()
     }
 

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use super::fanout::{Conn, Kind, Overflow, Sub};
@@ -80,22 +79,16 @@ impl Session {
         self.len() == 0
     }
 
-    pub(super) fn subscribe(
-        &self,
-        hub: &Arc<Hub>,
-        ns: Ns,
-        args: &[&RawValue],
-        owner: &str,
-    ) -> Result<String, RpcError> {
+    pub(super) fn subscribe(&self, hub: &Arc<Hub>, ns: Ns, args: &[&str], owner: &str) -> Result<String, RpcError> {
         let name = args
             .first()
-            .and_then(|a| serde_json::from_str::<String>(a.get()).ok())
+            .and_then(|a| serde_json::from_str::<String>(a).ok())
             .ok_or_else(|| invalid("expected subscription name as first argument"))?;
         let kind = match name.as_str() {
             "newHeads" => Kind::Heads(ns),
             "logs" => Kind::Logs(Box::new(match args.get(1) {
                 Some(c) => {
-                    let crit = Criteria::parse(c.get()).map_err(|e| invalid(&format!("invalid argument 1: {e}")))?;
+                    let crit = Criteria::parse(c).map_err(|e| invalid(&format!("invalid argument 1: {e}")))?;
                     crit.check(hub.dialect())
                         .map_err(|e| RpcError::new(codes::SERVER_ERROR, e))?;
                     crit

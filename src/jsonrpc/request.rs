@@ -100,10 +100,11 @@ fn cow_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str
 /// Parses a request body. Whitespace around the JSON is allowed.
 ///
 /// One pass over the bytes where the body is well formed: a single call is read straight into
-/// its fields, a batch is split into its elements by [`split_array`] and each element read once.
-/// Anything else — a syntax error, an element that is not a call, a batch over the limit —
-/// goes to [`parse_body_checked`], which validates the whole body first; the two agree on
-/// every input (`fuzz/fuzz_targets/jsonrpc_body.rs` checks it).
+/// its fields, a batch straight into its calls' fields. Anything else — a syntax error, an
+/// element that is not a valid call, a batch over the limit — goes to [`parse_body_checked`],
+/// which validates the whole body first and reads each element on its own (so one bad element
+/// keeps its place as an error); the two agree on every input
+/// (`fuzz/fuzz_targets/jsonrpc_body.rs` checks it).
 pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let fast = match first {
@@ -120,38 +121,31 @@ pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseEr
     }
 }
 
-/// A batch whose array is well formed, within the size limit, and whose elements
-/// are each valid JSON (a call, or not a call); `None` for anything else.
+/// A batch that is well formed JSON, within the size limit, and whose elements are all valid
+/// calls, read in one pass (serde reads each element's fields as it meets them); `None` for
+/// anything else.
 fn fast_batch(body: &[u8], max_batch: usize) -> Option<Vec<Result<Call<'_>, RpcError>>> {
-    let elems = split_array(body)?;
-    if elems.is_empty() || elems.len() > max_batch {
+    // UTF-8 checked over the whole body first, as the checked parse does: serde skips the
+    // members a call does not have without checking their bytes.
+    let text = std::str::from_utf8(body).ok()?;
+    let calls: Vec<RawCall<'_>> = serde_json::from_str(text).ok()?;
+    if calls.is_empty() || calls.len() > max_batch {
         return None;
     }
-    elems
-        .into_iter()
-        .map(|e| {
-            let s = std::str::from_utf8(e).ok()?;
-            match parse_call_str(s) {
-                Ok(c) => Some(Ok(c)),
-                // Not a call: its place holds the error, if it is valid JSON at all.
-                Err(err) => serde_json::from_str::<serde::de::IgnoredAny>(s)
-                    .is_ok()
-                    .then_some(Err(err)),
-            }
-        })
-        .collect()
+    calls.into_iter().map(|rc| checked_call(rc).ok().map(Ok)).collect()
 }
 
-/// The elements of a JSON array, found by their brackets, strings and commas without reading
-/// them (each is parsed on its own next, which validates it): `None` when the array itself is
-/// not well formed.
-fn split_array(body: &[u8]) -> Option<Vec<&[u8]>> {
+/// The elements of a JSON array that is already known to be valid JSON (a param list read
+/// from a request), found by their brackets, strings and commas without reading them again:
+/// `None` when the text is not an array.
+fn split_array(text: &str) -> Option<Vec<&str>> {
+    let body = text.as_bytes();
     let mut i = body.iter().position(|b| !is_json_ws(*b))?;
     if body.get(i) != Some(&b'[') {
         return None;
     }
     i += 1;
-    let mut elems = Vec::with_capacity(16);
+    let mut elems = Vec::with_capacity(4);
     let mut depth = 1usize;
     let mut start = i;
     loop {
@@ -172,7 +166,8 @@ fn split_array(body: &[u8]) -> Option<Vec<&[u8]>> {
             b'{' | b'[' => depth += 1,
             b'}' | b']' if depth > 1 => depth -= 1,
             b',' | b']' if depth == 1 => {
-                let elem = trim_json_ws(body.get(start..i - 1)?)?;
+                // Structural bytes are ASCII, so these are char boundaries.
+                let elem = text.get(start..i - 1)?.trim_matches(JSON_WS);
                 match (elem.is_empty(), b) {
                     // `[]` (and `[ ]`): no elements.
                     (true, b']') if elems.is_empty() => {}
@@ -197,15 +192,11 @@ fn is_structural(b: u8) -> bool {
 }
 
 /// JSON's whitespace (not `is_ascii_whitespace`, which takes form feed too).
+const JSON_WS: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// A byte of [`JSON_WS`].
 fn is_json_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-/// `s` without JSON whitespace around it.
-fn trim_json_ws(s: &[u8]) -> Option<&[u8]> {
-    let from = s.iter().position(|b| !is_json_ws(*b)).unwrap_or(s.len());
-    let to = s.iter().rposition(|b| !is_json_ws(*b)).map_or(from, |i| i + 1);
-    s.get(from..to)
 }
 
 /// [`parse_body`]'s reference: the whole body is validated as JSON first, then each call read.
@@ -252,8 +243,14 @@ fn classify(e: serde_json::Error) -> ParseError {
 
 /// One call from its JSON text.
 fn parse_call_str(raw: &str) -> Result<Call<'_>, RpcError> {
+    let rc: RawCall<'_> = serde_json::from_str(raw)
+        .map_err(|e| RpcError::new(codes::INVALID_REQUEST, format!("invalid request: {e}")))?;
+    checked_call(rc)
+}
+
+/// A call's fields as read, checked against JSON-RPC 2.0.
+fn checked_call(rc: RawCall<'_>) -> Result<Call<'_>, RpcError> {
     let invalid = |msg: String| RpcError::new(codes::INVALID_REQUEST, msg);
-    let rc: RawCall<'_> = serde_json::from_str(raw).map_err(|e| invalid(format!("invalid request: {e}")))?;
     if rc.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return Err(invalid("invalid request: jsonrpc must be \"2.0\"".into()));
     }
@@ -281,14 +278,16 @@ fn parse_call_str(raw: &str) -> Result<Call<'_>, RpcError> {
     })
 }
 
-/// Splits positional params into borrowed elements. `Ok(None)` when params are absent;
-/// an error when they are an object (Klaytn only takes positional params).
-pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&RawValue>, RpcError> {
+/// Splits positional params into the JSON text of each element, borrowed (the params were
+/// read as valid JSON with the call, so they are split without being read again). Empty when
+/// params are absent or `null`; an error when they are an object (Klaytn only takes
+/// positional params).
+pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&str>, RpcError> {
     match params {
         // `"params": null` is read as no params by the node too.
         None => Ok(Vec::new()),
         Some(p) if p.get() == "null" => Ok(Vec::new()),
-        Some(p) => serde_json::from_str::<Vec<&RawValue>>(p.get()).map_err(|_| {
+        Some(p) => split_array(p.get()).ok_or_else(|| {
             RpcError::new(
                 codes::INVALID_PARAMS,
                 "invalid params: expected a positional params array",
@@ -368,6 +367,12 @@ mod tests {
             agree(&body, 10);
         }
         agree("[\u{ff}]", 10);
+        // Bytes that are not UTF-8 in a member no call has.
+        let stray = include_bytes!("../../fuzz/corpus/jsonrpc_body/batch_stray_bytes_in_unknown_member.json");
+        assert_eq!(
+            format!("{:?}", parse_body(stray, 10)),
+            format!("{:?}", parse_body_checked(stray, 10))
+        );
         agree(&format!("[{call}]\x0c"), 10);
         agree(&format!("[\x0c{call}]"), 10);
         agree(&format!("\x0c[{call}]"), 10);
@@ -377,12 +382,32 @@ mod tests {
 
     #[test]
     fn a_batch_is_split_at_its_own_commas_only() {
-        let elems = split_array(br#" [ {"a":[1,2],"b":"x,]\"}"} ,2, "y" ]  "#).unwrap();
-        assert_eq!(elems, vec![&br#"{"a":[1,2],"b":"x,]\"}"}"#[..], b"2", br#""y""#]);
-        assert_eq!(split_array(b"[]"), Some(vec![]));
-        for bad in [&b"[1,]"[..], b"[,1]", b"[1", b"[1] 2", b"[}", b"{}", b"[\"]"] {
-            assert_eq!(split_array(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        let elems = split_array(r#" [ {"a":[1,2],"b":"x,]\"}"} ,2, "y" ]  "#).unwrap();
+        assert_eq!(elems, vec![r#"{"a":[1,2],"b":"x,]\"}"}"#, "2", r#""y""#]);
+        assert_eq!(split_array("[]"), Some(vec![]));
+        assert_eq!(split_array("[ ]"), Some(vec![]));
+        for bad in ["[1,]", "[,1]", "[1", "[1] 2", "[}", "{}", "[\"]"] {
+            assert_eq!(split_array(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn params_split_into_the_elements_serde_reads() {
+        for params in [
+            r#"["0x01","latest"]"#,
+            r#" [ "a\"],[" , {"b":[1,{"c":"]"}]} , null,true , -1.5e3 ] "#,
+            "[[]]",
+            "[{}]",
+            r#"["\\"]"#,
+            "[]",
+        ] {
+            let raw: &RawValue = serde_json::from_str(params).unwrap();
+            let read: Vec<&RawValue> = serde_json::from_str(params).unwrap();
+            let read: Vec<&str> = read.iter().map(|r| r.get()).collect();
+            assert_eq!(split_params(Some(raw)).unwrap(), read, "{params}");
+        }
+        let object: &RawValue = serde_json::from_str(r#"{"a":[1]}"#).unwrap();
+        assert_eq!(split_params(Some(object)).unwrap_err().code, codes::INVALID_PARAMS);
     }
 
     fn single(body: &str) -> Result<Call<'_>, RpcError> {
@@ -400,7 +425,7 @@ mod tests {
         assert!(matches!(c.method, Cow::Borrowed(_)));
         assert_eq!(c.params.unwrap().get(), r#"["0x01","latest"]"#);
         let ps = split_params(c.params).unwrap();
-        assert_eq!(ps[1].get(), r#""latest""#);
+        assert_eq!(ps[1], r#""latest""#);
     }
 
     #[test]

@@ -169,6 +169,41 @@ pub fn unread_result(reply: &[u8]) -> bool {
     p.past_result_key() && matches!(p.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f'))
 }
 
+/// The results of a batch reply whose every element is a plain result (as [`unread_result`]
+/// judges one, so never `null`) with a numeric id: each element's id and its result's bytes,
+/// found by their brackets and quotes without reading them (as a single reply is passed on
+/// unread). `None` for anything else — an error, a `null`, another member, an id kengate did
+/// not give, bytes that do not frame as an array of objects — which is then read whole
+/// ([`UpstreamReply::parse_batch`]); where both answer, they agree.
+pub fn unread_batch(body: &[u8]) -> Option<Vec<(usize, &[u8])>> {
+    let mut p = Prefix { b: body, at: 0 };
+    if !p.eat(b'[') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(16);
+    loop {
+        let id = p.envelope()??;
+        let id = std::str::from_utf8(id).ok()?.parse::<usize>().ok()?;
+        if !matches!(p.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f')) {
+            return None;
+        }
+        let start = p.at;
+        if !p.skip_value() {
+            return None;
+        }
+        out.push((id, body.get(start..p.at)?));
+        if !p.eat(b'}') {
+            return None;
+        }
+        if p.eat(b']') {
+            return p.peek().is_none().then_some(out);
+        }
+        if !p.eat(b',') {
+            return None;
+        }
+    }
+}
+
 /// A cursor over the start of a reply for [`result_follows`].
 struct Prefix<'a> {
     b: &'a [u8],
@@ -178,20 +213,82 @@ struct Prefix<'a> {
 impl<'a> Prefix<'a> {
     /// Moves past `{`, `"jsonrpc"` and `"id"` members and `"result":`; whether it got there.
     fn past_result_key(&mut self) -> bool {
+        self.envelope().is_some()
+    }
+
+    /// [`Self::past_result_key`], with the id's text when there was one.
+    fn envelope(&mut self) -> Option<Option<&'a [u8]>> {
         if !self.eat(b'{') {
-            return false;
+            return None;
         }
+        let mut id = None;
         loop {
-            let Some(key) = self.key() else {
-                return false;
-            };
+            let key = self.key()?;
+            let start = self.peek().map(|_| self.at);
             match key {
-                b"result" => return true,
-                b"jsonrpc" | b"id" if self.skip_scalar() => {}
-                _ => return false,
+                b"result" => return Some(id),
+                b"jsonrpc" if self.skip_scalar() => {}
+                b"id" if self.skip_scalar() => id = start.and_then(|s| self.b.get(s..self.at)),
+                _ => return None,
             }
             if !self.eat(b',') {
-                return false;
+                return None;
+            }
+        }
+    }
+
+    /// Moves past one value, by its extent only: a string to its closing quote, an array or
+    /// object to its closing bracket (strings inside skipped whole), anything else to the next
+    /// comma, bracket, quote or whitespace. Whether a whole value was there.
+    fn skip_value(&mut self) -> bool {
+        let mut depth = 0usize;
+        loop {
+            let Some(c) = self.peek() else { return false };
+            match c {
+                b'"' => loop {
+                    self.at += 1;
+                    let Some(n) = self.b.get(self.at..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) else {
+                        return false;
+                    };
+                    self.at += n;
+                    if self.b.get(self.at) == Some(&b'"') {
+                        self.at += 1;
+                        break;
+                    }
+                    // A backslash: the byte it escapes is skipped with it.
+                    self.at += 1;
+                },
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.at += 1;
+                    continue;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    self.at += 1;
+                }
+                b',' | b':' if depth > 0 => {
+                    self.at += 1;
+                    continue;
+                }
+                b'}' | b']' | b',' | b':' => return false,
+                _ => {
+                    let start = self.at;
+                    while self.b.get(self.at).is_some_and(|c| {
+                        !matches!(
+                            c,
+                            b',' | b':' | b'{' | b'}' | b'[' | b']' | b'"' | b' ' | b'\t' | b'\n' | b'\r'
+                        )
+                    }) {
+                        self.at += 1;
+                    }
+                    if self.at == start {
+                        return false;
+                    }
+                }
+            }
+            if depth == 0 {
+                return true;
             }
         }
     }
@@ -289,6 +386,37 @@ mod tests {
             (b"", false),
         ] {
             assert_eq!(unread_result(reply), unread, "{}", String::from_utf8_lossy(reply));
+        }
+    }
+
+    #[test]
+    fn a_batch_of_plain_results_goes_unread_and_agrees_with_the_read() {
+        let body = br#" [{"jsonrpc":"2.0","id":1,"result":"0x1"} , {"id":0,"jsonrpc":"2.0","result": {"a":[1,"]}\"",{}],"b":null}},
+            {"jsonrpc":"2.0","id":2,"result":[]},{"id":3,"result":-1.5e3},{"id":4,"result":true}]"#;
+        let unread = unread_batch(body).unwrap();
+        let read = UpstreamReply::parse_batch(body).unwrap();
+        assert_eq!(unread.len(), read.len());
+        for ((id, bytes), (rid, reply)) in unread.iter().zip(&read) {
+            assert_eq!((*id, *bytes), (*rid, reply.result.unwrap().get().as_bytes()));
+        }
+        assert_eq!(unread[1].1, br#"{"a":[1,"]}\"",{}],"b":null}"#);
+        // Read whole: a null, an error, another member, an id kengate did not give, no array.
+        for body in [
+            &br#"[{"jsonrpc":"2.0","id":1,"result":null}]"#[..],
+            br#"[{"jsonrpc":"2.0","id":1,"result":"0x1"},{"jsonrpc":"2.0","id":2,"error":{"code":1}}]"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":"0x1","error":null}]"#,
+            br#"[{"jsonrpc":"2.0","id":"a","result":"0x1"}]"#,
+            br#"[{"jsonrpc":"2.0","id":-1,"result":"0x1"}]"#,
+            br#"[{"jsonrpc":"2.0","result":"0x1"}]"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":"0x1}]"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":["0x1"}]"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            br#"[{"jsonrpc":"2.0","id":1,"result":"0x1"}] x"#,
+            br#"[]"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#,
+            b"",
+        ] {
+            assert_eq!(unread_batch(body), None, "{}", String::from_utf8_lossy(body));
         }
     }
 

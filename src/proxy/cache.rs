@@ -128,8 +128,12 @@ pub fn is_final(policy: CachePolicy, result: &[u8], served_head: u64) -> bool {
 
 /// `result` of a raw JSON value, for the cache (a `RawValue` is valid JSON by construction).
 pub fn raw_bytes(reply: &Bytes, raw: &RawValue) -> Bytes {
+    sub_bytes(reply, raw.get().as_bytes())
+}
+
+/// `text` as a `Bytes`: a slice of `reply` (no copy) when it lies in it, else a copy.
+pub fn sub_bytes(reply: &Bytes, text: &[u8]) -> Bytes {
     // The raw value borrows from `reply`: slice it without copying when it does.
-    let text = raw.get().as_bytes();
     let base = reply.as_ptr() as usize;
     let at = text.as_ptr() as usize;
     if at >= base && at + text.len() <= base + reply.len() {

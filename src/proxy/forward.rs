@@ -510,7 +510,7 @@ async fn record_write(
 /// The first param as a 32-byte hash, if it is one.
 pub(super) fn first_param_hash(call: &Call<'_>) -> Option<[u8; 32]> {
     let ps = crate::jsonrpc::split_params(call.params).ok()?;
-    unhex(crate::jsonrpc::json_str(ps.first()?.get())?)
+    unhex(crate::jsonrpc::json_str(ps.first()?)?)
 }
 
 /// Read-your-writes for `getTransactionCount(sender, "pending")`: never below the next nonce

@@ -1,7 +1,6 @@
 //! Block parameters: reading a tag / number / hash and rewriting `latest` (and its
 //! synonyms, and an omitted optional argument) to the served head.
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -86,8 +85,7 @@ pub struct BlockParam {
 
 /// Reads one block parameter and rewrites `latest` to `served`. `None` when the node would
 /// not accept it either: the call is then forwarded as sent, for the node to say why.
-pub fn block_param(raw: &RawValue, kind: BlockKind, served: u64) -> Option<BlockParam> {
-    let text = raw.get();
+pub fn block_param(text: &str, kind: BlockKind, served: u64) -> Option<BlockParam> {
     if kind == BlockKind::NumberOrHash && text.starts_with('{') {
         // {"blockNumber": tag|number} or {"blockHash": hash, "requireCanonical": bool}
         let mut obj: Map<String, Value> = serde_json::from_str(text).ok()?;
@@ -130,8 +128,8 @@ fn latest_to(block: BlockRef, served: u64) -> BlockParam {
 }
 
 /// Reads a param that is an account address (`"0x"` + 40 hex digits, any case).
-pub fn parse_address(raw: &RawValue) -> Option<[u8; 20]> {
-    unhex(json_str(raw.get())?)
+pub fn parse_address(raw: &str) -> Option<[u8; 20]> {
+    unhex(json_str(raw)?)
 }
 
 /// The range a `getLogs` filter object covers, and the object to send.
@@ -148,9 +146,9 @@ pub struct LogsRange {
 /// Rewrites a `getLogs` filter: `latest` bounds (and omitted ones, which the node reads as
 /// `latest`) become the served head, so every node answers over the same range. `None` when
 /// the node would refuse the object: it is then forwarded as sent.
-pub fn logs_range(raw: &RawValue, served: u64) -> Option<LogsRange> {
+pub fn logs_range(raw: &str, served: u64) -> Option<LogsRange> {
     // Keys as the node reads them: `{"ToBlock": …}` is its `toBlock`.
-    let mut obj: Map<String, Value> = go_object(raw.get(), FILTER_CRITERIA)?;
+    let mut obj: Map<String, Value> = go_object(raw, FILTER_CRITERIA)?;
     if obj.contains_key("blockHash") {
         return Some(LogsRange {
             needs: None,
@@ -188,12 +186,8 @@ mod tests {
     use super::*;
     use BlockKind::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
-    }
-
     fn check(input: &str, kind: BlockKind, want: Option<(BlockRef, Option<&str>)>) {
-        let got = block_param(&raw(input), kind, 0x64);
+        let got = block_param(input, kind, 0x64);
         match want {
             Some((block, rewritten)) => {
                 let got = got.unwrap_or_else(|| panic!("{input} should be read"));
@@ -245,7 +239,7 @@ mod tests {
         check("{\"nope\":1}", NumberOrHash, None);
         check("{\"blockNumber\":\"0x5\",\"blockHash\":\"0xab\"}", NumberOrHash, None);
         let p = block_param(
-            &raw("{\"blockNumber\":\"latest\",\"requireCanonical\":false}"),
+            "{\"blockNumber\":\"latest\",\"requireCanonical\":false}",
             NumberOrHash,
             100,
         )
@@ -257,17 +251,17 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let a = parse_address(&raw("\"0x00000000000000000000000000000000000000Ab\"")).unwrap();
+        let a = parse_address("\"0x00000000000000000000000000000000000000Ab\"").unwrap();
         assert_eq!(a[19], 0xab);
-        assert!(parse_address(&raw("\"0xab\"")).is_none());
-        assert!(parse_address(&raw("\"0x000000000000000000000000000000000000zzab\"")).is_none());
-        assert!(parse_address(&raw("\"0x0000000000000000000000000000000000000+ab\"")).is_none());
-        assert!(parse_address(&raw("5")).is_none());
+        assert!(parse_address("\"0xab\"").is_none());
+        assert!(parse_address("\"0x000000000000000000000000000000000000zzab\"").is_none());
+        assert!(parse_address("\"0x0000000000000000000000000000000000000+ab\"").is_none());
+        assert!(parse_address("5").is_none());
     }
 
     #[test]
     fn logs_ranges() {
-        let r = logs_range(&raw("{\"address\":\"0x01\"}"), 100).unwrap();
+        let r = logs_range("{\"address\":\"0x01\"}", 100).unwrap();
         assert_eq!(r.needs, Some(100));
         let v: Value = serde_json::from_str(r.rewritten.as_deref().unwrap()).unwrap();
         assert_eq!(
@@ -276,23 +270,23 @@ mod tests {
         );
         assert_eq!(v["address"], "0x01");
 
-        let r = logs_range(&raw("{\"fromBlock\":\"0x1\",\"toBlock\":\"0x70\"}"), 100).unwrap();
+        let r = logs_range("{\"fromBlock\":\"0x1\",\"toBlock\":\"0x70\"}", 100).unwrap();
         assert_eq!((r.needs, r.rewritten), (Some(0x70), None));
-        let r = logs_range(&raw("{\"fromBlock\":\"earliest\",\"toBlock\":\"pending\"}"), 100).unwrap();
+        let r = logs_range("{\"fromBlock\":\"earliest\",\"toBlock\":\"pending\"}", 100).unwrap();
         assert_eq!(r.needs, None);
-        let r = logs_range(&raw("{\"blockHash\":\"0x01\"}"), 100).unwrap();
+        let r = logs_range("{\"blockHash\":\"0x01\"}", 100).unwrap();
         assert!(r.by_hash);
-        let r = logs_range(&raw("{\"fromBlock\":1,\"toBlock\":7}"), 100).unwrap();
+        let r = logs_range("{\"fromBlock\":1,\"toBlock\":7}", 100).unwrap();
         assert_eq!((r.needs, r.rewritten), (Some(7), None));
-        assert!(logs_range(&raw("[1]"), 100).is_none());
-        assert!(logs_range(&raw("{\"toBlock\":\"soon\"}"), 100).is_none());
-        assert!(logs_range(&raw("{\"toBlock\":\"safe\"}"), 100).is_none());
+        assert!(logs_range("[1]", 100).is_none());
+        assert!(logs_range("{\"toBlock\":\"soon\"}", 100).is_none());
+        assert!(logs_range("{\"toBlock\":\"safe\"}", 100).is_none());
         // keys spelled in another case are the node's fields too
-        let r = logs_range(&raw("{\"toBLock\":\"pending\"}"), 100).unwrap();
+        let r = logs_range("{\"toBLock\":\"pending\"}", 100).unwrap();
         assert_eq!(r.needs, None);
-        let r = logs_range(&raw("{\"fromBlock\":\"0x1\",\"ToBlock\":\"0x2\"}"), 100).unwrap();
+        let r = logs_range("{\"fromBlock\":\"0x1\",\"ToBlock\":\"0x2\"}", 100).unwrap();
         assert_eq!((r.needs, r.rewritten), (Some(2), None));
-        let r = logs_range(&raw("{\"BlockHash\":\"0x01\"}"), 100).unwrap();
+        let r = logs_range("{\"BlockHash\":\"0x01\"}", 100).unwrap();
         assert!(r.by_hash);
     }
 }

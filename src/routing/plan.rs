@@ -149,7 +149,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
             let ps = split_params(params).map_err(|e| RouteError::InvalidParams(e.message))?;
             let hash = ps
                 .first()
-                .and_then(|p| serde_json::from_str::<String>(p.get()).ok())
+                .and_then(|p| serde_json::from_str::<String>(p).ok())
                 .filter(|h| h.len() == 66 && h.starts_with("0x") && h[2..].bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| RouteError::InvalidParams("expected a transaction hash".into()))?;
             Decision::TxStatus(hash)
@@ -230,7 +230,7 @@ fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
     let mut plan = Plan::new(Target::Primary, RetryClass::Write);
     let Some(first) = ps.first() else { return plan };
     if kind == WriteKind::Raw {
-        let decoded = json_str(first.get()).and_then(|h| decode_hex(h).ok());
+        let decoded = json_str(first).and_then(|h| decode_hex(h).ok());
         if let Some(tx) = decoded {
             plan.target = Target::SenderHome(tx.sender.0);
             plan.write = Some(WriteTx {
@@ -240,10 +240,9 @@ fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
             });
         }
     } else if kind == WriteKind::NodeSigned {
-        let from = serde_json::from_str::<serde_json::Value>(first.get())
+        let from = serde_json::from_str::<serde_json::Value>(first)
             .ok()
             .and_then(|v| v.get("from").map(|f| f.to_string()))
-            .and_then(|f| RawValue::from_string(f).ok())
             .and_then(|f| parse_address(&f));
         if let Some(from) = from {
             plan.target = Target::SenderHome(from);
@@ -258,8 +257,8 @@ fn no_args(params: Option<&RawValue>) -> bool {
 }
 
 /// Rebuilds a params array with element `pos` replaced (or appended when `pos == len`).
-fn join_params(ps: &[&RawValue], pos: usize, replacement: &str) -> String {
-    let mut out = String::with_capacity(ps.iter().map(|p| p.get().len() + 1).sum::<usize>() + replacement.len() + 2);
+fn join_params(ps: &[&str], pos: usize, replacement: &str) -> String {
+    let mut out = String::with_capacity(ps.iter().map(|p| p.len() + 1).sum::<usize>() + replacement.len() + 2);
     out.push('[');
     let n = ps.len().max(pos + 1);
     for i in 0..n {
@@ -269,7 +268,7 @@ fn join_params(ps: &[&RawValue], pos: usize, replacement: &str) -> String {
         if i == pos {
             out.push_str(replacement);
         } else if let Some(p) = ps.get(i) {
-            out.push_str(p.get());
+            out.push_str(p);
         }
     }
     out.push(']');
@@ -449,10 +448,9 @@ mod tests {
 
     #[test]
     fn join_params_replaces_and_appends() {
-        let a = RawValue::from_string("1".into()).unwrap();
-        let b = RawValue::from_string("{\"x\":[2]}".into()).unwrap();
-        assert_eq!(join_params(&[&a, &b], 1, "3"), "[1,3]");
-        assert_eq!(join_params(&[&a, &b], 2, "3"), "[1,{\"x\":[2]},3]");
+        let (a, b) = ("1", "{\"x\":[2]}");
+        assert_eq!(join_params(&[a, b], 1, "3"), "[1,3]");
+        assert_eq!(join_params(&[a, b], 2, "3"), "[1,{\"x\":[2]},3]");
         assert_eq!(join_params(&[], 0, "3"), "[3]");
     }
 }

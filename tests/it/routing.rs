@@ -389,6 +389,79 @@ async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_hig
     assert!(per_node.contains(&8), "{per_node:?}");
 }
 
+/// The forwarding path (cache and coalescing off) passes a batch reply's results on unread, each
+/// as the node sent it; a batch reply with a `null` in it is read, and the null still retried
+/// on the node that has the tx.
+#[tokio::test]
+async fn the_forwarding_path_passes_batch_results_on_unread_and_nulls_still_retry() {
+    let fakes = fake::cluster(&[100, 102]).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cache.max_bytes = 0;
+    cfg.cache.coalesce = false;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(100).await;
+    let http = Http::default();
+    #[derive(serde::Deserialize)]
+    struct Reply<'a> {
+        #[serde(borrow)]
+        result: &'a serde_json::value::RawValue,
+    }
+
+    let mut calls: Vec<Value> = (0..8)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"klay_getBalance","params":[format!("0x{i:040x}"), "latest"]}))
+        .collect();
+    calls.push(json!({"jsonrpc":"2.0","id":8,"method":"klay_getBlockByNumber","params":["0x10", false]}));
+    let through = http.post(&gate.url, json!(calls).to_string()).await.text();
+    let through: Vec<&serde_json::value::RawValue> = serde_json::from_str(&through).unwrap();
+    assert_eq!(through.len(), 9);
+    for (i, element) in through.iter().enumerate() {
+        let reply: Reply<'_> = serde_json::from_str(element.get()).unwrap();
+        let node = serde_json::from_str::<Value>(reply.result.get()).unwrap()["node"]
+            .as_u64()
+            .unwrap();
+        // The same call, as kengate sent it (`latest` read as the served head), to the same node.
+        let mut direct = calls[i].clone();
+        if i < 8 {
+            direct["params"][1] = json!("0x64");
+        }
+        let direct = http.post(&fakes[node as usize].url, direct.to_string()).await.text();
+        let direct: Reply<'_> = serde_json::from_str(&direct).unwrap();
+        assert_eq!(
+            reply.result.get(),
+            direct.result.get(),
+            "element {i}: {}",
+            element.get()
+        );
+        assert!(element.get().contains(&format!("\"id\":{i}")), "{}", element.get());
+    }
+    assert_eq!(
+        fakes.iter().map(|f| f.requests()).sum::<u64>(),
+        9 + 1,
+        "one upstream batch, then the 9 direct calls"
+    );
+
+    // Only node 1 knows the tx: node 0's null makes its batch reply one to read, and the
+    // receipt is asked again where it is.
+    let tx = "0x4444444444444444444444444444444444444444444444444444444444444444";
+    fakes[1].add_tx(tx, 100);
+    let mut nulls = 0;
+    for round in 0..8 {
+        let mut calls: Vec<Value> = (0..3)
+            .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"klay_getBalance","params":[format!("0x{i:040x}"), "latest"]}))
+            .collect();
+        calls.push(json!({"jsonrpc":"2.0","id":"receipt","method":"klay_getTransactionReceipt","params":[tx]}));
+        let r = http.post(&gate.url, json!(calls).to_string()).await.json();
+        assert_eq!(r[3]["id"], "receipt", "round {round}: {r}");
+        assert_eq!(r[3]["result"]["blockNumber"], "0x64", "round {round}: {r}");
+        assert_eq!(r[3]["result"]["node"], 1, "round {round}: {r}");
+        nulls = fakes[0].calls_of("klay_getTransactionReceipt").len();
+        if nulls > 0 && round >= 3 {
+            break;
+        }
+    }
+    assert!(nulls > 0, "no batch went to node 0: its null was never put to the test");
+}
+
 /// The forwarding path (cache and coalescing off) passes a plain result on unread, byte for byte
 /// as the node sent it; what it must read it still reads: an empty 200 is a node fault, retried
 /// on another node.
