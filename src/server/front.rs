@@ -228,17 +228,34 @@ const READ_SIZE_FIRST: usize = READ_STEP;
 
 /// One non-blocking read into `buf` (grown by `step` when full). `Ok(false)`: nothing there
 /// (a spurious wake-up). EOF is an error.
+///
+/// A read that leaves room in the buffer has emptied the socket, so its readiness is cleared
+/// with it (as tokio's own `poll_read` does on edge-triggered epoll): the wait for the next
+/// request then sleeps until bytes arrive instead of first making a read that finds none —
+/// one system call per request. Only the readiness seen before the read is cleared; bytes
+/// that arrive after it raise a new one.
 fn read_some(io: &mut Lingering, buf: &mut BytesMut, step: usize) -> io::Result<bool> {
     if buf.capacity() - buf.len() < step / 4 {
         buf.reserve(step);
     }
-    match io.tcp()?.try_read_buf(buf) {
+    let tcp = io.tcp()?;
+    let room = buf.capacity() - buf.len();
+    let mut got = 0;
+    let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+        got = tcp.try_read_buf(buf)?;
+        match got {
+            // Drained: `WouldBlock` here is what clears the readiness.
+            n if n > 0 && n < room => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    });
+    match read {
         Ok(0) => {
             io.saw_eof();
             Err(io::ErrorKind::UnexpectedEof.into())
         }
         Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got > 0),
         Err(e) => Err(e),
     }
 }
