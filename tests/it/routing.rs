@@ -18,6 +18,18 @@ async fn setup(heads: &[u64]) -> (Vec<fake::Fake>, Gate, Http) {
     (fakes, gate, Http::default())
 }
 
+/// As [`setup`], with coalescing off too: the forwarding path `scripts/bench` compares with
+/// nginx, once the gate serves `head`.
+async fn forwarding_path(heads: &[u64], head: u64) -> (Vec<fake::Fake>, Gate, Http) {
+    let fakes = fake::cluster(heads).await;
+    let mut cfg = test_config(&fake::urls(&fakes));
+    cfg.cache.max_bytes = 0;
+    cfg.cache.coalesce = false;
+    let gate = Gate::start(cfg).await;
+    gate.wait_served(head).await;
+    (fakes, gate, Http::default())
+}
+
 #[tokio::test]
 async fn block_number_is_the_served_head_and_never_decreases() {
     let (fakes, gate, http) = setup(&[100, 101, 102]).await;
@@ -394,13 +406,7 @@ async fn a_batch_of_reads_goes_upstream_as_one_request_and_nulls_still_retry_hig
 /// on the node that has the tx.
 #[tokio::test]
 async fn the_forwarding_path_passes_batch_results_on_unread_and_nulls_still_retry() {
-    let fakes = fake::cluster(&[100, 102]).await;
-    let mut cfg = test_config(&fake::urls(&fakes));
-    cfg.cache.max_bytes = 0;
-    cfg.cache.coalesce = false;
-    let gate = Gate::start(cfg).await;
-    gate.wait_served(100).await;
-    let http = Http::default();
+    let (fakes, gate, http) = forwarding_path(&[100, 102], 100).await;
     #[derive(serde::Deserialize)]
     struct Reply<'a> {
         #[serde(borrow)]
@@ -467,13 +473,7 @@ async fn the_forwarding_path_passes_batch_results_on_unread_and_nulls_still_retr
 /// on another node.
 #[tokio::test]
 async fn the_forwarding_path_passes_results_on_unread_and_still_reads_what_it_must() {
-    let fakes = fake::cluster(&[100, 100, 100]).await;
-    let mut cfg = test_config(&fake::urls(&fakes));
-    cfg.cache.max_bytes = 0;
-    cfg.cache.coalesce = false;
-    let gate = Gate::start(cfg).await;
-    gate.wait_served(100).await;
-    let http = Http::default();
+    let (fakes, gate, http) = forwarding_path(&[100, 100, 100], 100).await;
 
     let body = r#"{"jsonrpc":"2.0","id":7,"method":"klay_getBlockByNumber","params":["0x5f",false]}"#;
     for _ in 0..6 {
