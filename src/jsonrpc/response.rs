@@ -166,7 +166,7 @@ pub fn result_follows(head: &[u8]) -> bool {
 /// client as the node sent them.
 pub fn unread_result(reply: &[u8]) -> bool {
     let mut p = Prefix { b: reply, at: 0 };
-    p.past_result_key() && matches!(p.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f'))
+    p.past_result_key() && p.plain_value_next()
 }
 
 /// The results of a batch reply whose every element is a plain result (as [`unread_result`]
@@ -184,7 +184,7 @@ pub fn unread_batch(body: &[u8]) -> Option<Vec<(usize, &[u8])>> {
     loop {
         let id = p.envelope()??;
         let id = std::str::from_utf8(id).ok()?.parse::<usize>().ok()?;
-        if !matches!(p.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f')) {
+        if !p.plain_value_next() {
             return None;
         }
         let start = p.at;
@@ -257,19 +257,11 @@ impl<'a> Prefix<'a> {
         loop {
             let Some(c) = self.peek() else { return false };
             match c {
-                b'"' => loop {
-                    self.at += 1;
-                    let Some(n) = self.b.get(self.at..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) else {
+                b'"' => {
+                    if !self.skip_string() {
                         return false;
-                    };
-                    self.at += n;
-                    if self.b.get(self.at) == Some(&b'"') {
-                        self.at += 1;
-                        break;
                     }
-                    // A backslash: the byte it escapes is skipped with it.
-                    self.at += 1;
-                },
+                }
                 b'{' | b'[' => {
                     depth += 1;
                     self.at += 1;
@@ -302,6 +294,28 @@ impl<'a> Prefix<'a> {
             if depth == 0 {
                 return true;
             }
+        }
+    }
+
+    /// Whether a value that is neither `null` nor malformed at its first byte comes next.
+    fn plain_value_next(&mut self) -> bool {
+        matches!(self.peek(), Some(b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f'))
+    }
+
+    /// Moves past the string whose opening quote is next (escapes allowed); whether it ended.
+    fn skip_string(&mut self) -> bool {
+        loop {
+            self.at += 1;
+            let Some(n) = self.b.get(self.at..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) else {
+                return false;
+            };
+            self.at += n;
+            if self.b.get(self.at) == Some(&b'"') {
+                self.at += 1;
+                return true;
+            }
+            // A backslash: the byte it escapes is skipped with it.
+            self.at += 1;
         }
     }
 
@@ -341,18 +355,7 @@ impl<'a> Prefix<'a> {
     /// A string (escapes allowed), a number or `null`; whether one was complete.
     fn skip_scalar(&mut self) -> bool {
         match self.peek() {
-            Some(b'"') => {
-                self.at += 1;
-                while let Some(&c) = self.b.get(self.at) {
-                    self.at += 1;
-                    match c {
-                        b'"' => return true,
-                        b'\\' => self.at += 1,
-                        _ => {}
-                    }
-                }
-                false
-            }
+            Some(b'"') => self.skip_string(),
             Some(b'n') => {
                 let null = self.b.get(self.at..self.at + 4) == Some(b"null");
                 self.at += 4;

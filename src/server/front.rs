@@ -174,7 +174,8 @@ pub(super) async fn serve(
             }
             match read_some(&mut io, &mut buf, READ_SIZE_FIRST) {
                 Ok(true) => {}
-                // Readiness left over from the last request's read: nothing came. The buffer
+                // Readiness left over from the last request's read (one that filled its
+                // buffer, so it could not tell the socket was drained): nothing came. The buffer
                 // reserved for it goes, or every idle connection would hold one.
                 Ok(false) => {
                     buf = BytesMut::new();
