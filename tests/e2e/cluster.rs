@@ -168,3 +168,58 @@ async fn kengate_serves_the_real_cluster_in_every_namespace_and_transport() {
     }
     gate.stop().await;
 }
+
+/// The forwarding path (cache and coalescing off, where replies nothing reads are passed on
+/// unread) gives the nodes' own bytes on the real cluster: a batch of reads and a single block
+/// read through kengate carry, text for text, the results EN1 gives for the same calls (a
+/// final block, which every EN has and serves alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kengate_serves_the_forwarding_path_with_the_nodes_own_bytes() {
+    let net = Localnet::load();
+    let mut cfg = test_config(&net.nodes());
+    cfg.cache.max_bytes = 0;
+    cfg.cache.coalesce = false;
+    let gate = Gate::start(cfg).await;
+    let served = gate.wait_all_in_sync().await["served_head"].as_u64().unwrap();
+    let block = format!("0x{:x}", served.saturating_sub(2));
+    let acct = &net.accounts[0].address;
+    let http = Http::default();
+
+    /// Each element's id and its result's text, in id order.
+    fn results(body: &[u8]) -> Vec<(u64, String)> {
+        #[derive(serde::Deserialize)]
+        struct Element {
+            id: u64,
+            result: Box<serde_json::value::RawValue>,
+        }
+        let mut out: Vec<(u64, String)> = serde_json::from_slice::<Vec<Element>>(body)
+            .unwrap_or_else(|e| panic!("not a batch of results ({e}): {}", String::from_utf8_lossy(body)))
+            .into_iter()
+            .map(|e| (e.id, e.result.get().to_owned()))
+            .collect();
+        out.sort();
+        out
+    }
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "klay_getBlockByNumber", "params": [block, true]},
+        {"jsonrpc": "2.0", "id": 2, "method": "klay_getBalance", "params": [acct, block]},
+        {"jsonrpc": "2.0", "id": 3, "method": "klay_getBlockByNumber", "params": ["0x0", false]},
+        {"jsonrpc": "2.0", "id": 4, "method": "klay_getTransactionCount", "params": [acct, block]},
+    ])
+    .to_string();
+    let direct = results(&http.post(&net.en_http[0], batch.clone()).await.body);
+    assert_eq!(direct.len(), 4, "{direct:?}");
+    for _ in 0..6 {
+        // Several times: round-robin takes the batch to every EN in turn.
+        assert_eq!(results(&http.post(&gate.url, batch.clone()).await.body), direct);
+    }
+
+    let single =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "klay_getBlockByNumber", "params": [block, false]}).to_string();
+    let result = |body: &[u8]| results(format!("[{}]", String::from_utf8_lossy(body)).as_bytes());
+    let direct = result(&http.post(&net.en_http[0], single.clone()).await.body);
+    for _ in 0..6 {
+        assert_eq!(result(&http.post(&gate.url, single.clone()).await.body), direct);
+    }
+    gate.stop().await;
+}
