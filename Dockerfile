@@ -4,7 +4,9 @@
 # (nodes addressed by hostname need --rpcvhosts on the node, or use their IPs)
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY Cargo.toml Cargo.lock rustfmt.toml build.rs ./
+# the link order of the code that runs at start-up and per call (build.rs; idle RSS)
+COPY link ./link
 COPY src ./src
 COPY proxy.toml ./
 RUN cargo build --release --locked --bin kengate
