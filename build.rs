@@ -2,7 +2,7 @@
 //! laid out together, first in `.text`, from `link/symbol-order.txt` (written by
 //! `scripts/symbol-order` from a callgrind run). The kernel maps a binary's code in 64 KiB (and
 //! larger-folio) neighbourhoods around each page first run, so where those functions lie spread
-//! through 10 MiB of code, nearly all of it ends up resident; packed, a fifth of it does (idle RSS:
+//! through 10 MiB of code, most of it ends up resident (83 %); packed, under a third does (idle RSS:
 //! BENCHMARKS.md, "Which code is resident at idle"). Nothing else changes: a name the file lists
 //! that the binary lacks is skipped, a function it does not list keeps its place after the listed
 //! ones.
