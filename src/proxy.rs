@@ -519,14 +519,9 @@ impl Gateway {
         let mut rng = fastrand::Rng::new();
         let nodes = &self.cluster.nodes;
         let target = Target::AtLeast(need);
-        let Some(node) = choose(
-            &view,
-            &target,
-            NodeSet::default(),
-            |id| nodes.get(id).map_or(u64::MAX, |n| n.load_score()),
-            &mut rng,
-        )
-        .and_then(|id| nodes.get(id)) else {
+        let Some(node) =
+            choose(&view, &target, NodeSet::default(), nodes.as_slice(), &mut rng).and_then(|id| nodes.get(id))
+        else {
             return out;
         };
         let mut body = BytesMut::with_capacity(items.iter().map(|i| i.3.len() + 64).sum::<usize>() + 2);

@@ -175,13 +175,7 @@ pub async fn forward_with(
         let nodes = &gw.cluster.nodes;
         let picked = match &target {
             Target::SenderHome(addr) => home_node(&view, &gw.cluster.keys, sender_key(addr), tried),
-            t => choose(
-                &view,
-                t,
-                tried,
-                |id| nodes.get(id).map_or(u64::MAX, |n| n.load_score()),
-                &mut rng,
-            ),
+            t => choose(&view, t, tried, nodes.as_slice(), &mut rng),
         };
         let Some(id) = picked else {
             let first = null_answer.is_none() && tried == NodeSet::default();

@@ -1,5 +1,7 @@
 //! Picks the node for one attempt: filter the snapshot by the plan's target and the nodes
-//! already tried, then take the less loaded of two random candidates (power of two choices).
+//! already tried, then take the less loaded of two random candidates (power of two choices);
+//! the one passed over is told so ([`Load::passed_over`]), so a node's stale estimate cannot
+//! keep it out for good.
 
 use super::plan::Target;
 use crate::cluster::{ClusterView, NodeId, NodeState};
@@ -29,23 +31,54 @@ impl NodeSet {
     }
 }
 
-/// Chooses a node for `target`, skipping `tried`. `score` gives a node's load (lower is
-/// better); `rng` breaks ties between candidates. `filter_owner` is already resolved by the
-/// caller into [`Target::Node`], and so is `SenderHome`.
+/// What the selector knows of the nodes' load.
+pub trait Load {
+    /// A node's load now (lower is better).
+    fn score(&self, id: NodeId) -> u64;
+    /// The node lost a comparison to a less loaded one.
+    fn passed_over(&self, _id: NodeId) {}
+}
+
+/// A bare score (tests): nothing to tell a node passed over.
+impl<F: Fn(NodeId) -> u64> Load for F {
+    fn score(&self, id: NodeId) -> u64 {
+        self(id)
+    }
+}
+
+/// The cluster's nodes: the score is latency × calls in flight; a node passed over has its
+/// latency estimate decay a little ([`Node::passed_over`](crate::cluster::Node::passed_over)).
+/// Only an answer raises the estimate, so without the decay a node whose last answers were
+/// slow (or that has not answered yet) would lose every comparison on a lightly loaded cluster
+/// and never be asked again, however fast it has become.
+impl Load for [std::sync::Arc<crate::cluster::Node>] {
+    fn score(&self, id: NodeId) -> u64 {
+        self.get(id).map_or(u64::MAX, |n| n.load_score())
+    }
+    fn passed_over(&self, id: NodeId) {
+        if let Some(n) = self.get(id) {
+            n.passed_over();
+        }
+    }
+}
+
+/// Chooses a node for `target`, skipping `tried`. `load` scores the candidates (and hears
+/// which one lost); `rng` picks them. `filter_owner` is already resolved by the caller into
+/// [`Target::Node`], and so is `SenderHome`.
 pub fn choose(
     view: &ClusterView,
     target: &Target,
     tried: NodeSet,
-    score: impl Fn(NodeId) -> u64,
+    load: &(impl Load + ?Sized),
     rng: &mut fastrand::Rng,
 ) -> Option<NodeId> {
     let fresh = |&(id, _): &(NodeId, &crate::cluster::NodeView)| !tried.contains(id);
     let nodes = || view.nodes.iter().enumerate().filter(fresh);
     match *target {
-        Target::InSync => pick(nodes().filter(|(_, n)| n.state == NodeState::InSync), score, rng),
+        Target::InSync => pick(nodes().filter(|(_, n)| n.state == NodeState::InSync), load, rng),
         // A block no node has yet: the highest node's answer is the truthful "not yet". A
         // block at or below the served head that no untried up node has: nobody, for now.
-        Target::AtLeast(b) => pick(nodes().filter(|(_, n)| n.is_up() && n.head >= b), &score, rng)
+        Target::AtLeast(b) => pick(nodes().filter(|(_, n)| n.is_up() && n.head >= b), load, rng)
             .or_else(|| highest(view, tried).filter(|_| b > view.served_head)),
         Target::Highest => highest(view, tried),
         Target::Primary => nodes()
@@ -79,7 +112,7 @@ pub fn highest(view: &ClusterView, tried: NodeSet) -> Option<NodeId> {
 
 fn pick<'a>(
     candidates: impl Iterator<Item = (NodeId, &'a crate::cluster::NodeView)>,
-    score: impl Fn(NodeId) -> u64,
+    load: &(impl Load + ?Sized),
     rng: &mut fastrand::Rng,
 ) -> Option<NodeId> {
     // A view has at most `NodeSet::CAPACITY` nodes (`MAX_NODES`).
@@ -99,7 +132,12 @@ fn pick<'a>(
             if b == a {
                 b = *last;
             }
-            Some(if score(b) < score(a) { b } else { a })
+            let (won, lost) = match load.score(b) < load.score(a) {
+                true => (b, a),
+                false => (a, b),
+            };
+            load.passed_over(lost);
+            Some(won)
         }
     }
 }
@@ -124,7 +162,7 @@ mod tests {
     fn all(view: &ClusterView, target: Target, tried: NodeSet) -> Vec<NodeId> {
         let mut rng = fastrand::Rng::with_seed(1);
         let mut seen: Vec<NodeId> = (0..200)
-            .filter_map(|i| choose(view, &target, tried, |id| (id as u64 + i) % 3, &mut rng))
+            .filter_map(|i| choose(view, &target, tried, &|id| (id as u64 + i) % 3, &mut rng))
             .collect();
         seen.sort();
         seen.dedup();
@@ -198,10 +236,55 @@ mod tests {
                 &v,
                 &Target::InSync,
                 NodeSet::default(),
-                |id| if id == 1 { 1 } else { 10 },
+                &|id| if id == 1 { 1 } else { 10 },
                 &mut rng,
             );
             assert_eq!(got, Some(1));
         }
+    }
+
+    /// Nodes whose latency estimate moves as the cluster's does: a call answered sets the
+    /// node's estimate to its real latency, a comparison lost decays it by 1/32 when `decay`.
+    struct Stale {
+        estimate: [std::cell::Cell<u64>; 3],
+        decay: bool,
+    }
+
+    impl Load for Stale {
+        fn score(&self, id: NodeId) -> u64 {
+            self.estimate.get(id).map_or(u64::MAX, std::cell::Cell::get)
+        }
+        fn passed_over(&self, id: NodeId) {
+            if let (Some(e), true) = (self.estimate.get(id), self.decay) {
+                e.set((e.get() - e.get() / 32).max(1));
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_passed_over_is_asked_again() {
+        // Node 0's last answers were slow (1,000 µs); it is as fast as the others (100 µs) now.
+        let v = view(0, &[(100, false), (100, false), (100, false)]);
+        let asked = |decay: bool| {
+            let load = Stale {
+                estimate: [1_000, 100, 100].map(std::cell::Cell::new),
+                decay,
+            };
+            let mut rng = fastrand::Rng::with_seed(5);
+            let mut asked = [0u32; 3];
+            for _ in 0..300 {
+                let id = choose(&v, &Target::InSync, NodeSet::default(), &load, &mut rng).unwrap_or(9);
+                if let (Some(n), Some(e)) = (asked.get_mut(id), load.estimate.get(id)) {
+                    *n += 1;
+                    e.set(100);
+                }
+            }
+            asked
+        };
+        // Without the decay it loses every comparison and is never measured again.
+        assert_eq!(asked(false)[0], 0);
+        // With it, it is asked again, and then takes its share.
+        let shares = asked(true);
+        assert!(shares[0] >= 50, "node 0 got {shares:?}");
     }
 }

@@ -37,6 +37,9 @@ pub enum Mode {
     /// Answers every call but head polls with HTTP 500 (a node whose probes look fine while
     /// its real work fails).
     Calls500 = 6,
+    /// Answers every call but head polls with HTTP 200 and an empty body (a node that stays
+    /// in sync while it garbles its answers).
+    CallsEmpty200 = 7,
 }
 
 struct State {
@@ -403,6 +406,9 @@ async fn respond(st: &State, body: &[u8]) -> http::Response<Full<Bytes>> {
                 .status(500)
                 .body(Full::new(Bytes::from_static(b"internal error\n")))
                 .unwrap();
+        }
+        if st.mode.load(Ordering::SeqCst) == Mode::CallsEmpty200 as u8 {
+            return http::Response::new(Full::new(Bytes::new()));
         }
         if st.mode.load(Ordering::SeqCst) == Mode::Refuse413 as u8 {
             return http::Response::builder()
