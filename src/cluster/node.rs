@@ -276,15 +276,17 @@ impl Node {
         self.ewma_us.load(Ordering::Relaxed).max(1).saturating_mul(q)
     }
 
-    /// The selector chose another node over this one: the latency estimate decays by 1/32
-    /// toward zero. Only an answer raises it again, so a node whose estimate is stale (slow
-    /// answers long ago, or none yet) wins a comparison again after some dozens of losses and
-    /// is measured anew (a node 10× slower than the rest gets about one call in a hundred).
+    /// The selector chose another node over this one: the latency estimate decays by 1/128
+    /// (at least 1 µs) toward zero. Only an answer raises it again, so a node whose estimate is
+    /// stale (slow answers long ago, or none yet) wins a comparison again after a few hundred
+    /// losses and is measured anew. A node that really is slower is probed that way too: one
+    /// 10× slower than the rest gets under 1 % of the calls (each probe's answer lifts its
+    /// estimate to ~2× the others', which takes ~100 losses to decay), one 2× slower 4–5 %.
     /// Under load every node loses comparisons in proportion, which scales the estimates alike.
     pub fn passed_over(&self) {
         let old = self.ewma_us.load(Ordering::Relaxed);
         // Racing updates may lose one decay or one sample: only the smoothing differs.
-        self.ewma_us.store((old - old / 32).max(1), Ordering::Relaxed);
+        self.ewma_us.store((old - old.div_ceil(128)).max(1), Ordering::Relaxed);
     }
 
     /// Calls currently in flight.

@@ -489,8 +489,8 @@ async fn the_forwarding_path_passes_results_on_unread_and_still_reads_what_it_mu
     // empty 200.
     fakes[0].set_mode(Mode::CallsEmpty200);
     let before = fakes[0].requests();
-    // Until node 0 has been asked (a node the selector passed over is asked again after some
-    // dozens of calls, even when its latency estimate is the worst), and a few calls more.
+    // Until node 0 has been asked (a node the selector passed over is asked again after a few
+    // hundred calls, even when its latency estimate is the worst), and a few calls more.
     let mut after = None;
     for call in 0..1_000 {
         let r = http
