@@ -286,7 +286,13 @@ impl Node {
     pub fn passed_over(&self) {
         let old = self.ewma_us.load(Ordering::Relaxed);
         // Racing updates may lose one decay or one sample: only the smoothing differs.
-        self.ewma_us.store((old - old.div_ceil(128)).max(1), Ordering::Relaxed);
+        self.ewma_us.store(Self::decayed(old), Ordering::Relaxed);
+    }
+
+    /// A latency estimate (µs) after one [`passed_over`](Self::passed_over): 1/128 less, at
+    /// least 1 µs less (a floored 1/128 would stop at 127 µs), never below 1.
+    pub fn decayed(ewma_us: u64) -> u64 {
+        (ewma_us - ewma_us.div_ceil(128)).max(1)
     }
 
     /// Calls currently in flight.

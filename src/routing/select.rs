@@ -244,8 +244,8 @@ mod tests {
     }
 
     /// Nodes whose latency estimate moves as the cluster's does: a call answered sets the
-    /// node's estimate to its real latency, a comparison lost decays it by 1/128, at least 1 (as
-    /// `Node::passed_over` does) when `decay`.
+    /// node's estimate to its real latency, a comparison lost decays it as `Node::passed_over`
+    /// does when `decay`.
     struct Stale {
         estimate: [std::cell::Cell<u64>; 3],
         decay: bool,
@@ -257,7 +257,7 @@ mod tests {
         }
         fn passed_over(&self, id: NodeId) {
             if let (Some(e), true) = (self.estimate.get(id), self.decay) {
-                e.set((e.get() - e.get().div_ceil(128)).max(1));
+                e.set(crate::cluster::Node::decayed(e.get()));
             }
         }
     }
