@@ -37,7 +37,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use crate::config::EventsConfig;
@@ -273,7 +272,7 @@ impl Hub {
         self: &Arc<Self>,
         op: EventOp,
         method: &str,
-        params: Option<&RawValue>,
+        params: Option<crate::jsonrpc::RawJson<'_>>,
         owner: Option<&str>,
         session: Option<&Session>,
     ) -> Result<String, RpcError> {

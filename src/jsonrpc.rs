@@ -8,13 +8,16 @@ mod object;
 mod quantity;
 mod request;
 mod response;
+mod scan;
 
 pub use envelope::{put_request, request};
 pub use error::{clip, codes, RpcError};
 pub use hex::{hex, hex_digits, unhex, unhex_digits};
 pub use object::{go_object, set_member, FILTER_CRITERIA};
 pub use quantity::{format_quantity, parse_quantity};
-pub use request::{json_str, parse_body, parse_body_checked, split_params, Call, Incoming, ParseError};
+pub use request::{
+    json_str, parse_body, parse_body_checked, parse_body_serde, split_params, Call, Incoming, ParseError, RawJson,
+};
 pub use response::{
     batch_response, error_response, member_response, result_follows, result_response, unread_batch, unread_result,
     UpstreamReply, UpstreamReplyError,

@@ -711,9 +711,9 @@ impl crate::events::Fetch for Gateway {
             let params = serde_json::value::RawValue::from_string(params).map_err(|e| e.to_string())?;
             let id = serde_json::value::RawValue::from_string("1".to_owned()).map_err(|e| e.to_string())?;
             let call = Call {
-                id: Some(&id),
+                id: Some((&*id).into()),
                 method: method.into(),
-                params: Some(&params),
+                params: Some((&*params).into()),
             };
             // kengate's own read: `[methods] deny` is for clients.
             let Some(spec) = self.methods.row(method, self.cluster.dialect()) else {

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -56,7 +56,7 @@ use crate::jsonrpc::{codes, error_response, RpcError};
 use crate::networks::{Network, NetworkError};
 use crate::proxy::{Delivered, Who};
 use crate::App;
-use domain::{denied_status, network_status};
+use domain::{denied_status, network_status, AdmitHeaders};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -689,7 +689,7 @@ async fn dispatch(
 fn admit_request<'a>(
     ctx: &'a Ctx,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &impl AdmitHeaders,
     network: Option<&str>,
     token: Option<&str>,
     chain_override: Option<&[u8]>,
@@ -712,7 +712,7 @@ enum Refusal {
 fn admit<'a>(
     ctx: &'a Ctx,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &impl AdmitHeaders,
     network: Option<&str>,
     token: Option<&str>,
     chain_override: Option<&[u8]>,
@@ -720,7 +720,7 @@ fn admit<'a>(
     let app = &ctx.app;
     // The rules as of now, once for the whole request.
     let access = app.access.load();
-    let chain = chain_override.or_else(|| headers.get("x-chain-id").map(HeaderValue::as_bytes));
+    let chain = chain_override.or_else(|| headers.x_chain_id());
     let ip = access.client_ip(peer, headers);
     let net = app.networks.select(network, chain).map_err(|e| {
         // With auth on, which networks exist is not told before a credential works: a
@@ -833,7 +833,7 @@ async fn keys_admin(ctx: &Ctx, rest: String, req: Request<Incoming>) -> Resp {
 
 /// A refused request: status, JSON-RPC error body (clients such as caver surface its
 /// message), `WWW-Authenticate` / `Retry-After`.
-fn denied(app: &App, d: &Denied, id: Option<&serde_json::value::RawValue>) -> Resp {
+fn denied(app: &App, d: &Denied, id: Option<crate::jsonrpc::RawJson<'_>>) -> Resp {
     app.audit.denied(d.reason());
     if denied_status(d) == StatusCode::UNAUTHORIZED {
         tracing::debug!(reason = d.detail(), "authentication failed");

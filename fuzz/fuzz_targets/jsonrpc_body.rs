@@ -1,15 +1,15 @@
 //! Fuzz target: arbitrary request bodies through the parser, the method table and the routing
 //! planner, the way the per-call pipeline uses them. Owns the invariants "never panics",
 //! "every answer kengate builds from client input (errors, local results, batches) is valid JSON"
-//! "the one-pass parse (`parse_body`) reads every body as the checked one
-//! (`parse_body_checked`) does" and "params are split into the elements serde reads".
+//! "the scanner (`parse_body`), serde's one pass (`parse_body_serde`) and the checked parse
+//! (`parse_body_checked`) read every body alike" and "params are split into the elements serde reads".
 #![no_main]
 
 use std::sync::LazyLock;
 
 use bytes::Bytes;
 use kengate::cluster::{compute_view, ClusterView, NodeObservation};
-use kengate::jsonrpc::{self, Call, Incoming, RpcError};
+use kengate::jsonrpc::{self, Call, Incoming, RawJson, RpcError};
 use kengate::methods::{Dialect, Lookup, MethodTable};
 use kengate::proxy::ProxyError;
 use kengate::routing::{self, Decision};
@@ -71,7 +71,7 @@ struct ErrorObject {
 }
 
 /// Builds the error answer and checks it round-trips: valid JSON, same id, same error.
-fn error_bytes(id: Option<&RawValue>, err: &RpcError) -> Bytes {
+fn error_bytes(id: Option<RawJson<'_>>, err: &RpcError) -> Bytes {
     let bytes = jsonrpc::error_response(id, err);
     let reply: ErrorReply<'_> = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
@@ -81,14 +81,14 @@ fn error_bytes(id: Option<&RawValue>, err: &RpcError) -> Bytes {
         ),
     };
     assert_eq!(reply.jsonrpc, "2.0");
-    assert_eq!(reply.id.get(), id.map_or("null", RawValue::get));
+    assert_eq!(reply.id.get(), id.map_or("null", |id| id.get()));
     assert_eq!(reply.error.code, err.code);
     assert_eq!(reply.error.message, err.message);
     bytes
 }
 
 /// Builds a result answer and checks it is valid JSON.
-fn result_bytes(id: Option<&RawValue>, result_json: &str) -> Bytes {
+fn result_bytes(id: Option<RawJson<'_>>, result_json: &str) -> Bytes {
     let bytes = jsonrpc::result_response(id, result_json);
     if let Err(e) = serde_json::from_slice::<&RawValue>(&bytes) {
         panic!(
@@ -131,7 +131,7 @@ fn answer(call: &Call<'_>, table: &MethodTable, view: &ClusterView, dialect: Dia
                     panic!(
                         "{}: rewritten params are not a JSON array ({e}): {p:?} (sent {:?})",
                         spec.name,
-                        call.params.map(RawValue::get)
+                        call.params.map(|p| p.get())
                     );
                 }
             }
@@ -163,11 +163,17 @@ fn element(el: &Result<Call<'_>, RpcError>, fx: &Fixture, view: &ClusterView) ->
 fuzz_target!(|data: &[u8]| {
     let fx = &*FIXTURE;
     let parsed = jsonrpc::parse_body(data, MAX_BATCH);
-    // `RawValue` has no `Eq`: the two parses compare through `Debug`, which shows every slice.
+    // The parses compare through `Debug`, which shows every slice (`RpcError` has no `Eq`).
+    let checked = format!("{:?}", jsonrpc::parse_body_checked(data, MAX_BATCH));
     assert_eq!(
         format!("{parsed:?}"),
-        format!("{:?}", jsonrpc::parse_body_checked(data, MAX_BATCH)),
-        "the one-pass parse differs from the checked one"
+        checked,
+        "the scanner's parse differs from the checked one"
+    );
+    assert_eq!(
+        format!("{:?}", jsonrpc::parse_body_serde(data, MAX_BATCH)),
+        checked,
+        "serde's one-pass parse differs from the checked one"
     );
     let incoming = match parsed {
         Ok(i) => i,

@@ -1,5 +1,5 @@
 //! Parses a client body into borrowed calls: ids, methods and params stay slices of the
-//! original bytes (`RawValue`), so forwarding an untouched param costs no copy.
+//! original bytes ([`RawJson`]), so forwarding an untouched param costs no copy.
 
 use std::borrow::Cow;
 
@@ -7,17 +7,41 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
-use super::{codes, RpcError};
+use super::{codes, scan, RpcError};
+
+/// A JSON value's text exactly as it was sent, without the whitespace around it, and known to
+/// be valid JSON: it only comes from text serde read as a value ([`RawValue`]) or that the
+/// request scanner validated, so it can be written into a reply as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// The value's JSON text.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+
+    /// Text the request scanner validated as one JSON value.
+    pub(super) fn scanned(text: &'a str) -> Self {
+        RawJson(text)
+    }
+}
+
+impl<'a> From<&'a RawValue> for RawJson<'a> {
+    fn from(v: &'a RawValue) -> Self {
+        RawJson(v.get())
+    }
+}
 
 /// One JSON-RPC call, borrowed from the request body.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
     /// The client's id exactly as sent; `None` for a notification (no `id` member).
-    pub id: Option<&'a RawValue>,
+    pub id: Option<RawJson<'a>>,
     /// The method name (owned only if the client escaped characters in it).
     pub method: Cow<'a, str>,
     /// The params exactly as sent, if any.
-    pub params: Option<&'a RawValue>,
+    pub params: Option<RawJson<'a>>,
 }
 
 /// A parsed body: one call or a batch. A batch element that is not a valid call keeps its
@@ -63,6 +87,19 @@ impl ParseError {
     }
 }
 
+/// A call's members as read, before they are checked against JSON-RPC 2.0 ([`checked_call`]).
+pub(super) struct Members<'a> {
+    /// `jsonrpc`, present (even `null`) or not.
+    pub jsonrpc: Option<RawJson<'a>>,
+    /// `id`, present (even `null`) or not.
+    pub id: Option<RawJson<'a>>,
+    /// `method` when it is a string.
+    pub method: Option<Cow<'a, str>>,
+    /// `params` unless absent or `null`.
+    pub params: Option<RawJson<'a>>,
+}
+
+/// The members as serde reads them.
 #[derive(Deserialize)]
 struct RawCall<'a> {
     #[serde(borrow, default, deserialize_with = "super::present")]
@@ -73,6 +110,17 @@ struct RawCall<'a> {
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
+}
+
+impl<'a> From<RawCall<'a>> for Members<'a> {
+    fn from(rc: RawCall<'a>) -> Self {
+        Members {
+            jsonrpc: rc.jsonrpc.map(RawJson::from),
+            id: rc.id.map(RawJson::from),
+            method: rc.method,
+            params: rc.params.map(RawJson::from),
+        }
+    }
 }
 
 /// Deserializes a string borrowed from the input when it has no escapes (serde's
@@ -99,13 +147,22 @@ fn cow_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str
 
 /// Parses a request body. Whitespace around the JSON is allowed.
 ///
-/// One pass over the bytes where the body is well formed: a single call is read straight into
-/// its fields, a batch straight into its calls' fields. Anything else — a syntax error, an
-/// element that is not a valid call, a batch over the limit — goes to [`parse_body_checked`],
-/// which validates the whole body first and reads each element on its own (so one bad element
-/// keeps its place as an error); the two agree on every input
-/// (`fuzz/fuzz_targets/jsonrpc_body.rs` checks it).
+/// The common shape — calls whose keys and strings have no escapes, every call valid — is
+/// read by [`scan`] in one pass without serde; else one pass of serde where the body is well
+/// formed: a single call is read straight into its fields, a batch straight into its calls'
+/// fields. Anything else — a syntax error, an element that is not a valid call, a batch over
+/// the limit — goes to [`parse_body_checked`], which validates the whole body first and reads
+/// each element on its own (so one bad element keeps its place as an error); the three agree
+/// on every input (`fuzz/fuzz_targets/jsonrpc_body.rs` checks it).
 pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
+    if let Some(incoming) = scanned(body, max_batch) {
+        return Ok(incoming);
+    }
+    parse_body_serde(body, max_batch)
+}
+
+/// [`parse_body`] without the scanner: serde's one pass, else the checked parse.
+pub fn parse_body_serde(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let fast = match first {
         Some(b'[') => fast_batch(body, max_batch).map(Incoming::Batch),
@@ -121,6 +178,20 @@ pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Incoming<'_>, ParseEr
     }
 }
 
+/// The body as [`scan`] reads it, when it has the common shape and every call is valid.
+fn scanned(body: &[u8], max_batch: usize) -> Option<Incoming<'_>> {
+    // UTF-8 checked over the whole body, as serde's parse does.
+    let text = std::str::from_utf8(body).ok()?;
+    match scan::body(text, max_batch)? {
+        scan::Body::Single(m) => checked_call(m).ok().map(|c| Incoming::Single(Ok(c))),
+        scan::Body::Batch(ms) => ms
+            .into_iter()
+            .map(|m| checked_call(m).ok().map(Ok))
+            .collect::<Option<Vec<_>>>()
+            .map(Incoming::Batch),
+    }
+}
+
 /// A batch that is well formed JSON, within the size limit, and whose elements are all valid
 /// calls, read in one pass (serde reads each element's fields as it meets them); `None` for
 /// anything else.
@@ -132,7 +203,10 @@ fn fast_batch(body: &[u8], max_batch: usize) -> Option<Vec<Result<Call<'_>, RpcE
     if calls.is_empty() || calls.len() > max_batch {
         return None;
     }
-    calls.into_iter().map(|rc| checked_call(rc).ok().map(Ok)).collect()
+    calls
+        .into_iter()
+        .map(|rc| checked_call(rc.into()).ok().map(Ok))
+        .collect()
 }
 
 /// The elements of a JSON array that is already known to be valid JSON (a param list read
@@ -245,13 +319,13 @@ fn classify(e: serde_json::Error) -> ParseError {
 fn parse_call_str(raw: &str) -> Result<Call<'_>, RpcError> {
     let rc: RawCall<'_> = serde_json::from_str(raw)
         .map_err(|e| RpcError::new(codes::INVALID_REQUEST, format!("invalid request: {e}")))?;
-    checked_call(rc)
+    checked_call(rc.into())
 }
 
 /// A call's fields as read, checked against JSON-RPC 2.0.
-fn checked_call(rc: RawCall<'_>) -> Result<Call<'_>, RpcError> {
+fn checked_call(rc: Members<'_>) -> Result<Call<'_>, RpcError> {
     let invalid = |msg: String| RpcError::new(codes::INVALID_REQUEST, msg);
-    if rc.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+    if rc.jsonrpc.map(|v| v.get()) != Some("\"2.0\"") {
         return Err(invalid("invalid request: jsonrpc must be \"2.0\"".into()));
     }
     if let Some(id) = rc.id {
@@ -282,7 +356,7 @@ fn checked_call(rc: RawCall<'_>) -> Result<Call<'_>, RpcError> {
 /// read as valid JSON with the call, so they are split without being read again). Empty when
 /// params are absent or `null`; an error when they are an object (Klaytn only takes
 /// positional params).
-pub fn split_params(params: Option<&RawValue>) -> Result<Vec<&str>, RpcError> {
+pub fn split_params(params: Option<RawJson<'_>>) -> Result<Vec<&str>, RpcError> {
     match params {
         // `"params": null` is read as no params by the node too.
         None => Ok(Vec::new()),
@@ -404,10 +478,13 @@ mod tests {
             let raw: &RawValue = serde_json::from_str(params).unwrap();
             let read: Vec<&RawValue> = serde_json::from_str(params).unwrap();
             let read: Vec<&str> = read.iter().map(|r| r.get()).collect();
-            assert_eq!(split_params(Some(raw)).unwrap(), read, "{params}");
+            assert_eq!(split_params(Some(raw.into())).unwrap(), read, "{params}");
         }
         let object: &RawValue = serde_json::from_str(r#"{"a":[1]}"#).unwrap();
-        assert_eq!(split_params(Some(object)).unwrap_err().code, codes::INVALID_PARAMS);
+        assert_eq!(
+            split_params(Some(object.into())).unwrap_err().code,
+            codes::INVALID_PARAMS
+        );
     }
 
     fn single(body: &str) -> Result<Call<'_>, RpcError> {

@@ -2,37 +2,20 @@
 //! replies passed through verbatim. Also reads an upstream reply just enough to route on it.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::RpcError;
-
-#[derive(Serialize)]
-struct ErrorEnvelope<'a> {
-    jsonrpc: &'static str,
-    id: &'a RawValue,
-    error: &'a RpcError,
-}
-
-fn null_id() -> &'static RawValue {
-    // A literal `null` is always a valid RawValue.
-    static NULL: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    NULL.get_or_init(|| RawValue::from_string("null".to_owned()).unwrap_or_default())
-}
+use super::{RawJson, RpcError};
 
 /// `{"jsonrpc":"2.0","id":<id>,"error":{...}}`; a missing id is answered as `null`.
-pub fn error_response(id: Option<&RawValue>, err: &RpcError) -> Bytes {
-    let env = ErrorEnvelope {
-        jsonrpc: "2.0",
-        id: id.unwrap_or_else(|| null_id()),
-        error: err,
-    };
-    // Serializing a struct of a str, a RawValue and an i64 cannot fail.
-    serde_json::to_vec(&env).map(Bytes::from).unwrap_or_default()
+pub fn error_response(id: Option<RawJson<'_>>, err: &RpcError) -> Bytes {
+    // Serializing an i64, a string and optional JSON cannot fail.
+    let error = serde_json::to_vec(err).unwrap_or_default();
+    member_response(id, "error", &error)
 }
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}` where `result` is already JSON.
-pub fn result_response(id: Option<&RawValue>, result_json: &str) -> Bytes {
+pub fn result_response(id: Option<RawJson<'_>>, result_json: &str) -> Bytes {
     let id = id.map_or("null", |v| v.get());
     let mut out = BytesMut::with_capacity(36 + id.len() + result_json.len());
     out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -45,7 +28,7 @@ pub fn result_response(id: Option<&RawValue>, result_json: &str) -> Bytes {
 
 /// `{"jsonrpc":"2.0","id":<id>,"<member>":<json>}` where `json` is a result or an error
 /// object, already JSON (a cached or shared answer, given the caller's id).
-pub fn member_response(id: Option<&RawValue>, member: &str, json: &[u8]) -> Bytes {
+pub fn member_response(id: Option<RawJson<'_>>, member: &str, json: &[u8]) -> Bytes {
     let id = id.map_or("null", |v| v.get());
     let mut out = BytesMut::with_capacity(30 + id.len() + member.len() + json.len());
     out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
@@ -459,7 +442,7 @@ mod tests {
     fn error_objects() {
         let id = RawValue::from_string("\"abc\"".into()).unwrap();
         let e = RpcError::new(codes::METHOD_NOT_FOUND, "nope \"quoted\"");
-        let b = error_response(Some(&id), &e);
+        let b = error_response(Some((&*id).into()), &e);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["id"], "abc");
         assert_eq!(v["error"]["code"], -32601);
@@ -471,7 +454,7 @@ mod tests {
     #[test]
     fn results_and_batches() {
         let id = RawValue::from_string("1".into()).unwrap();
-        let r = result_response(Some(&id), "\"0x10\"");
+        let r = result_response(Some((&*id).into()), "\"0x10\"");
         assert_eq!(&r[..], br#"{"jsonrpc":"2.0","id":1,"result":"0x10"}"#);
         let b = batch_response(&[r.clone(), Bytes::from_static(b"{\"a\":1}\n")]);
         assert_eq!(&b[..], br#"[{"jsonrpc":"2.0","id":1,"result":"0x10"},{"a":1}]"#);

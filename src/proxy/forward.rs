@@ -544,9 +544,9 @@ mod tests {
         let id = RawValue::from_string("\"x\"".into()).unwrap();
         let p = RawValue::from_string("[\"0x1\",\"latest\"]".into()).unwrap();
         let call = Call {
-            id: Some(&id),
+            id: Some((&*id).into()),
             method: "kaia_getBalance".into(),
-            params: Some(&p),
+            params: Some((&*p).into()),
         };
         let b = upstream_body(&call, "klay_getBalance", None);
         assert_eq!(

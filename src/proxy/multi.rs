@@ -40,7 +40,7 @@ pub async fn send_each(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, who: &W
         let one = Call {
             id: call.id,
             method: single.name.into(),
-            params: Some(&params),
+            params: Some((&*params).into()),
         };
         let reply = match gw.route_whole(&one, &single, who).await {
             Ok(reply) => reply,

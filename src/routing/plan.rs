@@ -1,11 +1,9 @@
 //! The per-call plan: which nodes may answer, with which params, and how failures and
 //! `null` answers are retried — decided from the method class and one cluster snapshot.
 
-use serde_json::value::RawValue;
-
 use super::params::{block_param, logs_range, parse_address, BlockRef, RouteError};
 use crate::cluster::{ClusterView, NodeId};
-use crate::jsonrpc::{format_quantity, json_str, split_params};
+use crate::jsonrpc::{format_quantity, json_str, split_params, RawJson};
 use crate::methods::{Class, EventOp, MethodSpec, WriteKind};
 use crate::rawtx::decode_hex;
 
@@ -121,7 +119,7 @@ impl Plan {
 }
 
 /// Decides what to do with one call.
-pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) -> Result<Decision, RouteError> {
+pub fn plan(spec: &MethodSpec, params: Option<RawJson<'_>>, view: &ClusterView) -> Result<Decision, RouteError> {
     let served = view.served_head;
     let need_served = || {
         if served == 0 {
@@ -225,7 +223,7 @@ pub fn plan(spec: &MethodSpec, params: Option<&RawValue>, view: &ClusterView) ->
 /// Raw transactions go to their sender's home node in nonce order; node-signed sends
 /// (`sendTransaction`) stick by `from`. What cannot be read goes to a stable node, which
 /// answers with the node's own error.
-fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
+fn write_plan(kind: WriteKind, params: Option<RawJson<'_>>) -> Plan {
     let ps = split_params(params).unwrap_or_default();
     let mut plan = Plan::new(Target::Primary, RetryClass::Write);
     let Some(first) = ps.first() else { return plan };
@@ -252,7 +250,7 @@ fn write_plan(kind: WriteKind, params: Option<&RawValue>) -> Plan {
 }
 
 /// Absent, `null` or `[]` params.
-fn no_args(params: Option<&RawValue>) -> bool {
+fn no_args(params: Option<RawJson<'_>>) -> bool {
     matches!(split_params(params), Ok(ps) if ps.is_empty())
 }
 
@@ -297,8 +295,8 @@ mod tests {
         let Lookup::Allowed(spec) = t.lookup(method, crate::methods::Dialect::Klaytn) else {
             panic!("{method} not allowed")
         };
-        let raw = RawValue::from_string(params.to_owned()).unwrap();
-        plan(&spec, Some(&raw), &view(heads))
+        let raw = serde_json::value::RawValue::from_string(params.to_owned()).unwrap();
+        plan(&spec, Some((&*raw).into()), &view(heads))
     }
 
     fn fwd(method: &str, params: &str) -> (Target, Option<String>) {

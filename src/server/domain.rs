@@ -1,9 +1,10 @@
 //! Where the small types of the rest of kengate meet HTTP: access reads a request's headers
-//! through [`Headers`], implemented here for `HeaderMap`; access's and networks' refusals get
-//! their HTTP status here, the one mapping.
+//! through [`Headers`], implemented here for `HeaderMap` (the plain front has its own, the
+//! headers it picked out of a head); access's and networks' refusals get their HTTP status
+//! here, the one mapping.
 
 use http::header::{AUTHORIZATION, FORWARDED};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 use crate::access::{AccessError, DenialKind, Denied, Headers};
 use crate::networks::NetworkError;
@@ -21,6 +22,18 @@ impl Headers for HeaderMap {
 
     fn forwarded(&self) -> impl Iterator<Item = Option<&str>> {
         self.get_all(FORWARDED).iter().map(|v| v.to_str().ok())
+    }
+}
+
+/// What admission reads of a request's headers: access's [`Headers`], and `X-Chain-Id`.
+pub(super) trait AdmitHeaders: Headers {
+    /// The first `X-Chain-Id` value.
+    fn x_chain_id(&self) -> Option<&[u8]>;
+}
+
+impl AdmitHeaders for HeaderMap {
+    fn x_chain_id(&self) -> Option<&[u8]> {
+        self.get("x-chain-id").map(HeaderValue::as_bytes)
     }
 }
 

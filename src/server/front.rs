@@ -18,14 +18,16 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use hyper::body::Body as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::domain::AdmitHeaders;
 use super::linger::Lingering;
 use super::{admit_request, body_refused, edge, route, rpc_body, Ctx, Place, Resp, Route};
+use crate::access::Headers;
 
 /// Most headers in a request the front takes (more: hyper's, up to its own limit).
 const MAX_HEADERS: usize = 48;
@@ -286,7 +288,7 @@ async fn request(
     io: &mut Lingering,
     buf: &mut BytesMut,
     head: Head,
-    owned: Option<(String, HeaderMap)>,
+    owned: Option<(String, Picked)>,
 ) -> Option<(Resp, bool)> {
     let (path, headers) = match owned {
         Some(x) => x,
@@ -350,26 +352,108 @@ async fn request(
     Some((vary(ctx, resp), false))
 }
 
-/// The path and the headers of a head [`classify`] accepted, as `server.rs` reads them.
-pub fn owned_head(raw: &[u8]) -> Option<(String, HeaderMap)> {
+/// The path and the headers admission reads of a head [`classify`] accepted.
+pub fn owned_head(raw: &[u8]) -> Option<(String, Picked)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     req.parse(raw).ok()?;
     owned_parts(&req)
 }
 
-/// The path (without its query) and the headers of a parsed head, owned; `None` when a header
-/// is one the `http` crate refuses (answered 400).
-fn owned_parts(req: &httparse::Request<'_, '_>) -> Option<(String, HeaderMap)> {
+/// The path (without its query) of a parsed head and the headers admission reads, owned;
+/// `None` when a header is one the `http` crate refuses (answered 400, as before hyper sees
+/// the request it would refuse too).
+fn owned_parts(req: &httparse::Request<'_, '_>) -> Option<(String, Picked)> {
     let path = req.path?;
     let path = path.split_once('?').map_or(path, |(p, _)| p).to_owned();
-    let mut map = HeaderMap::with_capacity(req.headers.len());
+    let mut picked = Picked::default();
     for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        map.append(name, value);
+        if !acceptable(h) {
+            return None;
+        }
+        let name = h.name.as_bytes();
+        let Some(&(_, which)) = PICKED.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) else {
+            continue;
+        };
+        picked.values.push((which, h.value.into()));
     }
-    Some((path, map))
+    Some((path, picked))
+}
+
+/// A header the `http` crate takes: a name of token characters (`HeaderName::from_bytes`) and a
+/// value of tab, space and bytes above it but DEL (`HeaderValue::from_bytes`). httparse has
+/// checked most of it; kept here so the front refuses what hyper's path does, without building
+/// a `HeaderMap` for headers nothing reads.
+fn acceptable(h: &httparse::Header<'_>) -> bool {
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let value = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
+    !h.name.is_empty() && h.name.len() < 1 << 16 && h.name.bytes().all(|b| token(&b)) && h.value.iter().all(value)
+}
+
+/// The headers [`Picked`] keeps, by name.
+const PICKED: [(&[u8], Pick); 4] = [
+    (b"authorization", Pick::Authorization),
+    (b"x-forwarded-for", Pick::XForwardedFor),
+    (b"forwarded", Pick::Forwarded),
+    (b"x-chain-id", Pick::XChainId),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Authorization,
+    XForwardedFor,
+    Forwarded,
+    XChainId,
+}
+
+/// The headers of a request that admission reads, in the order sent, copied out of the head;
+/// the rest of the head is not kept (nothing reads it). Empty, with nothing allocated, for a
+/// request that has none of them.
+#[derive(Debug, Default)]
+pub struct Picked {
+    values: Vec<(Pick, Box<[u8]>)>,
+}
+
+impl Picked {
+    fn all(&self, which: Pick) -> impl Iterator<Item = &[u8]> {
+        self.values
+            .iter()
+            .filter(move |(w, _)| *w == which)
+            .map(|(_, v)| &v[..])
+    }
+
+    /// Every `Authorization` value, as sent (for the fuzzer's and the tests' checks).
+    pub fn authorization_values(&self) -> impl Iterator<Item = &[u8]> {
+        self.all(Pick::Authorization)
+    }
+}
+
+/// A value as `HeaderValue::to_str` gives it: visible ASCII (and tab), else `None`.
+fn visible(v: &[u8]) -> Option<&str> {
+    v.iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(v).ok())
+        .flatten()
+}
+
+impl Headers for Picked {
+    fn authorization(&self) -> impl Iterator<Item = Option<&str>> {
+        self.all(Pick::Authorization).map(visible)
+    }
+
+    fn x_forwarded_for(&self) -> impl Iterator<Item = Option<&str>> {
+        self.all(Pick::XForwardedFor).map(visible)
+    }
+
+    fn forwarded(&self) -> impl Iterator<Item = Option<&str>> {
+        self.all(Pick::Forwarded).map(visible)
+    }
+}
+
+impl AdmitHeaders for Picked {
+    fn x_chain_id(&self) -> Option<&[u8]> {
+        self.all(Pick::XChainId).next()
+    }
 }
 
 /// `Vary: origin` where CORS answers listed origins differently (as `server::handle` adds it).
@@ -637,9 +721,39 @@ mod tests {
 
     #[test]
     fn owned_head_keeps_repeated_headers_and_drops_the_query() {
-        let raw = b"POST /v1/x/id.s?a=b HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 5.6.7.8\r\nContent-Length: 0\r\n\r\n";
-        let (path, map) = owned_head(raw).expect("head");
+        let raw = b"POST /v1/x/id.s?a=b HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\nHost: h\r\nx-forwarded-for: 5.6.7.8\r\nX-Chain-Id: 1001\r\nx-chain-id: 8217\r\nAuthorization: Bearer \xff\r\nContent-Length: 0\r\n\r\n";
+        let (path, picked) = owned_head(raw).expect("head");
         assert_eq!(path, "/v1/x/id.s");
-        assert_eq!(map.get_all("x-forwarded-for").iter().count(), 2);
+        let xff: Vec<_> = picked.x_forwarded_for().collect();
+        assert_eq!(xff, [Some("1.2.3.4"), Some("5.6.7.8")]);
+        assert_eq!(picked.x_chain_id(), Some(&b"1001"[..]));
+        assert_eq!(picked.forwarded().count(), 0);
+        // Not visible ASCII: present, but unreadable (as `HeaderValue::to_str` has it).
+        assert_eq!(picked.authorization().collect::<Vec<_>>(), [None]);
+        assert_eq!(picked.authorization_values().collect::<Vec<_>>(), [&b"Bearer \xff"[..]]);
+    }
+
+    #[test]
+    fn headers_are_refused_as_the_http_crate_refuses_them() {
+        for c in (0..=0x7f_u8).map(char::from).chain(['\u{80}', '\u{e9}']) {
+            let name = format!("x{c}y");
+            let value = format!("a{c}b");
+            let mut bytes = value.clone().into_bytes();
+            bytes.push(0xff);
+            for (name, value) in [
+                (name.as_str(), value.as_bytes()),
+                ("x", &bytes[..]),
+                (name.as_str(), b""),
+            ] {
+                let h = httparse::Header { name, value };
+                let http = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && http::HeaderValue::from_bytes(value).is_ok();
+                assert_eq!(acceptable(&h), http, "{name:?}: {value:?}");
+                if http {
+                    let v = http::HeaderValue::from_bytes(value).unwrap();
+                    assert_eq!(visible(value), v.to_str().ok(), "{value:?}");
+                }
+            }
+        }
     }
 }
