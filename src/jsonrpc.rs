@@ -19,8 +19,8 @@ pub use request::{
     json_str, parse_body, parse_body_checked, parse_body_serde, split_params, Call, Incoming, ParseError, RawJson,
 };
 pub use response::{
-    batch_response, error_response, member_response, result_follows, result_response, unread_batch, unread_result,
-    UpstreamReply, UpstreamReplyError,
+    batch_of, batch_response, error_response, member_response, result_follows, result_response, unread_batch,
+    unread_result, Part, UpstreamReply, UpstreamReplyError,
 };
 
 /// Deserializes a member that may be absent into `None`, and a present one, even `null`,

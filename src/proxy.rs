@@ -30,7 +30,7 @@ use crate::access::{Access, Caller};
 use crate::cluster::{Cluster, Streamed};
 use crate::config::Config;
 use crate::events::{Hub, Session};
-use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming};
+use crate::jsonrpc::{self, batch_response, error_response, member_response, result_response, Call, Incoming, Part};
 use crate::jsonrpc::{clip, UpstreamReply};
 use crate::methods::{Class, Lookup, MethodSpec, MethodTable};
 use crate::metrics::{Audit, Metrics};
@@ -326,13 +326,13 @@ impl Gateway {
                 // Reads that can share one node go upstream as one batch; the rest (and any
                 // answer that needs a retry) take the single-call path, concurrently.
                 let early = self.batch_reads(&calls, who).await;
-                // Each call's reply in the client's order (`None`: a notification); only the
-                // calls the upstream batch left get a future of their own.
-                let mut slots: Vec<Option<Bytes>> = Vec::with_capacity(calls.len());
+                // Each call's reply in the client's order, with the id it answers (`None`: a
+                // notification); only the calls the upstream batch left get a future of their own.
+                let mut slots: Vec<Option<(Option<jsonrpc::RawJson<'_>>, Part)>> = Vec::with_capacity(calls.len());
                 let mut rest = Vec::new();
                 for (c, early) in calls.into_iter().zip(early) {
                     match (early, &c) {
-                        (Some(reply), Ok(call)) => slots.push(call.id.is_some().then_some(reply)),
+                        (Some(part), Ok(call)) => slots.push(call.id.map(|id| (Some(id), part))),
                         _ => {
                             rest.push((slots.len(), c));
                             slots.push(None);
@@ -350,12 +350,12 @@ impl Gateway {
                     .await;
                     for (at, reply) in done {
                         if let Some(slot) = slots.get_mut(at) {
-                            *slot = reply;
+                            *slot = reply.map(|r| (None, Part::Whole(r)));
                         }
                     }
                 }
-                let parts: Vec<Bytes> = slots.into_iter().flatten().collect();
-                Ok((!parts.is_empty()).then(|| Delivered::Whole(batch_response(&parts))))
+                let parts: Vec<_> = slots.into_iter().flatten().collect();
+                Ok((!parts.is_empty()).then(|| Delivered::Whole(jsonrpc::batch_of(&parts))))
             }
         }
     }
@@ -454,7 +454,7 @@ impl Gateway {
     /// batch, as a plain load balancer would, instead of one request per call. Returns each call's reply,
     /// or `None` for the calls left to the single-call path: everything else, `null` answers
     /// that a higher node may still have, and every call if the upstream batch fails.
-    async fn batch_reads(&self, calls: &[Result<Call<'_>, jsonrpc::RpcError>], who: &Who<'_>) -> Vec<Option<Bytes>> {
+    async fn batch_reads(&self, calls: &[Result<Call<'_>, jsonrpc::RpcError>], who: &Who<'_>) -> Vec<Option<Part>> {
         let mut out = vec![None; calls.len()];
         if calls.len() < 2 {
             return out;
@@ -495,7 +495,7 @@ impl Gateway {
                 if let Some(hit) = self.cache.get(key) {
                     self.metrics.cache("hit");
                     if let Some(slot) = out.get_mut(idx) {
-                        *slot = Some(member_response(call.id, "result", &hit));
+                        *slot = Some(Part::Member("result", hit));
                     }
                     self.record(who, spec.name, started.elapsed(), true);
                     continue;
@@ -572,11 +572,10 @@ impl Gateway {
             }
         };
         let mut answered = 0;
+        // One clock read for the whole upstream batch: its calls were answered together.
+        let took = started.elapsed();
         for (id, member, json) in elements {
             let Some((idx, spec, plan, _, key, leader)) = items.get_mut(id) else {
-                continue;
-            };
-            let Some(Ok(call)) = calls.get(*idx) else {
                 continue;
             };
             // Mined above the served head: the single-call path holds it until announced.
@@ -596,9 +595,9 @@ impl Gateway {
                 }));
             }
             if let Some(slot) = out.get_mut(*idx) {
-                *slot = Some(member_response(call.id, member, &json));
+                *slot = Some(Part::Member(member, json));
             }
-            self.record(who, spec.name, started.elapsed(), true);
+            self.record(who, spec.name, took, true);
             answered += 1;
         }
         self.metrics.batched(answered);

@@ -759,6 +759,28 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
 
 /// Answers a JSON-RPC body read whole (by [`rpc`] or by the plain front).
 async fn rpc_body(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> Resp {
+    rpc_reply(ctx, net, caller, body).await.into_resp()
+}
+
+/// What a JSON-RPC body is answered with: a `200` JSON reply (the common case, which the plain
+/// front writes without building a `Response`), or any other response.
+enum RpcReply {
+    /// `200`, `content-type: application/json`, this body.
+    Json(Bytes),
+    /// Anything else.
+    Other(Resp),
+}
+
+impl RpcReply {
+    fn into_resp(self) -> Resp {
+        match self {
+            RpcReply::Json(body) => json(StatusCode::OK, body),
+            RpcReply::Other(resp) => resp,
+        }
+    }
+}
+
+async fn rpc_reply(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> RpcReply {
     let who = Who {
         access: &ctx.app.access(),
         caller,
@@ -774,20 +796,20 @@ async fn rpc_body(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> Re
         None => served.await,
     };
     match served {
-        Ok(Some(Delivered::Whole(reply))) => json(StatusCode::OK, reply),
+        Ok(Some(Delivered::Whole(reply))) => RpcReply::Json(reply),
         Ok(Some(Delivered::Streamed(rest))) => {
             let mut r = Response::new(body::ReplyBody::Streamed(Box::new(rest)));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
+            RpcReply::Other(r)
         }
-        Ok(None) => json(StatusCode::OK, Bytes::new()),
+        Ok(None) => RpcReply::Json(Bytes::new()),
         Err(t) => {
             ctx.app.audit.denied(t.reason);
             let mut r = json(StatusCode::TOO_MANY_REQUESTS, t.reply);
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after_secs));
-            r
+            RpcReply::Other(r)
         }
     }
 }

@@ -41,7 +41,7 @@ pub enum KeySource {
 struct MethodRule {
     read: bool,
     write: bool,
-    names: HashSet<String>,
+    names: HashSet<String, ahash::RandomState>,
 }
 
 impl MethodRule {
@@ -50,7 +50,7 @@ impl MethodRule {
             return Self {
                 read: true,
                 write: true,
-                names: HashSet::new(),
+                names: HashSet::default(),
             };
         }
         Self {

@@ -179,12 +179,15 @@ fn bucket_of(ip: IpAddr) -> IpAddr {
 
 /// What one call of a method costs (`throttle.method_weights`, default 1). `kaia_x` and
 /// `klay_x` share a weight when only one of them is listed.
+/// Looked up once per call, so hashed with ahash (not std's SipHash), and not at all when none
+/// is configured.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Weights(HashMap<String, u32>);
+pub(crate) struct Weights(HashMap<String, u32, ahash::RandomState>);
 
 impl Weights {
     pub(crate) fn new(configured: &std::collections::BTreeMap<String, u32>) -> Self {
-        let mut map: HashMap<String, u32> = configured.iter().map(|(m, w)| (m.clone(), (*w).max(1))).collect();
+        let mut map: HashMap<String, u32, ahash::RandomState> =
+            configured.iter().map(|(m, w)| (m.clone(), (*w).max(1))).collect();
         for (m, w) in configured {
             if let Some(other) = crate::methods::other_spelling(m) {
                 map.entry(other).or_insert((*w).max(1));
@@ -194,6 +197,9 @@ impl Weights {
     }
 
     pub(crate) fn get(&self, method: &str) -> u32 {
+        if self.0.is_empty() {
+            return 1;
+        }
         self.0.get(method).copied().unwrap_or(1)
     }
 }

@@ -347,7 +347,9 @@ impl Node {
     ) -> Result<Fetched, UpstreamError> {
         let _guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
-        let res = tokio::time::timeout(timeout, self.post_inner(client, body, timeout, stream_after)).await;
+        // From the same clock read as the latency (a `timeout` would read the clock again).
+        let deadline = tokio::time::Instant::from_std(started) + timeout;
+        let res = tokio::time::timeout_at(deadline, self.post_inner(client, body, timeout, stream_after)).await;
         let res = match res {
             Ok(r) => r,
             Err(_) => Err(self.err(UpstreamErrorKind::Timeout, format!("no answer in {timeout:?}"))),

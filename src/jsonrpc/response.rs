@@ -29,28 +29,63 @@ pub fn result_response(id: Option<RawJson<'_>>, result_json: &str) -> Bytes {
 /// `{"jsonrpc":"2.0","id":<id>,"<member>":<json>}` where `json` is a result or an error
 /// object, already JSON (a cached or shared answer, given the caller's id).
 pub fn member_response(id: Option<RawJson<'_>>, member: &str, json: &[u8]) -> Bytes {
-    let id = id.map_or("null", |v| v.get());
-    let mut out = BytesMut::with_capacity(30 + id.len() + member.len() + json.len());
+    let mut out = BytesMut::with_capacity(member_len(id, member, json));
+    put_member(&mut out, id, member, json);
+    out.freeze()
+}
+
+/// The length of [`put_member`]'s object.
+fn member_len(id: Option<RawJson<'_>>, member: &str, json: &[u8]) -> usize {
+    30 + id.map_or(4, |v| v.get().len()) + member.len() + json.len()
+}
+
+/// Writes `{"jsonrpc":"2.0","id":<id>,"<member>":<json>}` (a missing id as `null`).
+fn put_member(out: &mut BytesMut, id: Option<RawJson<'_>>, member: &str, json: &[u8]) {
     out.put_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.put_slice(id.as_bytes());
+    out.put_slice(id.map_or("null", |v| v.get()).as_bytes());
     out.put_slice(b",\"");
     out.put_slice(member.as_bytes());
     out.put_slice(b"\":");
     out.put_slice(json);
     out.put_u8(b'}');
-    out.freeze()
+}
+
+/// One element of a batch reply as it is held until the batch is written: a whole reply
+/// object, or a `result` / `error` member's JSON still to be wrapped with the call's id (an
+/// answer from the node's batch reply or the cache, written once, into the batch).
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// A reply object, passed through unchanged.
+    Whole(Bytes),
+    /// `"result"` or `"error"`, and its JSON.
+    Member(&'static str, Bytes),
 }
 
 /// Joins per-call replies into a batch array, each passed through unchanged.
 pub fn batch_response(parts: &[Bytes]) -> Bytes {
-    let len: usize = parts.iter().map(|p| p.len() + 1).sum();
+    let parts: Vec<(Option<RawJson<'_>>, Part)> = parts.iter().map(|p| (None, Part::Whole(p.clone()))).collect();
+    batch_of(&parts)
+}
+
+/// A batch array of the parts, in order, each a member object for its id or passed through.
+pub fn batch_of(parts: &[(Option<RawJson<'_>>, Part)]) -> Bytes {
+    let len: usize = parts
+        .iter()
+        .map(|(id, p)| match p {
+            Part::Whole(b) => b.len() + 1,
+            Part::Member(m, json) => member_len(*id, m, json) + 1,
+        })
+        .sum();
     let mut out = BytesMut::with_capacity(len + 2);
     out.put_u8(b'[');
-    for (i, p) in parts.iter().enumerate() {
+    for (i, (id, p)) in parts.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(p.trim_ascii());
+        match p {
+            Part::Whole(b) => out.put_slice(b.trim_ascii()),
+            Part::Member(m, json) => put_member(&mut out, *id, m, json),
+        }
     }
     out.put_u8(b']');
     out.freeze()

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::domain::AdmitHeaders;
 use super::linger::Lingering;
-use super::{admit_request, body_refused, edge, route, rpc_body, Ctx, Place, Resp, Route};
+use super::{admit_request, body_refused, edge, route, rpc_reply, Ctx, Place, Resp, Route, RpcReply};
 use crate::access::Headers;
 
 /// Most headers in a request the front takes (more: hyper's, up to its own limit).
@@ -210,12 +210,7 @@ pub(super) async fn serve(
             Some(x) => x,
             None => return Outcome::Closed,
         };
-        let close = close
-            || *closing.borrow()
-            || served
-                .headers()
-                .get(header::CONNECTION)
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let close = close || *closing.borrow() || served.closes();
         if Box::pin(write_reply(&mut io, served, close)).await.is_err() || close {
             return Outcome::Closed;
         }
@@ -289,14 +284,19 @@ async fn request(
     buf: &mut BytesMut,
     head: Head,
     owned: Option<(String, Picked)>,
-) -> Option<(Resp, bool)> {
+) -> Option<(Reply, bool)> {
     let (path, headers) = match owned {
         Some(x) => x,
-        None => return Some((super::text(StatusCode::BAD_REQUEST, "bad request head\n"), true)),
+        None => {
+            return Some((
+                Reply::Http(super::text(StatusCode::BAD_REQUEST, "bad request head\n")),
+                true,
+            ))
+        }
     };
     let (network, token) = match route(&path) {
         Route::Rpc { network, token } => (network, token),
-        _ => return Some((super::text(StatusCode::NOT_FOUND, "not found\n"), true)),
+        _ => return Some((Reply::Http(super::text(StatusCode::NOT_FOUND, "not found\n")), true)),
     };
     let whole = buf.len() >= head.len + head.body;
     let (net, caller) = match admit_request(ctx, peer, &headers, network, token, None) {
@@ -307,7 +307,7 @@ async fn request(
             if whole {
                 buf.advance(head.len + head.body);
             }
-            return Some((resp, !whole));
+            return Some((Reply::Http(resp), !whole));
         }
     };
     // The body's bytes are drawn from the shared budget as they arrive (as `Edge::read_body`
@@ -316,7 +316,7 @@ async fn request(
     let mut charged = buf.len().min(need) - head.len;
     let mut share = match ctx.edge.charge(charged) {
         Ok(s) => s,
-        Err(e) => return Some((body_refused(e, 0), true)),
+        Err(e) => return Some((Reply::Http(body_refused(e, 0)), true)),
     };
     if !whole {
         let (total, idle) = ctx.edge.body_deadlines();
@@ -329,7 +329,7 @@ async fn request(
                     ctx.edge.body_timed_out();
                     // A client too slow to send its body is not waited for again.
                     place.cut.store(true, Ordering::Relaxed);
-                    return Some((body_refused(edge::BodyError::TimedOut, 0), true));
+                    return Some((Reply::Http(body_refused(edge::BodyError::TimedOut, 0)), true));
                 }
                 Err(_) => return None,
             }
@@ -340,7 +340,7 @@ async fn request(
                     None => share = Some(more),
                 },
                 Ok(None) => {}
-                Err(e) => return Some((body_refused(e, 0), true)),
+                Err(e) => return Some((Reply::Http(body_refused(e, 0)), true)),
             }
             charged = now;
         }
@@ -348,8 +348,14 @@ async fn request(
     let mut request = buf.split_to(head.len + head.body);
     let body = request.split_off(head.len).freeze();
     drop(request);
-    let resp = rpc_body(ctx, net, &caller, &body).await;
-    Some((vary(ctx, resp), false))
+    let reply = match rpc_reply(ctx, net, &caller, &body).await {
+        RpcReply::Json(body) => Reply::Json {
+            body,
+            vary: varies(ctx),
+        },
+        RpcReply::Other(resp) => Reply::Http(vary(ctx, resp)),
+    };
+    Some((reply, false))
 }
 
 /// The path and the headers admission reads of a head [`classify`] accepted.
@@ -361,33 +367,29 @@ pub fn owned_head(raw: &[u8]) -> Option<(String, Picked)> {
 }
 
 /// The path (without its query) of a parsed head and the headers admission reads, owned;
-/// `None` when a header is one the `http` crate refuses (answered 400, as before hyper sees
-/// the request it would refuse too).
+/// `None` when a header is one the `http` crate refuses (answered 400, as hyper's path would).
+/// httparse has already held every name to HTTP's token characters and every value to tab,
+/// space and the bytes above it but DEL, exactly what `HeaderName::from_bytes` and
+/// `HeaderValue::from_bytes` take (`parsed_headers_are_ones_the_http_crate_takes` checks it
+/// byte by byte); what is left is `HeaderName`'s length limit.
 fn owned_parts(req: &httparse::Request<'_, '_>) -> Option<(String, Picked)> {
     let path = req.path?;
     let path = path.split_once('?').map_or(path, |(p, _)| p).to_owned();
     let mut picked = Picked::default();
     for h in req.headers.iter() {
-        if !acceptable(h) {
+        let name = h.name.as_bytes();
+        if name.len() >= 1 << 16 {
             return None;
         }
-        let name = h.name.as_bytes();
-        let Some(&(_, which)) = PICKED.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) else {
+        let Some(&(_, which)) = PICKED
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && name.eq_ignore_ascii_case(n))
+        else {
             continue;
         };
         picked.values.push((which, h.value.into()));
     }
     Some((path, picked))
-}
-
-/// A header the `http` crate takes: a name of token characters (`HeaderName::from_bytes`) and a
-/// value of tab, space and bytes above it but DEL (`HeaderValue::from_bytes`). httparse has
-/// checked most of it; kept here so the front refuses what hyper's path does, without building
-/// a `HeaderMap` for headers nothing reads.
-fn acceptable(h: &httparse::Header<'_>) -> bool {
-    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-    let value = |b: &u8| *b == b'\t' || (*b >= 0x20 && *b != 0x7f);
-    !h.name.is_empty() && h.name.len() < 1 << 16 && h.name.bytes().all(|b| token(&b)) && h.value.iter().all(value)
 }
 
 /// The headers [`Picked`] keeps, by name.
@@ -456,35 +458,72 @@ impl AdmitHeaders for Picked {
     }
 }
 
-/// `Vary: origin` where CORS answers listed origins differently (as `server::handle` adds it).
-fn vary(ctx: &Ctx, mut resp: Resp) -> Resp {
+/// Whether CORS answers listed origins differently, so replies carry `Vary: origin` (as
+/// `server::handle` adds it).
+fn varies(ctx: &Ctx) -> bool {
     let s = ctx.live.load();
-    if s.cors.enabled() && s.cors.varies() {
+    s.cors.enabled() && s.cors.varies()
+}
+
+/// [`varies`] on a response.
+fn vary(ctx: &Ctx, mut resp: Resp) -> Resp {
+    if varies(ctx) {
         resp.headers_mut()
             .append(header::VARY, HeaderValue::from_static("origin"));
     }
     resp
 }
 
-/// Writes `resp`: its head (status, its headers, `date`, the framing, `connection: close` when
-/// closing), then its body — whole in one write when small, a streamed reply as it arrives
-/// (with its length when the node declared one, else chunked).
-async fn write_reply(io: &mut Lingering, resp: Resp, close: bool) -> io::Result<()> {
-    let (parts, mut body) = resp.into_parts();
-    let exact = body.size_hint().exact();
-    let mut out = Vec::with_capacity(256);
+/// A reply the front writes: the common `200` JSON reply as its body alone, anything else as a
+/// `Response`.
+enum Reply {
+    /// `200`, `content-type: application/json` (and `vary: origin` when `vary`), this body.
+    Json {
+        /// The body.
+        body: Bytes,
+        /// Whether `vary: origin` goes with it.
+        vary: bool,
+    },
+    /// Any other response.
+    Http(Resp),
+}
+
+impl Reply {
+    /// Whether the reply asks for the connection to be closed (`Connection: close`).
+    fn closes(&self) -> bool {
+        match self {
+            Reply::Json { .. } => false,
+            Reply::Http(resp) => resp
+                .headers()
+                .get(header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close")),
+        }
+    }
+}
+
+/// A reply's head: the status line, `headers`, `date`, the framing (`content-length` when
+/// `exact`, else chunked), `connection: close` when closing and the headers do not say it.
+fn put_head<'h>(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    exact: Option<u64>,
+    close: bool,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
+    let mut says_connection = false;
+    for (name, value) in headers {
+        says_connection |= name == header::CONNECTION;
+        out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    DATE.with(|d| d.put(&mut out));
+    DATE.with(|d| d.put(out));
     match exact {
         Some(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -493,20 +532,32 @@ async fn write_reply(io: &mut Lingering, resp: Resp, close: bool) -> io::Result<
         }
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
-    if close && !parts.headers.contains_key(header::CONNECTION) {
+    if close && !says_connection {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if let super::body::ReplyBody::Whole(whole) = &mut body {
-        let whole = whole.take().unwrap_or_default();
-        if whole.len() <= COPY_BELOW {
-            out.extend_from_slice(&whole);
-            io.write_all(&out).await?;
-        } else {
-            io.write_all(&out).await?;
-            io.write_all(&whole).await?;
+}
+
+/// Writes `reply`: its head ([`put_head`]), then its body — whole in one write when small, a
+/// streamed reply as it arrives (with its length when the node declared one, else chunked).
+async fn write_reply(io: &mut Lingering, reply: Reply, close: bool) -> io::Result<()> {
+    let resp = match reply {
+        Reply::Json { body, vary } => {
+            let headers = [("content-type", &b"application/json"[..]), ("vary", b"origin")];
+            let headers = headers.into_iter().take(if vary { 2 } else { 1 });
+            let mut out = Vec::with_capacity(256);
+            put_head(&mut out, StatusCode::OK, headers, Some(body.len() as u64), close);
+            return write_whole(io, out, body).await;
         }
-        return io.flush().await;
+        Reply::Http(resp) => resp,
+    };
+    let (parts, mut body) = resp.into_parts();
+    let exact = body.size_hint().exact();
+    let mut out = Vec::with_capacity(256);
+    let headers = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+    put_head(&mut out, parts.status, headers, exact, close);
+    if let super::body::ReplyBody::Whole(whole) = &mut body {
+        return write_whole(io, out, whole.take().unwrap_or_default()).await;
     }
     io.write_all(&out).await?;
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
@@ -525,6 +576,18 @@ async fn write_reply(io: &mut Lingering, resp: Resp, close: bool) -> io::Result<
     }
     if exact.is_none() {
         io.write_all(b"0\r\n\r\n").await?;
+    }
+    io.flush().await
+}
+
+/// Writes a head and a whole body: in one write when the body is small (copied behind the head).
+async fn write_whole(io: &mut Lingering, mut head: Vec<u8>, body: Bytes) -> io::Result<()> {
+    if body.len() <= COPY_BELOW {
+        head.extend_from_slice(&body);
+        io.write_all(&head).await?;
+    } else {
+        io.write_all(&head).await?;
+        io.write_all(&body).await?;
     }
     io.flush().await
 }
@@ -734,26 +797,34 @@ mod tests {
     }
 
     #[test]
-    fn headers_are_refused_as_the_http_crate_refuses_them() {
-        for c in (0..=0x7f_u8).map(char::from).chain(['\u{80}', '\u{e9}']) {
-            let name = format!("x{c}y");
-            let value = format!("a{c}b");
-            let mut bytes = value.clone().into_bytes();
-            bytes.push(0xff);
-            for (name, value) in [
-                (name.as_str(), value.as_bytes()),
-                ("x", &bytes[..]),
-                (name.as_str(), b""),
-            ] {
-                let h = httparse::Header { name, value };
-                let http = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
-                    && http::HeaderValue::from_bytes(value).is_ok();
-                assert_eq!(acceptable(&h), http, "{name:?}: {value:?}");
-                if http {
-                    let v = http::HeaderValue::from_bytes(value).unwrap();
-                    assert_eq!(visible(value), v.to_str().ok(), "{value:?}");
+    fn parsed_headers_are_ones_the_http_crate_takes() {
+        let mut parsed = 0;
+        for c in (0..=0xff_u8).chain([b'\t']) {
+            for (name, value) in [(vec![b'x', c, b'y'], &b"v"[..]), (b"x".to_vec(), &[b'a', c, b'b'][..])] {
+                let mut raw = b"POST / HTTP/1.1\r\n".to_vec();
+                raw.extend_from_slice(&name);
+                raw.extend_from_slice(b": ");
+                raw.extend_from_slice(value);
+                raw.extend_from_slice(b"\r\n\r\n");
+                let mut headers = [httparse::EMPTY_HEADER; 4];
+                let mut req = httparse::Request::new(&mut headers);
+                if !matches!(req.parse(&raw), Ok(httparse::Status::Complete(_))) {
+                    continue;
                 }
+                parsed += 1;
+                for h in req.headers.iter() {
+                    assert!(http::HeaderName::from_bytes(h.name.as_bytes()).is_ok(), "{:?}", h.name);
+                    let v = http::HeaderValue::from_bytes(h.value);
+                    assert!(v.is_ok(), "{:?}", h.value);
+                    if let Ok(v) = v {
+                        assert_eq!(visible(h.value), v.to_str().ok(), "{:?}", h.value);
+                    }
+                }
+                assert!(owned_parts(&req).is_some());
             }
         }
+        // Names of the 77 token characters (and `x:y: v`, a header `x`), values of tab and every
+        // byte from space up but DEL (224), tab once more.
+        assert_eq!(parsed, 77 + 1 + 224 + 1);
     }
 }
