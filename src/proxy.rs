@@ -258,7 +258,7 @@ pub enum Delivered {
     /// The whole reply.
     Whole(Bytes),
     /// A node's large reply, passed on as it arrives (HTTP only).
-    Streamed(Streamed),
+    Streamed(Box<Streamed>),
 }
 
 impl Delivered {
@@ -266,7 +266,7 @@ impl Delivered {
     pub async fn into_bytes(self) -> Result<Bytes, ProxyError> {
         match self {
             Self::Whole(b) => Ok(b),
-            Self::Streamed(s) => s.collect().await.map_err(ProxyError::Upstream),
+            Self::Streamed(s) => Streamed::collect(*s).await.map_err(ProxyError::Upstream),
         }
     }
 }

@@ -798,7 +798,7 @@ async fn rpc_reply(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> R
     match served {
         Ok(Some(Delivered::Whole(reply))) => RpcReply::Json(reply),
         Ok(Some(Delivered::Streamed(rest))) => {
-            let mut r = Response::new(body::ReplyBody::Streamed(Box::new(rest)));
+            let mut r = Response::new(body::ReplyBody::Streamed(rest));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             RpcReply::Other(r)

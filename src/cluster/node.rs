@@ -331,7 +331,7 @@ impl Node {
     pub async fn post(&self, client: &UpstreamClient, body: Bytes, timeout: Duration) -> Result<Bytes, UpstreamError> {
         match self.fetch(client, body, timeout, None).await? {
             Fetched::Whole(reply) => Ok(reply),
-            Fetched::Streaming(rest) => rest.collect().await,
+            Fetched::Streaming(rest) => Streamed::collect(*rest).await,
         }
     }
 
@@ -349,7 +349,11 @@ impl Node {
         let started = Instant::now();
         // From the same clock read as the latency (a `timeout` would read the clock again).
         let deadline = tokio::time::Instant::from_std(started) + timeout;
-        let res = tokio::time::timeout_at(deadline, self.post_inner(client, body, timeout, stream_after)).await;
+        let res = tokio::time::timeout_at(
+            deadline,
+            self.post_inner(client, body, (started, timeout), stream_after),
+        )
+        .await;
         let res = match res {
             Ok(r) => r,
             Err(_) => Err(self.err(UpstreamErrorKind::Timeout, format!("no answer in {timeout:?}"))),
@@ -373,17 +377,19 @@ impl Node {
         res
     }
 
+    /// `(started, timeout)`: when the call started (the relay's pool keeps its idle times by
+    /// it) and how long it may take.
     async fn post_inner(
         &self,
         client: &UpstreamClient,
         body: Bytes,
-        timeout: Duration,
+        (started, timeout): (Instant, Duration),
         stream_after: Option<usize>,
     ) -> Result<Fetched, UpstreamError> {
         let (status, declared, mut source) = match &self.relay {
             Some(relay) => {
                 let reply = relay
-                    .send(&body)
+                    .send(&body, started)
                     .await
                     .map_err(|(kind, detail)| self.err(kind, detail))?;
                 (reply.status, reply.declared, Source::Relay(reply.body))
@@ -411,7 +417,7 @@ impl Node {
                 if !source.is_end_stream() {
                     let streamed =
                         Streamed::new(self.id, (head, source), (timeout, MAX_UPSTREAM_BODY), &self.in_flight);
-                    return Ok(Fetched::Streaming(streamed));
+                    return Ok(Fetched::Streaming(Box::new(streamed)));
                 }
                 head
             }

@@ -70,8 +70,11 @@ impl Relay {
     }
 
     /// Sends `body` and reads the reply's head; the body follows through [`Reply::body`].
-    pub(super) async fn send(&self, body: &[u8]) -> Result<Reply, Failure> {
-        let mut conn = match self.pool.checkout() {
+    /// `now`: the call's start, the clock read the pool's idle times are kept by (an idle
+    /// connection counts as idle from the start of the call it last carried: conservative by
+    /// one reply's time, and no clock read of its own).
+    pub(super) async fn send(&self, body: &[u8], now: Instant) -> Result<Reply, Failure> {
+        let mut conn = match self.pool.checkout(now) {
             Some(c) => c,
             None => self.connect().await?,
         };
@@ -88,6 +91,7 @@ impl Relay {
                 decoder: BodyDecoder::new(head.framing),
                 keep_alive,
                 pool: self.pool.clone(),
+                sent_at: now,
             },
         })
     }
@@ -130,6 +134,8 @@ pub(super) struct Body {
     decoder: BodyDecoder,
     keep_alive: bool,
     pool: Arc<Pool>,
+    /// When the request went out: the connection is idle from then on, for the pool.
+    sent_at: Instant,
 }
 
 impl Body {
@@ -219,7 +225,7 @@ impl Body {
     fn finish(&mut self) {
         if let Some(conn) = self.conn.take() {
             if self.keep_alive && conn.buf.is_empty() {
-                self.pool.checkin(conn);
+                self.pool.checkin(conn, self.sent_at);
             }
         }
     }
@@ -326,23 +332,23 @@ impl Conn {
     }
 }
 
-/// A node's idle connections, the most recently used last.
+/// A node's idle connections, the most recently used last, each with the time it is kept until.
 #[derive(Debug, Default)]
 struct Pool {
     idle: Mutex<VecDeque<(Conn, Instant)>>,
 }
 
 impl Pool {
-    /// The most recently used idle connection that is still open.
-    fn checkout(&self) -> Option<Conn> {
+    /// The most recently used idle connection that is still open and not kept past `now`.
+    fn checkout(&self, now: Instant) -> Option<Conn> {
         let mut closed = Vec::new();
         let found = {
             let mut idle = self.idle.lock().ok()?;
             loop {
-                let Some((conn, since)) = idle.pop_back() else {
+                let Some((conn, until)) = idle.pop_back() else {
                     break None;
                 };
-                if since.elapsed() > IDLE_FOR {
+                if until < now {
                     // Every one before it has been idle longer still.
                     closed.extend(idle.drain(..).map(|(c, _)| c));
                     closed.push(conn);
@@ -362,17 +368,14 @@ impl Pool {
         })
     }
 
-    fn checkin(&self, conn: Conn) {
-        let now = Instant::now();
+    /// Keeps `conn`, idle since `since`, for [`IDLE_FOR`]; those kept past `since` go.
+    fn checkin(&self, conn: Conn, since: Instant) {
         let mut extra = Vec::new();
         if let Ok(mut idle) = self.idle.lock() {
-            while idle
-                .front()
-                .is_some_and(|(_, since)| now.duration_since(*since) > IDLE_FOR)
-            {
+            while idle.front().is_some_and(|(_, until)| *until < since) {
                 extra.extend(idle.pop_front().map(|(c, _)| c));
             }
-            idle.push_back((conn, now));
+            idle.push_back((conn, since + IDLE_FOR));
             if idle.len() > MAX_IDLE {
                 extra.extend(idle.pop_front().map(|(c, _)| c));
             }
@@ -458,7 +461,7 @@ mod tests {
         let (url, conns, seen) = node(vec![OK, OK, OK], false).await;
         let r = relay(&url, Some(b"Basic dTpw"));
         for _ in 0..3 {
-            let reply = r.send(b"{\"id\":1}").await.unwrap();
+            let reply = r.send(b"{\"id\":1}", Instant::now()).await.unwrap();
             assert_eq!((reply.status, reply.declared), (200, Some(4)));
             assert_eq!(reply.body.whole(1 << 20).await.unwrap(), "true");
         }
@@ -479,7 +482,7 @@ mod tests {
         let (url, conns, _) = node(vec![OK], true).await;
         let r = relay(&url, None);
         for i in 1..=3 {
-            let reply = r.send(b"{}").await.unwrap();
+            let reply = r.send(b"{}", Instant::now()).await.unwrap();
             assert_eq!(reply.body.whole(1 << 20).await.unwrap(), "true");
             // The node's FIN reaches the pooled connection; the next call sees it closed.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -498,7 +501,7 @@ mod tests {
         let (url, conns, _) = node(vec![chunked, chunked], false).await;
         let r = relay(&url, None);
         for _ in 0..2 {
-            let reply = r.send(b"{}").await.unwrap();
+            let reply = r.send(b"{}", Instant::now()).await.unwrap();
             assert_eq!(reply.declared, None);
             assert_eq!(reply.body.whole(1 << 20).await.unwrap(), "true");
         }
@@ -507,7 +510,16 @@ mod tests {
         let until_close: &[u8] = b"HTTP/1.1 200 OK\r\n\r\ntrue";
         let (url, _, _) = node(vec![until_close], true).await;
         let r = relay(&url, None);
-        assert_eq!(r.send(b"{}").await.unwrap().body.whole(1 << 20).await.unwrap(), "true");
+        assert_eq!(
+            r.send(b"{}", Instant::now())
+                .await
+                .unwrap()
+                .body
+                .whole(1 << 20)
+                .await
+                .unwrap(),
+            "true"
+        );
         assert_eq!(
             r.pool.idle(),
             0,
@@ -520,7 +532,7 @@ mod tests {
         let busy: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy";
         let (url, _, _) = node(vec![busy], false).await;
         let r = relay(&url, None);
-        let reply = r.send(b"{}").await.unwrap();
+        let reply = r.send(b"{}", Instant::now()).await.unwrap();
         assert_eq!(reply.status, 503);
         assert_eq!(reply.body.whole(1 << 20).await.unwrap(), "busy");
         assert_eq!(r.pool.idle(), 0);
@@ -531,19 +543,26 @@ mod tests {
         let short: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\ntrue";
         let (url, _, _) = node(vec![short], true).await;
         let r = relay(&url, None);
-        let err = r.send(b"{}").await.unwrap().body.whole(1 << 20).await.unwrap_err();
+        let err = r
+            .send(b"{}", Instant::now())
+            .await
+            .unwrap()
+            .body
+            .whole(1 << 20)
+            .await
+            .unwrap_err();
         assert!(err.contains("6 bytes short"), "{err}");
 
         let garbled: &[u8] = b"HTTP/1.1 abc\r\n\r\n";
         let (url, _, _) = node(vec![garbled], true).await;
-        let (kind, detail) = relay(&url, None).send(b"{}").await.unwrap_err();
+        let (kind, detail) = relay(&url, None).send(b"{}", Instant::now()).await.unwrap_err();
         assert_eq!(kind, UpstreamErrorKind::Io);
         assert!(detail.contains("malformed response head"), "{detail}");
 
         let big: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
         let (url, _, _) = node(vec![big], true).await;
         let err = relay(&url, None)
-            .send(b"{}")
+            .send(b"{}", Instant::now())
             .await
             .unwrap()
             .body
@@ -558,7 +577,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let (kind, detail) = relay(&format!("http://{addr}/"), None).send(b"{}").await.unwrap_err();
+        let (kind, detail) = relay(&format!("http://{addr}/"), None)
+            .send(b"{}", Instant::now())
+            .await
+            .unwrap_err();
         assert_eq!(kind, UpstreamErrorKind::Connect, "{detail}");
     }
 
@@ -568,7 +590,7 @@ mod tests {
         let (url, conns, _) = node(vec![half], false).await;
         let r = relay(&url, None);
         for i in 1..=2 {
-            let mut reply = r.send(b"{}").await.unwrap();
+            let mut reply = r.send(b"{}", Instant::now()).await.unwrap();
             assert_eq!(reply.body.remaining(), Some(10));
             assert_eq!(reply.body.next().await.unwrap().unwrap(), "true");
             assert!(!reply.body.is_end());

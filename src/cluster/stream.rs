@@ -24,7 +24,7 @@ pub enum Fetched {
     /// The reply, complete.
     Whole(Bytes),
     /// A reply too large to hold: passed on as it arrives.
-    Streaming(Streamed),
+    Streaming(Box<Streamed>),
 }
 
 /// The rest of a node's reply, as an HTTP body: `head` first, then the node's frames. Waiting

@@ -56,7 +56,7 @@ pub enum Forwarded {
     /// The node's reply, whole (or kengate's answer in its place).
     Reply(Reply),
     /// A large successful reply, passed on as it arrives.
-    Stream(Streamed),
+    Stream(Box<Streamed>),
     /// A successful reply passed on unread ([`Take::bytes_only`]): its result is not `null`,
     /// and nothing else of it was looked at.
     Unread(Bytes),
@@ -103,7 +103,7 @@ pub async fn forward(gw: &Gateway, call: &Call<'_>, spec: &MethodSpec, plan: Pla
         }
         // Not asked for; read whole all the same.
         Forwarded::Stream(s) => {
-            let bytes = s.collect().await.map_err(ProxyError::Upstream)?;
+            let bytes = Streamed::collect(*s).await.map_err(ProxyError::Upstream)?;
             let parsed = UpstreamReply::parse(&bytes).map_err(|e| ProxyError::Upstream(bad_reply(0, &e)))?;
             Ok(Reply::new(bytes.clone(), &parsed))
         }
@@ -235,7 +235,7 @@ pub async fn forward_with(
                 return Ok(Forwarded::Stream(s));
             }
             // Large, but not a plain result (an error, an odd envelope): read whole as usual.
-            Ok(Fetched::Streaming(s)) => s.collect().await,
+            Ok(Fetched::Streaming(s)) => Streamed::collect(*s).await,
             Ok(Fetched::Whole(reply)) if unread && jsonrpc::unread_result(&reply) => {
                 return Ok(Forwarded::Unread(reply));
             }
