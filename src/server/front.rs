@@ -545,7 +545,7 @@ async fn write_reply(io: &mut Lingering, reply: Reply, close: bool) -> io::Resul
         Reply::Json { body, vary } => {
             let headers = [("content-type", &b"application/json"[..]), ("vary", b"origin")];
             let headers = headers.into_iter().take(if vary { 2 } else { 1 });
-            let mut out = Vec::with_capacity(256);
+            let mut out = Vec::with_capacity(HEAD_ROOM + copied(body.len()));
             put_head(&mut out, StatusCode::OK, headers, Some(body.len() as u64), close);
             return write_whole(io, out, body).await;
         }
@@ -553,7 +553,8 @@ async fn write_reply(io: &mut Lingering, reply: Reply, close: bool) -> io::Resul
     };
     let (parts, mut body) = resp.into_parts();
     let exact = body.size_hint().exact();
-    let mut out = Vec::with_capacity(256);
+    let whole = exact.and_then(|n| usize::try_from(n).ok()).map_or(0, copied);
+    let mut out = Vec::with_capacity(HEAD_ROOM + whole);
     let headers = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
     put_head(&mut out, parts.status, headers, exact, close);
     if let super::body::ReplyBody::Whole(whole) = &mut body {
@@ -580,7 +581,20 @@ async fn write_reply(io: &mut Lingering, reply: Reply, close: bool) -> io::Resul
     io.flush().await
 }
 
-/// Writes a head and a whole body: in one write when the body is small (copied behind the head).
+/// Room for a reply's head.
+const HEAD_ROOM: usize = 256;
+
+/// The bytes of a whole body of `len` that [`write_whole`] copies behind the head.
+fn copied(len: usize) -> usize {
+    if len <= COPY_BELOW {
+        len
+    } else {
+        0
+    }
+}
+
+/// Writes a head and a whole body: in one write when the body is small (copied behind the head,
+/// whose buffer was made with room for it: [`copied`]).
 async fn write_whole(io: &mut Lingering, mut head: Vec<u8>, body: Bytes) -> io::Result<()> {
     if body.len() <= COPY_BELOW {
         head.extend_from_slice(&body);
