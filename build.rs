@@ -10,6 +10,11 @@
 //! Only where the linker is LLD, which reads `--symbol-ordering-file`: the release profile for
 //! `x86_64-unknown-linux-gnu`, whose default linker is LLD since Rust 1.90, unless a linker is
 //! configured (`RUSTC_LINKER`, `-C linker…` in RUSTFLAGS) or `KENGATE_SYMBOL_ORDER=off`.
+//!
+//! The linker is given a copy in `OUT_DIR`, not the checkout's own file: a build script's output
+//! is kept in the target directory, and a cached target directory shared by two checkouts (CI's
+//! and a developer's, `~/.cache/kengate/target`) would otherwise hand one checkout's linker the
+//! other's path, which need not exist.
 
 use std::env;
 use std::path::Path;
@@ -26,11 +31,14 @@ fn main() {
     let Ok(dir) = env::var("CARGO_MANIFEST_DIR") else {
         return;
     };
-    let file = Path::new(&dir).join(ORDER);
-    if wanted && release && lld_by_default && !own_linker && file.is_file() {
+    let (Ok(order), Some(out)) = (std::fs::read(Path::new(&dir).join(ORDER)), env::var_os("OUT_DIR")) else {
+        return;
+    };
+    let copy = Path::new(&out).join("symbol-order.txt");
+    if wanted && release && lld_by_default && !own_linker && std::fs::write(&copy, order).is_ok() {
         println!(
             "cargo:rustc-link-arg-bin=kengate=-Wl,--symbol-ordering-file={}",
-            file.display()
+            copy.display()
         );
         // Names from another build (a function renamed, inlined away) are expected: no warning each.
         println!("cargo:rustc-link-arg-bin=kengate=-Wl,--no-warn-symbol-ordering");
