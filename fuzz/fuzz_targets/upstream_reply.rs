@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         );
         if let Some(r) = reply.result {
             let id = RawValue::from_string("1".to_owned()).ok();
-            let bytes = jsonrpc::result_response(id.as_deref(), r.get());
+            let bytes = jsonrpc::result_response(id.as_deref().map(Into::into), r.get());
             if let Err(e) = unbounded::<&RawValue>(&bytes) {
                 panic!(
                     "result passthrough is not valid JSON ({e}): {:?}",
