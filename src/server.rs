@@ -757,7 +757,7 @@ async fn rpc(ctx: &Ctx, net: &Network, caller: &Caller, req: Request<Incoming>) 
     rpc_body(ctx, net, caller, &body.bytes).await
 }
 
-/// Answers a JSON-RPC body read whole (by [`rpc`] or by the plain front).
+/// Answers a JSON-RPC body read whole by [`rpc`] (hyper's path), as a `Response`.
 async fn rpc_body(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> Resp {
     rpc_reply(ctx, net, caller, body).await.into_resp()
 }
@@ -780,6 +780,8 @@ impl RpcReply {
     }
 }
 
+/// Answers a JSON-RPC body read whole: for [`rpc_body`], and for the plain front, which writes
+/// the common `200` JSON reply itself.
 async fn rpc_reply(ctx: &Ctx, net: &Network, caller: &Caller, body: &Bytes) -> RpcReply {
     let who = Who {
         access: &ctx.app.access(),

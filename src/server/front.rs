@@ -424,8 +424,9 @@ impl Picked {
             .map(|(_, v)| &v[..])
     }
 
-    /// Every `Authorization` value, as sent (for the fuzzer's and the tests' checks).
-    pub fn authorization_values(&self) -> impl Iterator<Item = &[u8]> {
+    /// Every `Authorization` value, as sent.
+    #[cfg(test)]
+    fn authorization_values(&self) -> impl Iterator<Item = &[u8]> {
         self.all(Pick::Authorization)
     }
 }
