@@ -102,18 +102,9 @@ impl<'a> Scanner<'a> {
             params: None,
         };
         let mut seen = [false; 4];
-        self.ws();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Some(m);
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
-            let start = self.at;
+        self.list(b'}', |s| {
+            let key = s.key()?;
+            let start = s.at;
             let slot = match key {
                 "jsonrpc" => Some(0),
                 "id" => Some(1),
@@ -128,10 +119,10 @@ impl<'a> Scanner<'a> {
                 }
             }
             match slot {
-                Some(2) => m.method = Some(Cow::Borrowed(self.string()?)),
-                _ => self.value(0)?,
+                Some(2) => m.method = Some(Cow::Borrowed(s.string()?)),
+                _ => s.value(0)?,
             }
-            let json = RawJson::scanned(self.since(start)?);
+            let json = RawJson::scanned(s.since(start)?);
             match slot {
                 Some(0) => m.jsonrpc = Some(json),
                 Some(1) => m.id = Some(json),
@@ -139,13 +130,38 @@ impl<'a> Scanner<'a> {
                 Some(3) => m.params = (json.get() != "null").then_some(json),
                 _ => {}
             }
+            Some(())
+        })?;
+        Some(m)
+    }
+
+    /// The items of an object or array whose opening byte is read: each read by `item` (for
+    /// an object, a member with its key), separated by commas, up to `close`.
+    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
             self.ws();
             match self.next()? {
                 b',' => {}
-                b'}' => return Some(m),
+                b if b == close => return Some(()),
                 _ => return None,
             }
         }
+    }
+
+    /// A member's key (a plain string) and the colon after it.
+    fn key(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        Some(key)
     }
 
     /// A string without escapes or control characters; its text between the quotes. Read
@@ -184,43 +200,14 @@ impl<'a> Scanner<'a> {
             b'{' | b'[' if depth >= MAX_DEPTH => None,
             b'{' => {
                 self.at += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.string()?;
-                    self.ws();
-                    self.expect(b':')?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next()? {
-                        b',' => {}
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.list(b'}', |s| {
+                    s.key()?;
+                    s.value(depth + 1)
+                })
             }
             b'[' => {
                 self.at += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next()? {
-                        b',' => {}
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.list(b']', |s| s.value(depth + 1))
             }
             b't' => self.literal("true"),
             b'f' => self.literal("false"),
