@@ -148,6 +148,10 @@ struct Args {
     /// `index.mmap_mib`'s default (0: the default; this SQLite build caps it at 2 GiB).
     #[arg(long, default_value_t = 0)]
     mmap_mib: u64,
+    /// Experiment, not what kengate does: seal a window into a part every this many transfers
+    /// and txs instead of `index.window_transfers`'s default (0: the default).
+    #[arg(long, default_value_t = 0)]
+    window_transfers: u64,
 }
 
 // ---- synthetic data ------------------------------------------------------------------------
@@ -887,6 +891,11 @@ fn tuning(a: &Args, cache_mib: u64) -> Tuning {
     Tuning {
         cache_mib: if cache_mib > 0 { cache_mib } else { d.cache_mib },
         mmap_mib: if a.mmap_mib > 0 { a.mmap_mib } else { d.mmap_mib },
+        window_transfers: if a.window_transfers > 0 {
+            a.window_transfers
+        } else {
+            d.window_transfers
+        },
     }
 }
 
@@ -999,6 +1008,9 @@ fn main() {
     }
     if a.cache_mib > 0 {
         experiments.push(format!("a {} MiB page cache for the measured writes", a.cache_mib));
+    }
+    if a.window_transfers > 0 {
+        experiments.push(format!("windows sealed every {} transfers and txs", a.window_transfers));
     }
     let mut w = World::new(&a);
     let mut maker = Maker {
@@ -1116,8 +1128,9 @@ fn main() {
             let d = Tuning::default();
             format!(
                 "kengate's store as it is (`IndexDb::open`: WAL, `synchronous = NORMAL`, a {} MiB page cache, \
-                 {} MiB memory-mapped, checkpoints on a thread of their own)",
-                d.cache_mib, d.mmap_mib
+                 {} MiB memory-mapped, checkpoints on a thread of their own, account entries and tx hashes \
+                 sealed into a part every {} transfers and txs)",
+                d.cache_mib, d.mmap_mib, d.window_transfers
             )
         }
         false => format!("**experiment, not kengate as it is**: {}", experiments.join(", ")),
@@ -1152,7 +1165,10 @@ fn main() {
                 }
             ),
             f,
-            &format!("; {} activity rows in the end", fmt_n(activity)),
+            &format!(
+                "; {} activity rows sealed in the end (the window's are in memory)",
+                fmt_n(activity)
+            ),
         );
         println!("Rates are over store time (`IndexDb::write_with`), not the building of the synthetic blocks.\n");
     } else {

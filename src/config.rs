@@ -172,6 +172,11 @@ pub struct IndexConfig {
     /// How much of the index file reads map instead of copying page by page, MiB (1024; 0:
     /// none). Mapped pages are the OS page cache's, shared and reclaimable, not kengate's heap.
     pub mmap_mib: u64,
+    /// Transfers and txs of the newest blocks whose account entries, hashes, NFT transfers and
+    /// moved balances are held in memory (200,000: a few tens of MiB) before they are sealed
+    /// into the index file in key order, as a part of their own; a restart reads them again
+    /// from the file. Larger: fewer parts for a read to look through, more memory.
+    pub window_transfers: u64,
     /// The index file; default `index.db` beside the store's file.
     pub path: Option<std::path::PathBuf>,
 }
@@ -196,6 +201,7 @@ impl Default for IndexConfig {
             internal: false,
             cache_mib: 64,
             mmap_mib: 1024,
+            window_transfers: 200_000,
             path: None,
         }
     }

@@ -98,6 +98,7 @@ impl Index {
         let tuning = db::Tuning {
             cache_mib: cfg.cache_mib,
             mmap_mib: cfg.mmap_mib,
+            window_transfers: cfg.window_transfers,
         };
         let db = Arc::new(IndexDb::open_with(file, tuning)?);
         let start = match &cfg.start_block {
@@ -188,6 +189,8 @@ impl Index {
             "transfers_written": p.transfers.load(Ordering::Relaxed),
             "blocks_per_second": (p.blocks_per_second() * 10.0).round() / 10.0,
             "internal_transfers": p.internal.load(Ordering::Relaxed),
+            "parts": p.parts.load(Ordering::Relaxed),
+            "window_held": p.window.load(Ordering::Relaxed),
             "halted": p.halted(),
         }))
     }

@@ -221,12 +221,15 @@ fn index_command(command: &IndexCommand, config: &Config) -> anyhow::Result<()> 
             for net in config.networks() {
                 let cp = db.checkpoint(&net.name)?;
                 let (txs, transfers) = db.counts(&net.name)?;
+                let (parts, window) = db.window_state(&net.name)?;
                 out.push(serde_json::json!({
                     "network": net.name,
                     "indexed_head": cp.as_ref().map(|c| c.number),
                     "halted": cp.and_then(|c| c.halted),
                     "txs": txs,
                     "transfers": transfers,
+                    "parts": parts,
+                    "window_held": window,
                 }));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);

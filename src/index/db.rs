@@ -6,9 +6,14 @@
 //! outside Etherscan's `page`.
 //!
 //! Laid out for writing, too: `ix_txs` and `ix_transfers` are keyed by position (block, tx,
-//! log), so a batch appends to them; every account lookup goes through `ix_activity`, one
-//! row per (account, entry), so an entry lands at two random places, not one per index of
-//! every table; holdings are folded per batch. Checkpoints run on a thread of their own.
+//! log), so a batch appends to them; every account lookup goes through `ix_activity` (one row
+//! per account and entry), every hash lookup through `ix_tx_hashes` and an NFT's history
+//! through `ix_nft_moves`, and none of them is written per batch: the newest window of them is
+//! held in memory ([`recent`]) and sealed, once it holds `window_transfers`, into a part of
+//! its own — rows under one `part` key, written in key order, never touched again. Reads go
+//! through the window, then the parts, newest first. FT and MT balances are folded in the
+//! window too and written once each when it is sealed (or when a read of balances comes
+//! first); NFT owners per batch. Checkpoints run on a thread of their own.
 //!
 //! A batch of blocks is written in one transaction together with the checkpoint that says
 //! they are in, and every row has a natural key, so re-writing a block (after a crash between
@@ -20,9 +25,10 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension};
 use thiserror::Error;
 
-use super::extract::{BlockRows, Hash};
+use super::extract::{BlockRows, Hash, Kind};
 
 mod reads;
+mod recent;
 pub use reads::{
     ActivityFilter, ContractView, Event, Holding, HoldingKey, Key, MtBy, MtHolding, MtTokenView, NftView,
     OwnershipChange, Preset, Span, TransferRow,
@@ -30,14 +36,15 @@ pub use reads::{
 
 /// Bumped when a table changes shape; an index file of another version is rebuilt (the
 /// index holds nothing that cannot be read from the chain again).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ix_checkpoint (
     net TEXT PRIMARY KEY,
     number INTEGER NOT NULL,
     hash BLOB NOT NULL,
-    halted TEXT
+    halted TEXT,
+    holdings INTEGER NOT NULL DEFAULT -1
 );
 CREATE TABLE IF NOT EXISTS ix_txs (
     net TEXT NOT NULL, block INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
@@ -47,7 +54,6 @@ CREATE TABLE IF NOT EXISTS ix_txs (
     gas_price BLOB NOT NULL, success INTEGER NOT NULL, created BLOB, selector BLOB,
     PRIMARY KEY (net, block, idx)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS ix_txs_hash ON ix_txs (net, hash);
 CREATE TABLE IF NOT EXISTS ix_transfers (
     net TEXT NOT NULL, block INTEGER NOT NULL, tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL,
     pos INTEGER NOT NULL, kind TEXT NOT NULL, tx_hash BLOB NOT NULL, ts INTEGER NOT NULL,
@@ -55,12 +61,26 @@ CREATE TABLE IF NOT EXISTS ix_transfers (
     operator BLOB,
     PRIMARY KEY (net, block, tx_idx, log_idx, pos)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_tr_contract ON ix_transfers (net, contract, token_id, block DESC, tx_idx DESC, log_idx DESC, pos DESC);
+CREATE TABLE IF NOT EXISTS ix_parts (
+    net TEXT NOT NULL, part INTEGER NOT NULL, last_block INTEGER NOT NULL, entries INTEGER NOT NULL,
+    hashes INTEGER NOT NULL,
+    PRIMARY KEY (net, part)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_activity (
-    net TEXT NOT NULL, account BLOB NOT NULL, block INTEGER NOT NULL, tx_idx INTEGER NOT NULL,
-    log_idx INTEGER NOT NULL, kind INTEGER NOT NULL, contract BLOB, dir INTEGER NOT NULL,
-    zero INTEGER NOT NULL, ts INTEGER NOT NULL,
-    PRIMARY KEY (net, account, block DESC, tx_idx DESC, log_idx DESC)
+    net TEXT NOT NULL, part INTEGER NOT NULL, account BLOB NOT NULL, block INTEGER NOT NULL,
+    tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL, kind INTEGER NOT NULL, contract BLOB,
+    dir INTEGER NOT NULL, zero INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (net, part, account, block DESC, tx_idx DESC, log_idx DESC)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_nft_moves (
+    net TEXT NOT NULL, part INTEGER NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL,
+    block INTEGER NOT NULL, tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL,
+    PRIMARY KEY (net, part, contract, token_id, block DESC, tx_idx DESC, log_idx DESC)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ix_tx_hashes (
+    net TEXT NOT NULL, part INTEGER NOT NULL, hash BLOB NOT NULL, block INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (net, part, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ix_ft_balances (
     net TEXT NOT NULL, contract BLOB NOT NULL, holder BLOB NOT NULL, balance BLOB NOT NULL,
@@ -106,6 +126,9 @@ const TABLES: &[&str] = &[
     "ix_txs",
     "ix_transfers",
     "ix_activity",
+    "ix_tx_hashes",
+    "ix_nft_moves",
+    "ix_parts",
     "ix_ft_balances",
     "ix_nft_owners",
     "ix_mt_balances",
@@ -166,21 +189,489 @@ pub struct Tuning {
     pub cache_mib: u64,
     /// How much of the file reads may map instead of copying it page by page, MiB (0: none).
     pub mmap_mib: u64,
+    /// Transfers and txs a network's window holds in memory before it is sealed into a part.
+    pub window_transfers: u64,
 }
+
+/// [`Tuning::window_transfers`]'s default: a few tens of MiB in memory, and at 10 M transfers
+/// (8 M txs) about 90 parts for a quiet account's page to look through.
+pub const WINDOW_TRANSFERS: u64 = 200_000;
 
 impl Default for Tuning {
     fn default() -> Self {
         Self {
             cache_mib: 64,
             mmap_mib: 1024,
+            window_transfers: WINDOW_TRANSFERS,
         }
     }
+}
+
+/// The connection and, per network, the window held in memory: one lock, so that a read sees
+/// the window and the tables as one write left them.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    conn: Connection,
+    windows: std::collections::HashMap<String, recent::Recent>,
+    /// [`Tuning::window_transfers`].
+    window_transfers: u64,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Inner {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Inner {
+    /// Makes sure `net`'s window is held: made again from the position-keyed tables above the
+    /// last part (after a restart, or a write that failed) when it is not.
+    fn load(&mut self, net: &str) -> Result<(), DbError> {
+        if !self.windows.contains_key(net) {
+            let w = rebuild(&self.conn, net)?;
+            self.windows.insert(net.to_owned(), w);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the balances in the file are `net`'s at its checkpoint, before they are read:
+    /// writes the window's balances if it holds any.
+    fn settle(&mut self, net: &str) -> Result<(), DbError> {
+        self.load(net)?;
+        let Some(w) = self.windows.get_mut(net) else {
+            return Ok(());
+        };
+        if w.balances.is_empty() {
+            return Ok(());
+        }
+        let settled = self.conn.transaction().map_err(DbError::from).and_then(|tx| {
+            settle_balances(&tx, net, &mut w.balances)?;
+            Ok(tx.commit()?)
+        });
+        if settled.is_err() {
+            self.windows.remove(net);
+        }
+        settled
+    }
+
+    /// `net`'s window (after [`load`](Self::load); an empty one if it was not).
+    fn window(&self, net: &str) -> std::borrow::Cow<'_, recent::Recent> {
+        match self.windows.get(net) {
+            Some(w) => std::borrow::Cow::Borrowed(w),
+            None => std::borrow::Cow::Owned(recent::Recent::default()),
+        }
+    }
+}
+
+/// Writes a batch in `tx` and moves the checkpoint; the batch's entries, hashes and balances
+/// go to `w`, which is sealed into a part (in `tx`) once it holds `window_transfers`: the last
+/// block of the part sealed, if one was.
+fn write_batch(
+    tx: &rusqlite::Transaction<'_>,
+    net: &str,
+    w: &mut recent::Recent,
+    window_transfers: u64,
+    blocks: &[BlockRows],
+    contracts: &[ContractRow],
+    uris: &[TokenUri],
+) -> Result<Option<u64>, DbError> {
+    let done: Option<i64> = tx
+        .query_row("SELECT number FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let first_new = blocks
+        .iter()
+        .position(|b| done.is_none_or(|d| sql_int(b.number) > d))
+        .unwrap_or(blocks.len());
+    let blocks = blocks.get(first_new..).unwrap_or_default();
+    let Some(last) = blocks.last() else { return Ok(None) };
+    {
+        // Contracts first: their supply, read at their first block, then moves with the
+        // mints and burns of later blocks.
+        let mut put_contract = tx.prepare_cached(
+            "INSERT OR IGNORE INTO ix_contracts (net, address, kind, first_block, created, name, symbol, \
+                 decimals, total_supply, interfaces, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for c in contracts {
+            let created = blocks
+                .iter()
+                .find(|b| b.number == c.first_block)
+                .map_or(0, |b| b.timestamp);
+            put_contract.execute(params![
+                net,
+                &c.address[..],
+                c.kind.as_str(),
+                sql_int(c.first_block),
+                sql_int(created),
+                c.meta.name,
+                c.meta.symbol,
+                c.meta.decimals,
+                c.meta.total_supply.map(|s| s.to_be_bytes::<32>().to_vec()),
+                c.meta.interfaces.join(","),
+                c.meta.status,
+            ])?;
+        }
+        // The big tables are keyed by position, so a batch appends to them; what lands at
+        // random places is kept to the contract index of `ix_transfers` and the holdings
+        // (each one read and written once per batch). The batch's entries and hashes go to
+        // the window.
+        let mut put_tx = tx.prepare_cached(
+            "INSERT OR REPLACE INTO ix_txs (net, block, idx, hash, ts, block_hash, sender, nonce, gas, \
+                 recipient, value, type_int, fee_payer, fee_ratio, gas_used, gas_price, success, created, selector) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        )?;
+        let mut put_transfer = tx.prepare_cached(
+            "INSERT OR REPLACE INTO ix_transfers (net, block, tx_idx, log_idx, pos, kind, tx_hash, ts, \
+                 contract, sender, recipient, value, token_id, operator) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?;
+        let mut activity: Vec<recent::Activity> = Vec::new();
+        let mut hashes: Vec<(Hash, u64, u32)> = Vec::new();
+        let mut nft_moves = Vec::new();
+        let mut count = 0u64;
+        for b in blocks {
+            let (block, ts) = (sql_int(b.number), sql_int(b.timestamp));
+            count += (b.txs.len() + b.transfers.len()) as u64;
+            for t in &b.txs {
+                put_tx.execute(params![
+                    net,
+                    block,
+                    t.index,
+                    &t.hash[..],
+                    ts,
+                    &b.hash[..],
+                    &t.from[..],
+                    sql_int(t.nonce),
+                    sql_int(t.gas),
+                    t.to.as_ref().map(|a| &a[..]),
+                    &t.value.to_be_bytes::<32>()[..],
+                    t.type_int,
+                    t.fee_payer.as_ref().map(|a| &a[..]),
+                    t.fee_ratio,
+                    sql_int(t.gas_used),
+                    &t.gas_price.to_be_bytes::<32>()[..],
+                    t.success,
+                    t.contract_created.as_ref().map(|a| &a[..]),
+                    t.selector.as_ref().map(|s| &s[..]),
+                ])?;
+                let to = t.to.or(t.contract_created);
+                tx_activity(b.number, t.index, t.from, to, t.value.is_zero(), &mut activity);
+                hashes.push((t.hash, b.number, t.index));
+            }
+            for t in &b.transfers {
+                put_transfer.execute(params![
+                    net,
+                    block,
+                    t.tx_index,
+                    log_column(t),
+                    t.batch_pos,
+                    t.kind.as_str(),
+                    &t.tx_hash[..],
+                    ts,
+                    t.contract.as_ref().map(|a| &a[..]),
+                    &t.from[..],
+                    &t.to[..],
+                    &t.value.to_be_bytes::<32>()[..],
+                    t.token_id.map(|i| i.to_be_bytes::<32>().to_vec()),
+                    t.operator.as_ref().map(|a| &a[..]),
+                ])?;
+                transfer_activity(
+                    b.number,
+                    t.tx_index,
+                    t.kind,
+                    log_column(t),
+                    t.batch_pos,
+                    t.contract,
+                    t.from,
+                    t.to,
+                    &mut activity,
+                );
+                if let (Kind::Nft, Some(c), Some(id)) = (t.kind, t.contract, t.token_id) {
+                    let at = Key {
+                        block: b.number,
+                        tx_idx: t.tx_index,
+                        log_idx: log_column(t),
+                    };
+                    nft_moves.push((c, id.to_be_bytes::<32>(), at));
+                }
+            }
+        }
+        for b in blocks {
+            for t in &b.transfers {
+                holdings(tx, net, b, t, uris, &mut w.balances)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO ix_checkpoint (net, number, hash, halted) VALUES (?1, ?2, ?3, NULL) \
+                 ON CONFLICT (net) DO UPDATE SET number = excluded.number, hash = excluded.hash, halted = NULL",
+            params![net, sql_int(last.number), &last.hash[..]],
+        )?;
+        for b in blocks.iter().filter(|b| !b.txs.is_empty()) {
+            w.add_block(b.number, sql_int(b.timestamp));
+        }
+        for (h, block, idx) in hashes {
+            w.add_hash(h, block, idx);
+        }
+        for (c, id, at) in nft_moves {
+            w.add_nft_move(c, id, at);
+        }
+        w.absorb(activity);
+        w.transfers += count;
+        if w.transfers < window_transfers {
+            return Ok(None);
+        }
+        seal(tx, net, w, last.number)?;
+    }
+    Ok(Some(last.number))
+}
+
+/// A network's window, from the rows above its last part.
+fn rebuild(conn: &Connection, net: &str) -> Result<recent::Recent, DbError> {
+    let parts: Vec<recent::Part> = conn
+        .prepare_cached("SELECT part, last_block FROM ix_parts WHERE net = ?1 ORDER BY part")?
+        .query_map(params![net], |r| {
+            Ok(recent::Part {
+                part: r.get::<_, i64>(0)? as u64,
+                last: r.get::<_, i64>(1)? as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let from = parts.last().map_or(0, |p| p.last + 1);
+    let mut w = recent::Recent::new(from, parts);
+    let mut rows = Vec::new();
+    let mut txs = conn.prepare_cached(
+        "SELECT block, idx, ts, hash, sender, recipient, created, value FROM ix_txs \
+         WHERE net = ?1 AND block >= ?2 ORDER BY block, idx",
+    )?;
+    let mut q = txs.query(params![net, sql_int(from)])?;
+    while let Some(r) = q.next()? {
+        let (block, idx, ts) = (r.get::<_, i64>(0)? as u64, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?);
+        if w.times_last() != Some(block) {
+            w.add_block(block, ts);
+        }
+        w.add_hash(blob(r.get(3)?), block, idx);
+        let to: Option<Vec<u8>> = r.get::<_, Option<Vec<u8>>>(5)?.or(r.get(6)?);
+        let value: Vec<u8> = r.get(7)?;
+        tx_activity(
+            block,
+            idx,
+            blob(r.get(4)?),
+            to.map(blob),
+            value.iter().all(|b| *b == 0),
+            &mut rows,
+        );
+        w.transfers += 1;
+    }
+    let mut transfers = conn.prepare_cached(
+        "SELECT block, tx_idx, log_idx, pos, kind, contract, sender, recipient, token_id FROM ix_transfers \
+         WHERE net = ?1 AND block >= ?2",
+    )?;
+    let mut q = transfers.query(params![net, sql_int(from)])?;
+    while let Some(r) = q.next()? {
+        let kind: String = r.get(4)?;
+        let kind = [Kind::Klay, Kind::Internal, Kind::Ft, Kind::Nft, Kind::Mt]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .unwrap_or(Kind::Klay);
+        let (block, tx_idx, log_idx) = (r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?);
+        let contract = r.get::<_, Option<Vec<u8>>>(5)?.map(blob);
+        transfer_activity(
+            block,
+            tx_idx,
+            kind,
+            log_idx,
+            r.get(3)?,
+            contract,
+            blob(r.get(6)?),
+            blob(r.get(7)?),
+            &mut rows,
+        );
+        if let (Kind::Nft, Some(c), Some(id)) = (kind, contract, r.get::<_, Option<Vec<u8>>>(8)?) {
+            w.add_nft_move(c, blob(id), Key { block, tx_idx, log_idx });
+        }
+        w.transfers += 1;
+    }
+    w.absorb(rows);
+    // The balances moved since they were last written.
+    let settled: i64 = conn
+        .query_row("SELECT holdings FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(-1);
+    let mut moves = conn.prepare_cached(
+        "SELECT ts, tx_hash, kind, contract, sender, recipient, value, token_id FROM ix_transfers \
+         WHERE net = ?1 AND block > ?2 AND kind IN ('ft', 'mt') ORDER BY block, tx_idx, log_idx, pos",
+    )?;
+    let mut q = moves.query(params![net, settled])?;
+    while let Some(r) = q.next()? {
+        let multi = r.get::<_, String>(2)? == "mt";
+        let Some(contract) = r.get::<_, Option<Vec<u8>>>(3)?.map(blob) else {
+            continue;
+        };
+        let id = match multi {
+            true => blob(r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default()),
+            false => [0; 32],
+        };
+        let last = Last {
+            ts: r.get(0)?,
+            tx: blob(r.get(1)?),
+            from: blob(r.get(4)?),
+            to: blob(r.get(5)?),
+        };
+        w.balances
+            .transfer(conn, net, (multi, contract, id), word(r.get(6)?), last)?;
+    }
+    Ok(w)
+}
+
+/// A fixed-size key from a stored blob (zero-padded or cut if the file holds another size).
+fn blob<const N: usize>(v: Vec<u8>) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (o, b) in out.iter_mut().zip(v) {
+        *o = b;
+    }
+    out
+}
+
+/// A tx's KLAY entries: one for its sender and one for its recipient (or the contract it
+/// created). KAS lists every tx as a KLAY transfer, zero-valued and failed ones too, and
+/// `txlist` reads them back.
+fn tx_activity(
+    block: u64,
+    idx: u32,
+    from: super::extract::Address,
+    to: Option<super::extract::Address>,
+    zero: bool,
+    out: &mut Vec<recent::Activity>,
+) {
+    for (who, dir) in [(Some(from), DIR_FROM), (to, DIR_TO)] {
+        let Some(account) = who else { continue };
+        out.push(recent::Activity {
+            account,
+            block,
+            tx_idx: idx,
+            log_idx: -1,
+            kind: KIND_KLAY,
+            contract: None,
+            dir,
+            zero,
+        });
+    }
+}
+
+/// A transfer row's entries: one per token event (a batch's first id stands for it), and one
+/// per tx for the KLAY its calls moved (all of them, under log -2); `log` is the row's
+/// `ix_transfers.log_idx`. The zero address has none.
+#[allow(clippy::too_many_arguments)]
+fn transfer_activity(
+    block: u64,
+    tx_idx: u32,
+    kind: Kind,
+    log: i64,
+    pos: u32,
+    contract: Option<super::extract::Address>,
+    from: super::extract::Address,
+    to: super::extract::Address,
+    out: &mut Vec<recent::Activity>,
+) {
+    let log_idx = match kind {
+        Kind::Internal => INTERNAL_LOG,
+        _ if log >= 0 && pos == 0 => log,
+        _ => return,
+    };
+    for (account, dir) in [(from, DIR_FROM), (to, DIR_TO)] {
+        if account == [0; 20] {
+            continue;
+        }
+        out.push(recent::Activity {
+            account,
+            block,
+            tx_idx,
+            log_idx,
+            kind: kind_bit(kind),
+            contract,
+            dir,
+            zero: false,
+        });
+    }
+}
+
+/// Seals `w` into a part: its entries and hashes written under `part` = its first block, in
+/// key order, and the part recorded as ending at `last`.
+fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut recent::Recent, last: u64) -> Result<(), DbError> {
+    let part = sql_int(w.from);
+    let mut put = tx.prepare_cached(
+        "INSERT INTO ix_activity (net, part, account, block, tx_idx, log_idx, kind, contract, dir, zero, ts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let rows = w.sealed_activity();
+    for (account, e, ts) in &rows {
+        put.execute(params![
+            net,
+            part,
+            &account[..],
+            sql_int(e.block),
+            e.tx_idx,
+            e.log_idx,
+            e.kind,
+            w.contract(e).map(|c| &c[..]),
+            e.dir,
+            e.zero,
+            ts
+        ])?;
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT INTO ix_nft_moves (net, part, contract, token_id, block, tx_idx, log_idx) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for ((contract, id), at) in w.sealed_nft_moves() {
+        put.execute(params![
+            net,
+            part,
+            &contract[..],
+            &id[..],
+            sql_int(at.block),
+            at.tx_idx,
+            at.log_idx
+        ])?;
+    }
+    let mut put =
+        tx.prepare_cached("INSERT INTO ix_tx_hashes (net, part, hash, block, idx) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let hashes = w.sealed_hashes();
+    for (hash, block, idx) in &hashes {
+        put.execute(params![net, part, &hash[..], sql_int(*block), idx])?;
+    }
+    tx.execute(
+        "INSERT INTO ix_parts (net, part, last_block, entries, hashes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![net, part, sql_int(last), rows.len() as i64, hashes.len() as i64],
+    )?;
+    settle_balances(tx, net, &mut w.balances)
+}
+
+/// Writes the window's balances into the file and records that the balances there are those
+/// at the checkpoint (the window has every transfer above it).
+fn settle_balances(tx: &Connection, net: &str, balances: &mut Balances) -> Result<(), DbError> {
+    balances.flush(tx, net)?;
+    tx.execute(
+        "UPDATE ix_checkpoint SET holdings = number WHERE net = ?1",
+        params![net],
+    )?;
+    Ok(())
 }
 
 /// The index tables of every network.
 #[derive(Debug)]
 pub struct IndexDb {
-    conn: Mutex<Connection>,
+    conn: Mutex<Inner>,
     /// Copies the WAL into the file off the writer's thread (files only).
     checkpoints: Option<Checkpointer>,
 }
@@ -290,7 +781,7 @@ impl IndexDb {
         conn.pragma_update(None, "cache_size", -kib)?;
         let mmap = i64::try_from(tuning.mmap_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
         conn.pragma_update(None, "mmap_size", mmap)?;
-        let mut db = Self::init(conn)?;
+        let mut db = Self::init(conn, tuning.window_transfers)?;
         {
             let conn = db.conn();
             // The checkpoint thread copies the WAL; SQLite's own checkpoint in every commit
@@ -304,10 +795,15 @@ impl IndexDb {
 
     /// An in-memory index (tests).
     pub fn in_memory() -> Result<Self, DbError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, WINDOW_TRANSFERS)
     }
 
-    fn init(conn: Connection) -> Result<Self, DbError> {
+    /// An in-memory index whose windows are sealed every `window_transfers` (tests).
+    pub fn in_memory_sealing_every(window_transfers: u64) -> Result<Self, DbError> {
+        Self::init(Connection::open_in_memory()?, window_transfers)
+    }
+
+    fn init(conn: Connection, window_transfers: u64) -> Result<Self, DbError> {
         // WAL + NORMAL: a committed batch survives kill -9; appends stay fast.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -332,12 +828,16 @@ impl IndexDb {
         }
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Inner {
+                conn,
+                windows: std::collections::HashMap::new(),
+                window_transfers: window_transfers.max(1),
+            }),
             checkpoints: None,
         })
     }
 
-    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -380,161 +880,38 @@ impl IndexDb {
         contracts: &[ContractRow],
         uris: &[TokenUri],
     ) -> Result<(), DbError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let done: Option<i64> = tx
-            .query_row("SELECT number FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let first_new = blocks
-            .iter()
-            .position(|b| done.is_none_or(|d| sql_int(b.number) > d))
-            .unwrap_or(blocks.len());
-        let blocks = blocks.get(first_new..).unwrap_or_default();
-        let Some(last) = blocks.last() else { return Ok(()) };
-        {
-            // Contracts first: their supply, read at their first block, then moves with the
-            // mints and burns of later blocks.
-            let mut put_contract = tx.prepare_cached(
-                "INSERT OR IGNORE INTO ix_contracts (net, address, kind, first_block, created, name, symbol, \
-                 decimals, total_supply, interfaces, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for c in contracts {
-                let created = blocks
-                    .iter()
-                    .find(|b| b.number == c.first_block)
-                    .map_or(0, |b| b.timestamp);
-                put_contract.execute(params![
-                    net,
-                    &c.address[..],
-                    c.kind.as_str(),
-                    sql_int(c.first_block),
-                    sql_int(created),
-                    c.meta.name,
-                    c.meta.symbol,
-                    c.meta.decimals,
-                    c.meta.total_supply.map(|s| s.to_be_bytes::<32>().to_vec()),
-                    c.meta.interfaces.join(","),
-                    c.meta.status,
-                ])?;
+        let mut guard = self.conn();
+        guard.load(net)?;
+        let Inner {
+            conn,
+            windows,
+            window_transfers,
+        } = &mut *guard;
+        let Some(w) = windows.get_mut(net) else {
+            return Err(DbError::Io("index window not loaded".into()));
+        };
+        // The window takes the batch's entries, hashes and balances before the commit; if
+        // anything fails it is dropped, and made again from the tables (as they were before
+        // the batch) on the next access.
+        let written = conn.transaction().map_err(DbError::from).and_then(|tx| {
+            let sealed = write_batch(&tx, net, w, *window_transfers, blocks, contracts, uris)?;
+            tx.commit()?;
+            Ok(sealed)
+        });
+        match written {
+            Err(e) => {
+                windows.remove(net);
+                return Err(e);
             }
-            // The big tables are keyed by position, so a batch appends to them; what lands at
-            // random places is kept to the hash index of `ix_txs`, the contract index of
-            // `ix_transfers`, the batch's activity rows (inserted in key order) and the
-            // holdings (each one read and written once per batch).
-            let mut put_tx = tx.prepare_cached(
-                "INSERT OR REPLACE INTO ix_txs (net, block, idx, hash, ts, block_hash, sender, nonce, gas, \
-                 recipient, value, type_int, fee_payer, fee_ratio, gas_used, gas_price, success, created, selector) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-            )?;
-            let mut put_transfer = tx.prepare_cached(
-                "INSERT OR REPLACE INTO ix_transfers (net, block, tx_idx, log_idx, pos, kind, tx_hash, ts, \
-                 contract, sender, recipient, value, token_id, operator) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            let mut activity: Vec<Activity> = Vec::new();
-            for b in blocks {
-                let (block, ts) = (sql_int(b.number), sql_int(b.timestamp));
-                for t in &b.txs {
-                    put_tx.execute(params![
-                        net,
-                        block,
-                        t.index,
-                        &t.hash[..],
-                        ts,
-                        &b.hash[..],
-                        &t.from[..],
-                        sql_int(t.nonce),
-                        sql_int(t.gas),
-                        t.to.as_ref().map(|a| &a[..]),
-                        &t.value.to_be_bytes::<32>()[..],
-                        t.type_int,
-                        t.fee_payer.as_ref().map(|a| &a[..]),
-                        t.fee_ratio,
-                        sql_int(t.gas_used),
-                        &t.gas_price.to_be_bytes::<32>()[..],
-                        t.success,
-                        t.contract_created.as_ref().map(|a| &a[..]),
-                        t.selector.as_ref().map(|s| &s[..]),
-                    ])?;
-                    // Every tx is a KLAY transfer to its sender and recipient (KAS lists them,
-                    // zero-valued and failed ones too); `txlist` reads them back.
-                    let to = t.to.or(t.contract_created);
-                    for (who, dir) in [(Some(t.from), DIR_FROM), (to, DIR_TO)] {
-                        let Some(account) = who else { continue };
-                        activity.push(Activity {
-                            account,
-                            block,
-                            tx_idx: t.index,
-                            log_idx: -1,
-                            kind: KIND_KLAY,
-                            contract: None,
-                            dir,
-                            zero: t.value.is_zero(),
-                            ts,
-                        });
-                    }
-                }
-                for t in &b.transfers {
-                    put_transfer.execute(params![
-                        net,
-                        block,
-                        t.tx_index,
-                        log_column(t),
-                        t.batch_pos,
-                        t.kind.as_str(),
-                        &t.tx_hash[..],
-                        ts,
-                        t.contract.as_ref().map(|a| &a[..]),
-                        &t.from[..],
-                        &t.to[..],
-                        &t.value.to_be_bytes::<32>()[..],
-                        t.token_id.map(|i| i.to_be_bytes::<32>().to_vec()),
-                        t.operator.as_ref().map(|a| &a[..]),
-                    ])?;
-                    // One activity row per token event (a batch's first id stands for it), and
-                    // one per tx for the KLAY its calls moved (all of them, under log -2).
-                    let log_idx = match (t.kind, t.log_index, t.batch_pos) {
-                        (super::extract::Kind::Internal, _, _) => INTERNAL_LOG,
-                        (_, Some(log), 0) => i64::from(log),
-                        _ => continue,
-                    };
-                    for (account, dir) in [(t.from, DIR_FROM), (t.to, DIR_TO)] {
-                        if account == [0; 20] {
-                            continue;
-                        }
-                        activity.push(Activity {
-                            account,
-                            block,
-                            tx_idx: t.tx_index,
-                            log_idx,
-                            kind: kind_bit(t.kind),
-                            contract: t.contract,
-                            dir,
-                            zero: false,
-                            ts,
-                        });
-                    }
-                }
+            Ok(Some(last)) => {
+                let mut parts = std::mem::take(&mut w.parts);
+                parts.push(recent::Part { part: w.from, last });
+                *w = recent::Recent::new(last + 1, parts);
             }
-            put_activity(&tx, net, activity)?;
-            let mut balances = Balances::default();
-            for b in blocks {
-                for t in &b.transfers {
-                    holdings(&tx, net, b, t, uris, &mut balances)?;
-                }
-            }
-            balances.flush(&tx, net)?;
-            tx.execute(
-                "INSERT INTO ix_checkpoint (net, number, hash, halted) VALUES (?1, ?2, ?3, NULL) \
-                 ON CONFLICT (net) DO UPDATE SET number = excluded.number, hash = excluded.hash, halted = NULL",
-                params![net, sql_int(last.number), &last.hash[..]],
-            )?;
+            Ok(None) => {}
         }
-        tx.commit()?;
         if let Some(c) = &self.checkpoints {
-            c.committed(&conn)?;
+            c.committed(conn)?;
         }
         Ok(())
     }
@@ -549,6 +926,7 @@ impl IndexDb {
     /// Forgets everything indexed for `net` (`kengate index reset`).
     pub fn reset(&self, net: &str) -> Result<(), DbError> {
         let mut conn = self.conn();
+        conn.windows.remove(net);
         let tx = conn.transaction()?;
         for table in TABLES {
             tx.execute(&format!("DELETE FROM {table} WHERE net = ?1"), params![net])?;
@@ -600,8 +978,9 @@ impl IndexDb {
 
     /// An FT holder's balance (zero when it holds none).
     pub fn ft_balance(&self, net: &str, contract: &[u8], holder: &[u8]) -> Result<ruint::aliases::U256, DbError> {
-        let b: Option<Vec<u8>> = self
-            .conn()
+        let mut conn = self.conn();
+        conn.settle(net)?;
+        let b: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3",
                 params![net, contract, holder],
@@ -619,8 +998,9 @@ impl IndexDb {
         id: &[u8; 32],
         holder: &[u8],
     ) -> Result<ruint::aliases::U256, DbError> {
-        let b: Option<Vec<u8>> = self
-            .conn()
+        let mut conn = self.conn();
+        conn.settle(net)?;
+        let b: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT balance FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND holder = ?4",
                 params![net, contract, &id[..], holder],
@@ -640,6 +1020,15 @@ impl IndexDb {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// How `net`'s window stands: the parts sealed before it, and the transfers and txs it
+    /// holds (`/status`).
+    pub fn window_state(&self, net: &str) -> Result<(u64, u64), DbError> {
+        let mut conn = self.conn();
+        conn.load(net)?;
+        let w = conn.window(net);
+        Ok((w.parts.len() as u64, w.transfers))
     }
 
     /// Rows per table for `net` (status, tests).
@@ -759,42 +1148,19 @@ pub(crate) mod history_sql {
         }
     }
 
-    /// [`super::TX_COLUMNS`] of `ix_txs x`.
-    fn tx_columns() -> String {
-        super::TX_COLUMNS
-            .split(',')
-            .map(|c| format!("x.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     /// What a transfer page selects, from `ix_transfers t` and its tx `x`.
     const TRANSFER_COLUMNS: &str = "t.block, t.tx_idx, t.log_idx, t.pos, t.ts, t.tx_hash, t.contract, t.sender, \
         t.recipient, t.value, t.token_id, x.nonce, x.gas, x.gas_price, x.gas_used, x.block_hash";
 
-    /// `txlist`: the txs an account sent, received or created, through its KLAY activity rows.
-    /// `?1` net, `?2` account, `?3..?4` blocks, `?5` limit, `?6` skip.
-    pub(crate) fn txs_of(asc: bool) -> String {
-        let (cols, d) = (tx_columns(), dir(asc));
-        format!(
-            "SELECT {cols} FROM ix_activity a JOIN ix_txs x ON x.net = a.net AND x.block = a.block AND x.idx = a.tx_idx \
-             WHERE a.net = ?1 AND a.account = ?2 AND a.log_idx = -1 AND a.block BETWEEN ?3 AND ?4 \
-             ORDER BY a.block {d}, a.tx_idx {d} LIMIT ?5 OFFSET ?6"
-        )
-    }
-
-    /// Transfers of one kind to or from an account, through its activity rows of that kind.
-    /// `?1` net, `?2` kind, `?3` account, `?4` contract or NULL, `?5..?6` blocks, `?7` limit,
-    /// `?8` skip, `?9` the kind's activity bit.
-    pub(crate) fn transfers_of_account(asc: bool) -> String {
+    /// One entry's transfers of one kind that move to or from an account, in `pos` order.
+    /// `?1` net, `?2..?4` the entry's block, tx and log, `?5` kind, `?6` account.
+    pub(crate) fn transfers_at(asc: bool) -> String {
         let d = dir(asc);
         format!(
-            "SELECT {TRANSFER_COLUMNS} FROM ix_activity a \
-             JOIN ix_transfers t ON t.net = a.net AND t.block = a.block AND t.tx_idx = a.tx_idx AND t.log_idx = a.log_idx \
+            "SELECT {TRANSFER_COLUMNS} FROM ix_transfers t \
              JOIN ix_txs x ON x.net = t.net AND x.block = t.block AND x.idx = t.tx_idx \
-             WHERE a.net = ?1 AND a.account = ?3 AND a.kind = ?9 AND (?4 IS NULL OR a.contract = ?4) \
-             AND a.block BETWEEN ?5 AND ?6 AND t.kind = ?2 AND (t.sender = ?3 OR t.recipient = ?3) \
-             ORDER BY a.block {d}, a.tx_idx {d}, a.log_idx {d}, t.pos {d} LIMIT ?7 OFFSET ?8"
+             WHERE t.net = ?1 AND t.block = ?2 AND t.tx_idx = ?3 AND t.log_idx = ?4 AND t.kind = ?5 \
+             AND (t.sender = ?6 OR t.recipient = ?6) ORDER BY t.pos {d}"
         )
     }
 
@@ -810,30 +1176,41 @@ pub(crate) mod history_sql {
         )
     }
 
-    /// Transfers of one kind made by one tx, found by its hash (the one row of `x` first: the
-    /// planner would rather walk `t` in order than sort).
-    /// `?1` net, `?2` kind, `?3` tx hash, `?4` limit, `?5` skip.
+    /// Transfers of one kind made by one tx, at its position.
+    /// `?1` net, `?2..?3` the tx's block and index, `?4` kind, `?5` limit, `?6` skip.
     pub(crate) fn transfers_in_tx(asc: bool) -> String {
         let d = dir(asc);
         format!(
-            "SELECT {TRANSFER_COLUMNS} FROM ix_txs x \
-             CROSS JOIN ix_transfers t ON t.net = x.net AND t.block = x.block AND t.tx_idx = x.idx \
-             WHERE x.net = ?1 AND x.hash = ?3 AND t.kind = ?2 \
-             ORDER BY t.block {d}, t.tx_idx {d}, t.log_idx {d}, t.pos {d} LIMIT ?4 OFFSET ?5"
+            "SELECT {TRANSFER_COLUMNS} FROM ix_transfers t \
+             JOIN ix_txs x ON x.net = t.net AND x.block = t.block AND x.idx = t.tx_idx \
+             WHERE t.net = ?1 AND t.block = ?2 AND t.tx_idx = ?3 AND t.kind = ?4 \
+             ORDER BY t.log_idx {d}, t.pos {d} LIMIT ?5 OFFSET ?6"
         )
     }
 }
 
 impl IndexDb {
-    /// The transactions `addr` sent, received or created, in `page`.
+    /// The transactions `addr` sent, received or created, in `page`: its KLAY entries (one
+    /// per tx, a tx to itself once), then each tx by its position.
     pub fn txs_of(&self, net: &str, addr: &[u8], page: &Page) -> Result<Vec<TxView>, DbError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&history_sql::txs_of(page.asc))?;
-        let rows = stmt.query_map(
-            params![net, addr, sql_int(page.start), sql_int(page.end), page.limit, page.skip],
-            tx_view,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut conn = self.conn();
+        conn.load(net)?;
+        let f = account_filter(KIND_KLAY, None, page);
+        let skip = page.skip as usize;
+        let keys = conn.account_keys(net, addr, &f, page.asc, None, skip + page.limit as usize)?;
+        let mut by_pos = conn.prepare_cached(&format!(
+            "SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND block = ?2 AND idx = ?3"
+        ))?;
+        let mut out = Vec::with_capacity(keys.len().saturating_sub(skip));
+        for (k, _) in keys.iter().skip(skip) {
+            if let Some(tx) = by_pos
+                .query_row(params![net, sql_int(k.block), k.tx_idx], tx_view)
+                .optional()?
+            {
+                out.push(tx);
+            }
+        }
+        Ok(out)
     }
 
     /// Transfers of `kind` (`klay`, `internal`, `ft`, `nft`, `mt`) to or from `addr` and/or of
@@ -846,16 +1223,12 @@ impl IndexDb {
         contract: Option<&[u8]>,
         page: &Page,
     ) -> Result<Vec<TransferView>, DbError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
         let (start, end) = (sql_int(page.start), sql_int(page.end));
         let rows = match (addr, kind_of_str(kind)) {
             (Some(a), Some(bit)) => {
-                let mut stmt = conn.prepare_cached(&history_sql::transfers_of_account(page.asc))?;
-                let rows = stmt.query_map(
-                    params![net, kind, a, contract, start, end, page.limit, page.skip, bit],
-                    transfer_view,
-                )?;
-                rows.collect::<Result<_, _>>()?
+                conn.load(net)?;
+                account_transfers(&conn, net, kind, bit, a, contract, page)?
             }
             // An unknown kind has no rows.
             (Some(_), None) => Vec::new(),
@@ -879,11 +1252,73 @@ impl IndexDb {
         hash: &[u8],
         page: &Page,
     ) -> Result<Vec<TransferView>, DbError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        conn.load(net)?;
+        let Some((block, idx)) = conn.locate(net, hash)? else {
+            return Ok(Vec::new());
+        };
         let mut stmt = conn.prepare_cached(&history_sql::transfers_in_tx(page.asc))?;
-        let rows = stmt.query_map(params![net, kind, hash, page.limit, page.skip], transfer_view)?;
+        let rows = stmt.query_map(
+            params![net, sql_int(block), idx, kind, page.limit, page.skip],
+            transfer_view,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// An Etherscan page's filter on an account's entries: one kind, maybe one contract, the
+/// page's blocks.
+fn account_filter(kind: u8, contract: Option<&[u8]>, page: &Page) -> ActivityFilter {
+    ActivityFilter {
+        kinds: kind,
+        contracts: contract.map(|c| vec![c.to_vec()]).unwrap_or_default(),
+        contracts_keep_klay: false,
+        dir: DIR_FROM | DIR_TO,
+        exclude_zero_klay: false,
+        span: Some(Span::Blocks(page.start, page.end)),
+    }
+}
+
+/// An account's transfers of one kind in `page`: its entries of that kind in order, each
+/// entry's transfer rows (a batch has one per id), `page.skip` rows left out. Entries are read
+/// a chunk at a time until the page is full.
+fn account_transfers(
+    conn: &Inner,
+    net: &str,
+    kind: &str,
+    bit: u8,
+    account: &[u8],
+    contract: Option<&[u8]>,
+    page: &Page,
+) -> Result<Vec<TransferView>, DbError> {
+    let f = account_filter(bit, contract, page);
+    let (limit, mut skip) = (page.limit as usize, page.skip as usize);
+    let mut rows_at = conn.prepare_cached(&history_sql::transfers_at(page.asc))?;
+    let mut out = Vec::with_capacity(limit.min(1000));
+    let mut after = None;
+    while out.len() < limit {
+        let want = (limit - out.len() + skip).clamp(16, 1000);
+        let keys = conn.account_keys(net, account, &f, page.asc, after, want)?;
+        for (k, _) in &keys {
+            let rows = rows_at.query_map(
+                params![net, sql_int(k.block), k.tx_idx, k.log_idx, kind, account],
+                transfer_view,
+            )?;
+            for row in rows {
+                let row = row?;
+                if skip > 0 {
+                    skip -= 1;
+                } else if out.len() < limit {
+                    out.push(row);
+                }
+            }
+        }
+        if keys.len() < want {
+            break;
+        }
+        after = keys.last().map(|k| k.0);
+    }
+    Ok(out)
 }
 
 /// One row of a [`history_sql`] transfer statement.
@@ -949,91 +1384,75 @@ fn log_column(t: &super::extract::Transfer) -> i64 {
 /// `ix_transfers.log_idx` (and `ix_activity.log_idx`) of the KLAY a tx's calls moved.
 pub(crate) const INTERNAL_LOG: i64 = -2;
 
-/// One `ix_activity` row: an account's entry pointing at a tx's KLAY (log -1), a token event
-/// (its log) or the KLAY its calls moved (log -2).
-struct Activity {
-    account: super::extract::Address,
-    block: i64,
-    tx_idx: u32,
-    log_idx: i64,
-    kind: u8,
-    contract: Option<super::extract::Address>,
-    dir: u8,
-    zero: bool,
-    ts: i64,
-}
-
-/// Inserts a batch's activity rows in the primary key's order (account, then newest first),
-/// so that each page of the account index is visited once; an account on both sides of one
-/// entry gets one row with both directions.
-fn put_activity(tx: &rusqlite::Transaction<'_>, net: &str, mut rows: Vec<Activity>) -> Result<(), DbError> {
-    use std::cmp::Reverse;
-    rows.sort_unstable_by_key(|r| (r.account, Reverse(r.block), Reverse(r.tx_idx), Reverse(r.log_idx)));
-    let mut put = tx.prepare_cached(
-        "INSERT INTO ix_activity (net, account, block, tx_idx, log_idx, kind, contract, dir, zero, ts) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (net, account, block, tx_idx, log_idx) DO UPDATE SET dir = dir | excluded.dir",
-    )?;
-    let mut rows = rows.into_iter().peekable();
-    while let Some(mut r) = rows.next() {
-        while let Some(next) =
-            rows.next_if(|n| (n.account, n.block, n.tx_idx, n.log_idx) == (r.account, r.block, r.tx_idx, r.log_idx))
-        {
-            r.dir |= next.dir;
-        }
-        put.execute(params![
-            net,
-            &r.account[..],
-            r.block,
-            r.tx_idx,
-            r.log_idx,
-            r.kind,
-            r.contract.as_ref().map(|a| &a[..]),
-            r.dir,
-            r.zero,
-            r.ts
-        ])?;
-    }
-    Ok(())
-}
-
 /// Which balance: FT balances are MT balances of id 0 in their own table. Ordered as the
 /// tables' primary keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct BalanceKey {
+pub(crate) struct BalanceKey {
     multi: bool,
     contract: super::extract::Address,
     id: [u8; 32],
     holder: super::extract::Address,
 }
 
-/// A balance as a batch leaves it.
-struct Balance<'a> {
-    /// Whether a row held it before the batch.
+/// A balance as the window leaves it.
+#[derive(Debug, Clone)]
+struct Balance {
+    /// Whether a row held it before the window.
     stored: bool,
     amount: ruint::aliases::U256,
-    last: Last<'a>,
+    last: Last,
 }
 
-/// The FT and MT balances a batch moves, folded in memory: each one read once (on first
+/// The FT and MT balances the window moved, folded in memory: each one read once (on first
 /// touch), moved by every transfer in order exactly as one statement per transfer would, and
-/// written once, in key order, by [`flush`](Self::flush).
-#[derive(Default)]
-struct Balances<'a> {
-    moved: std::collections::BTreeMap<BalanceKey, Balance<'a>>,
+/// written once, in key order, by [`flush`](Self::flush) — when the window is sealed, or when
+/// a read of balances comes first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Balances {
+    moved: std::collections::BTreeMap<BalanceKey, Balance>,
 }
 
-impl<'a> Balances<'a> {
+impl Balances {
+    /// Nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.moved.is_empty()
+    }
+
+    /// Moves `value` of `(multi, contract, id)` from `last.from` to `last.to`; mints come from
+    /// and burns go to the zero address, which holds nothing.
+    fn transfer(
+        &mut self,
+        conn: &Connection,
+        net: &str,
+        (multi, contract, id): (bool, super::extract::Address, [u8; 32]),
+        value: ruint::aliases::U256,
+        last: Last,
+    ) -> Result<(), DbError> {
+        for (who, add) in [(last.from, false), (last.to, true)] {
+            if who == [0; 20] {
+                continue;
+            }
+            let key = BalanceKey {
+                multi,
+                contract,
+                id,
+                holder: who,
+            };
+            self.apply(conn, net, key, value, add, last)?;
+        }
+        Ok(())
+    }
+
     /// Adds `value` to (or takes it from) one holder's balance; never below zero (a contract
     /// that lies, or history before `start_block`).
     fn apply(
         &mut self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         net: &str,
         key: BalanceKey,
         value: ruint::aliases::U256,
         add: bool,
-        last: Last<'a>,
+        last: Last,
     ) -> Result<(), DbError> {
         let entry = match self.moved.entry(key) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -1072,7 +1491,7 @@ impl<'a> Balances<'a> {
 
     /// Writes every moved balance: an upsert that leaves the holder index alone, or a delete
     /// when it came to zero.
-    fn flush(self, tx: &rusqlite::Transaction<'_>, net: &str) -> Result<(), DbError> {
+    fn flush(&mut self, tx: &Connection, net: &str) -> Result<(), DbError> {
         let mut put_ft = tx.prepare_cached(
             "INSERT INTO ix_ft_balances (net, contract, holder, balance, updated, last_tx, last_from, last_to) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (net, contract, holder) DO UPDATE SET \
@@ -1090,7 +1509,7 @@ impl<'a> Balances<'a> {
         let mut del_mt = tx.prepare_cached(
             "DELETE FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND holder = ?4",
         )?;
-        for (k, b) in self.moved {
+        for (k, b) in std::mem::take(&mut self.moved) {
             let (c, id, h) = (&k.contract[..], &k.id[..], &k.holder[..]);
             if b.amount.is_zero() {
                 if b.stored {
@@ -1103,9 +1522,10 @@ impl<'a> Balances<'a> {
             }
             let amount = b.amount.to_be_bytes::<32>();
             let l = &b.last;
+            let (lt, lf, lto) = (&l.tx[..], &l.from[..], &l.to[..]);
             match k.multi {
-                false => put_ft.execute(params![net, c, h, &amount[..], l.ts, l.tx, l.from, l.to])?,
-                true => put_mt.execute(params![net, c, id, h, &amount[..], l.ts, l.tx, l.from, l.to])?,
+                false => put_ft.execute(params![net, c, h, &amount[..], l.ts, lt, lf, lto])?,
+                true => put_mt.execute(params![net, c, id, h, &amount[..], l.ts, lt, lf, lto])?,
             };
         }
         Ok(())
@@ -1113,12 +1533,12 @@ impl<'a> Balances<'a> {
 }
 
 /// The transfer that last touched a holding.
-#[derive(Clone, Copy)]
-struct Last<'a> {
+#[derive(Debug, Clone, Copy)]
+struct Last {
     ts: i64,
-    tx: &'a [u8],
-    from: &'a [u8],
-    to: &'a [u8],
+    tx: Hash,
+    from: super::extract::Address,
+    to: super::extract::Address,
 }
 
 /// Moves what one transfer moved in the derived holdings: FT balances per holder (and the
@@ -1126,13 +1546,13 @@ struct Last<'a> {
 /// supply. Mints come from and burns go to the zero address, which holds nothing. A balance
 /// never goes below zero (a contract that lies, or history before `start_block`, which the
 /// holdings then do not reflect); empty ones go.
-fn holdings<'a>(
+fn holdings(
     tx: &rusqlite::Transaction<'_>,
     net: &str,
     b: &BlockRows,
-    t: &'a super::extract::Transfer,
+    t: &super::extract::Transfer,
     uris: &[TokenUri],
-    balances: &mut Balances<'a>,
+    balances: &mut Balances,
 ) -> Result<(), DbError> {
     use super::extract::Kind;
     let (Some(contract), zero) = (t.contract.as_ref(), [0u8; 20]) else {
@@ -1140,9 +1560,9 @@ fn holdings<'a>(
     };
     let last = Last {
         ts: sql_int(b.timestamp),
-        tx: &t.tx_hash,
-        from: &t.from,
-        to: &t.to,
+        tx: t.tx_hash,
+        from: t.from,
+        to: t.to,
     };
     let uri = |id: ruint::aliases::U256| {
         uris.iter()
@@ -1185,18 +1605,7 @@ fn holdings<'a>(
                 true => id.unwrap_or([0; 32]),
                 false => [0; 32],
             };
-            for (who, add) in [(&t.from, false), (&t.to, true)] {
-                if *who == zero {
-                    continue;
-                }
-                let key = BalanceKey {
-                    multi,
-                    contract: *contract,
-                    id,
-                    holder: *who,
-                };
-                balances.apply(tx, net, key, t.value, add, last)?;
-            }
+            balances.transfer(tx, net, (multi, *contract, id), t.value, last)?;
             let minted = (t.from == zero).then_some(true).or((t.to == zero).then_some(false));
             match multi {
                 true => mt_token(
@@ -1332,21 +1741,43 @@ mod tests {
             &[by_pos],
         );
         check(
-            &format!("SELECT {TX_COLUMNS} FROM ix_txs WHERE net = 'n' AND hash = x'00'"),
-            &["USING INDEX ix_txs_hash (net=? AND hash=?)"],
+            "SELECT block, idx FROM ix_tx_hashes WHERE net = 'n' AND part = 1 AND hash = x'00'",
+            &["USING PRIMARY KEY (net=? AND part=? AND hash=?)"],
         );
         check(
-            "SELECT * FROM ix_activity WHERE net = 'n' AND account = x'00' ORDER BY block DESC, tx_idx DESC, \
-             log_idx DESC LIMIT 100",
-            &["PRIMARY KEY (net=? AND account=?)"],
+            reads::NFT_MOVES_SQL,
+            &["USING PRIMARY KEY (net=? AND part=? AND contract=? AND token_id=?"],
         );
+        let f = ActivityFilter {
+            kinds: 15,
+            contracts: vec![vec![9; 20]],
+            contracts_keep_klay: true,
+            dir: 3,
+            exclude_zero_klay: true,
+            span: Some(Span::Times(1, 2)),
+        };
+        let after = Some(Key {
+            block: 5,
+            tx_idx: 1,
+            log_idx: 2,
+        });
         for asc in [false, true] {
-            let activity = "a USING PRIMARY KEY (net=? AND account=? AND block>? AND block<?)";
-            check(&history_sql::txs_of(asc), &[activity, by_pos]);
+            for (f, after) in [
+                (f.clone(), after),
+                (
+                    ActivityFilter {
+                        span: None,
+                        ..f.clone()
+                    },
+                    None,
+                ),
+            ] {
+                let (sql, _) = reads::part_query("n", &[1; 20], &f, asc, after);
+                check(&sql, &["USING PRIMARY KEY (net=? AND part=? AND account=?"]);
+            }
             check(
-                &history_sql::transfers_of_account(asc),
+                &history_sql::transfers_at(asc),
                 &[
-                    activity,
                     "t USING PRIMARY KEY (net=? AND block=? AND tx_idx=? AND log_idx=?)",
                     by_pos,
                 ],
@@ -1357,10 +1788,7 @@ mod tests {
             );
             check(
                 &history_sql::transfers_in_tx(asc),
-                &[
-                    "x USING INDEX ix_txs_hash (net=? AND hash=?)",
-                    "t USING PRIMARY KEY (net=? AND block=? AND tx_idx=?)",
-                ],
+                &["t USING PRIMARY KEY (net=? AND block=? AND tx_idx=?)", by_pos],
             );
         }
     }
@@ -1520,6 +1948,293 @@ mod tests {
         let in_tx = db.transfers_in_tx("a", "ft", &[101; 32], &page).unwrap();
         assert_eq!((in_tx.len(), in_tx[0].to.as_slice()), (1, &[3u8; 20][..]));
         assert!(db.transfers_in_tx("a", "ft", &[102; 32], &page).unwrap().is_empty());
+    }
+
+    /// Blocks `1..=n` of a made-up chain: a few txs each between six accounts (some creating
+    /// a contract, some of zero value), each with its KLAY row and some FT, NFT, MT (a batch of
+    /// three ids) and internal transfers.
+    fn chain(n: u64) -> Vec<BlockRows> {
+        let mut seed = 7u64;
+        let mut next = move |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        let mut out = Vec::new();
+        for b in 1..=n {
+            let mut blk = block(b, (b - 1) as u8);
+            blk.txs.clear();
+            blk.transfers.clear();
+            for i in 0..=next(3) as u32 {
+                let hash = {
+                    let mut h = [0u8; 32];
+                    h[..8].copy_from_slice(&b.to_be_bytes());
+                    h[8..12].copy_from_slice(&i.to_be_bytes());
+                    h
+                };
+                let from = [1 + next(6) as u8; 20];
+                let to = (next(8) != 0).then(|| [1 + next(6) as u8; 20]);
+                let value = U256::from(next(3));
+                let mut tx = block(b, 0).txs.remove(0);
+                (tx.hash, tx.index, tx.from, tx.to, tx.value) = (hash, i, from, to, value);
+                tx.contract_created = to.is_none().then_some([0x77; 20]);
+                let base = Transfer {
+                    kind: Kind::Klay,
+                    tx_hash: hash,
+                    tx_index: i,
+                    log_index: None,
+                    batch_pos: 0,
+                    contract: None,
+                    from,
+                    to: to.unwrap_or([0x77; 20]),
+                    value,
+                    token_id: None,
+                    operator: None,
+                };
+                blk.transfers.push(base.clone());
+                let (a, c) = ([1 + next(6) as u8; 20], [1 + next(6) as u8; 20]);
+                for log in 0..next(4) as u32 {
+                    let kind = [Kind::Ft, Kind::Nft, Kind::Mt, Kind::Internal][next(4) as usize];
+                    let pos_n = if kind == Kind::Mt { 3 } else { 1 };
+                    for pos in 0..pos_n {
+                        blk.transfers.push(Transfer {
+                            kind,
+                            log_index: (kind != Kind::Internal).then_some(i * 10 + log),
+                            batch_pos: if kind == Kind::Internal { log } else { pos },
+                            contract: (kind != Kind::Internal).then_some([0x90 + next(2) as u8; 20]),
+                            from: if next(5) == 0 { [0; 20] } else { a },
+                            to: c,
+                            token_id: (kind == Kind::Nft || kind == Kind::Mt).then(|| U256::from(next(9))),
+                            ..base.clone()
+                        });
+                    }
+                }
+                blk.txs.push(tx);
+            }
+            out.push(blk);
+        }
+        out
+    }
+
+    /// Everything the account and hash reads answer for `chain(n)`, one string per answer.
+    fn answers(db: &IndexDb, n: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        let filters = [
+            ActivityFilter {
+                kinds: 31,
+                contracts: Vec::new(),
+                contracts_keep_klay: false,
+                dir: 3,
+                exclude_zero_klay: false,
+                span: None,
+            },
+            ActivityFilter {
+                kinds: 3,
+                contracts: vec![vec![0x90; 20]],
+                contracts_keep_klay: true,
+                dir: 1,
+                exclude_zero_klay: true,
+                span: Some(Span::Blocks(4, n - 3)),
+            },
+            ActivityFilter {
+                kinds: 12,
+                contracts: vec![vec![0x91; 20]],
+                contracts_keep_klay: false,
+                dir: 2,
+                exclude_zero_klay: false,
+                span: Some(Span::Times(1005, 1000 + n - 5)),
+            },
+        ];
+        for who in 1..=7u8 {
+            let accounts = [vec![who; 20], vec![(who % 7) + 1; 20]];
+            for f in &filters {
+                // page through with the cursor, 4 at a time
+                let mut before = None;
+                loop {
+                    let page = db.activity("a", &accounts, f, before, 4).unwrap();
+                    out.push(format!("activity {who} {f:?} {before:?}: {page:?}"));
+                    match page.last() {
+                        Some(k) if page.len() == 4 => before = Some(k.0),
+                        _ => break,
+                    }
+                }
+            }
+            for asc in [false, true] {
+                for (skip, limit) in [(0, 100), (3, 5), (17, 2)] {
+                    let page = Page {
+                        start: 2,
+                        end: n - 1,
+                        asc,
+                        limit,
+                        skip,
+                    };
+                    let txs: Vec<(u64, u32)> = db
+                        .txs_of("a", &[who; 20], &page)
+                        .unwrap()
+                        .iter()
+                        .map(|t| (t.block, t.index))
+                        .collect();
+                    out.push(format!("txs {who} {page:?}: {txs:?}"));
+                    for kind in ["ft", "nft", "mt", "internal", "klay"] {
+                        for c in [None, Some(&[0x91u8; 20][..])] {
+                            let t: Vec<_> = db
+                                .transfers_of("a", kind, Some(&[who; 20]), c, &page)
+                                .unwrap()
+                                .iter()
+                                .map(|t| (t.block, t.tx_index, t.log_index, t.batch_pos))
+                                .collect();
+                            out.push(format!("{kind} {who} {c:?} {page:?}: {t:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        for c in [[0x90u8; 20], [0x91; 20]] {
+            for id in 0..9u8 {
+                let id = U256::from(id).to_be_bytes::<32>();
+                let mut before = None;
+                loop {
+                    let page = db.nft_history("a", &c, &id, before, 3).unwrap();
+                    out.push(format!("nft {c:?} {id:?} {before:?}: {page:?}"));
+                    match page.last() {
+                        Some(k) if page.len() == 3 => before = Some(k.key),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        for who in 0..=7u8 {
+            for c in [[0x90u8; 20], [0x91; 20]] {
+                let ft = db.ft_balance("a", &c, &[who; 20]).unwrap();
+                let mt: Vec<U256> = (0..9u8)
+                    .map(|id| {
+                        db.mt_balance("a", &c, &U256::from(id).to_be_bytes::<32>(), &[who; 20])
+                            .unwrap()
+                    })
+                    .collect();
+                out.push(format!("balances {who} {c:?}: {ft} {mt:?}"));
+            }
+        }
+        for b in chain(n) {
+            for t in &b.txs {
+                let page = Page {
+                    start: 0,
+                    end: u64::MAX,
+                    asc: false,
+                    limit: 100,
+                    skip: 0,
+                };
+                let ev = db.events_of_tx("a", &t.hash).unwrap();
+                let ft = db.transfers_in_tx("a", "mt", &t.hash, &page).unwrap();
+                out.push(format!("tx {:?}: {} {ev:?} {ft:?}", t.hash, ev.len()));
+            }
+        }
+        out
+    }
+
+    /// The window and the parts answer together exactly what one window holding everything
+    /// answers: sealed every few batches, across a restart (the window made again from the
+    /// tables), and after a write that failed (the window dropped and made again).
+    #[test]
+    fn sealed_parts_and_the_window_answer_as_one_window_does() {
+        let n = 60;
+        let blocks = chain(n);
+        let whole = IndexDb::in_memory().unwrap();
+        for c in blocks.chunks(7) {
+            whole.write("a", c, &[]).unwrap();
+        }
+        assert!(whole.conn().windows["a"].parts.is_empty());
+        let want = answers(&whole, n);
+        assert!(
+            want.iter().filter(|a| a.ends_with(": []")).count() < want.len() / 2,
+            "most answers hold rows"
+        );
+
+        let sealed = IndexDb::in_memory_sealing_every(20).unwrap();
+        for (i, c) in blocks.chunks(3).enumerate() {
+            sealed.write("a", c, &[]).unwrap();
+            if i % 4 == 1 {
+                // a read of balances writes the window's into the file first
+                sealed.ft_balance("a", &[0x90; 20], &[1; 20]).unwrap();
+                assert!(sealed.conn().windows["a"].balances.is_empty());
+            }
+        }
+        let parts = sealed.conn().windows["a"].parts.len();
+        assert!(parts > 5, "{parts} parts");
+        for (got, want) in answers(&sealed, n).iter().zip(&want) {
+            assert_eq!(got, want);
+        }
+
+        let dir = std::env::temp_dir().join(format!("kengate-ix-parts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = dir.join("index.db");
+        let tuning = Tuning {
+            window_transfers: 150,
+            ..Tuning::default()
+        };
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        let held = |db: &IndexDb| {
+            let conn = db.conn();
+            let w = &conn.windows["a"];
+            (w.parts.len(), w.entries, w.balances.is_empty())
+        };
+        // past block 30, up to a batch that leaves the window holding something
+        let mut upto = 0;
+        for c in blocks.chunks(4) {
+            db.write("a", c, &[]).unwrap();
+            upto += c.len();
+            if upto > 30 && held(&db).1 > 0 && !held(&db).2 {
+                break;
+            }
+        }
+        let rest = &blocks[upto..];
+        assert!(rest.len() > 10);
+        let before = held(&db);
+        assert!(
+            before.0 > 0 && before.1 > 0 && !before.2,
+            "parts, entries and balances in memory: {before:?}"
+        );
+        drop(db);
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        db.conn().load("a").unwrap();
+        assert_eq!(held(&db), before, "the window made again from the file");
+        // a write that fails half-way (a constraint the batch breaks) leaves the window as the
+        // file has it
+        db.conn()
+            .execute_batch(&format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ix_txs WHEN NEW.block = {} BEGIN SELECT RAISE(ABORT, 'no'); END",
+                rest[2].number
+            ))
+            .unwrap();
+        db.write("a", &rest[..4], &[]).unwrap_err();
+        assert!(!db.conn().windows.contains_key("a"), "the window is dropped");
+        db.conn().execute_batch("DROP TRIGGER refuse").unwrap();
+        for c in rest.chunks(5) {
+            db.write("a", c, &[]).unwrap();
+        }
+        for (got, want) in answers(&db, n).iter().zip(&want) {
+            assert_eq!(got, want);
+        }
+        drop(db);
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        assert_eq!(answers(&db, n), want);
+        db.reset("a").unwrap();
+        assert!(db
+            .activity("a", &[vec![1; 20]], &filters_all(), None, 10)
+            .unwrap()
+            .is_empty());
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn filters_all() -> ActivityFilter {
+        ActivityFilter {
+            kinds: 31,
+            contracts: Vec::new(),
+            contracts_keep_klay: false,
+            dir: 3,
+            exclude_zero_klay: false,
+            span: None,
+        }
     }
 
     /// On a file the WAL is copied by the checkpoint thread (SQLite's own checkpoint in the

@@ -58,6 +58,10 @@ pub struct Progress {
     pub rate: AtomicU64,
     /// Internal transfers are read (`index.internal`, until the nodes refuse the tracer).
     pub internal: AtomicBool,
+    /// Parts the store has sealed.
+    pub parts: AtomicU64,
+    /// Transfers and txs the store's window holds in memory.
+    pub window: AtomicU64,
     /// Why it stopped, if it did.
     halted: Mutex<Option<String>>,
 }
@@ -206,7 +210,10 @@ impl Indexer {
                 let contracts = self.new_contracts(&rows).await;
                 let uris = self.new_token_uris(&rows).await;
                 let (db, net) = (self.db.clone(), self.net.clone());
-                let write = tokio::task::spawn_blocking(move || db.write_with(&net, &rows, &contracts, &uris));
+                let write = tokio::task::spawn_blocking(move || {
+                    db.write_with(&net, &rows, &contracts, &uris)?;
+                    db.window_state(&net)
+                });
                 // While the store writes this window (a thread of its own), the nodes are read
                 // for the next one; its contracts are looked up once this one is in.
                 let following = last.saturating_add(1);
@@ -223,8 +230,10 @@ impl Indexer {
                 };
                 let (written, read) = tokio::join!(write, read_ahead);
                 match written {
-                    Ok(Ok(())) => {
+                    Ok(Ok((parts, window))) => {
                         self.progress.indexed.store(last, Ordering::Relaxed);
+                        self.progress.parts.store(parts, Ordering::Relaxed);
+                        self.progress.window.store(window, Ordering::Relaxed);
                         self.progress.txs.fetch_add(txs, Ordering::Relaxed);
                         self.progress.transfers.fetch_add(transfers, Ordering::Relaxed);
                         log.advance(&self.net, &self.progress, last - next + 1, last, target);

@@ -140,7 +140,9 @@ impl Backfiller {
         Self(Process::new(
             "index-kill9",
             net,
-            "[index]\nenabled = true\nstart_block = \"first\"\nbatch = 1\nconcurrency = 1\n",
+            // A window of a few transfers: parts are sealed all through the backfill, and the
+            // kill lands with a window to make again from the file.
+            "[index]\nenabled = true\nstart_block = \"first\"\nbatch = 1\nconcurrency = 1\nwindow_transfers = 7\n",
         ))
     }
 
@@ -200,11 +202,15 @@ async fn kas_token_history_answers_what_real_clients_did_and_a_kill_9_mid_backfi
         ..KeyConfig::new(KEY_ID, SECRET)
     }];
     cfg.index.enabled = true;
+    // Windows of a few dozen transfers: every answer below reads sealed parts and the window
+    // together (the default window would hold this whole chain in memory).
+    cfg.index.window_transfers = 40;
     // The internal-transfers kengate (below): its own store and index files.
     let mut internal_cfg = test_config(&net.nodes());
     internal_cfg.cluster.poll_interval_ms = 250;
     internal_cfg.auth = cfg.auth.clone();
     internal_cfg.index.enabled = true;
+    internal_cfg.index.window_transfers = 40;
     let gate = Gate::start(cfg).await;
     gate.wait_status("chain id learned, a node in sync, the index started", |s| {
         s["served_head"].as_u64().unwrap_or(0) > 0
@@ -267,6 +273,10 @@ async fn kas_token_history_answers_what_real_clients_did_and_a_kill_9_mid_backfi
     );
     let s = wait_indexed(&http, &gate.url, last).await;
     println!("index: {} (the run's txs are in blocks {first}..{last})", s["index"]);
+    assert!(
+        s["index"]["parts"].as_u64().unwrap_or(0) > 0,
+        "no window was sealed: the answers below would not read parts: {s}"
+    );
     // Internal transfers: a second kengate with index.internal on, from the run's first block
     // (tracing the whole chain the other e2e tests loaded is the cost the option documents).
     internal_cfg.index.internal = true;
@@ -350,6 +360,10 @@ async fn kas_token_history_answers_what_real_clients_did_and_a_kill_9_mid_backfi
         "the index went back after the restart: {s}"
     );
     println!("restarted kengate caught up: {}", s["index"]);
+    assert!(
+        s["index"]["parts"].as_u64().unwrap_or(0) > 0,
+        "no window was sealed during the backfill: {s}"
+    );
 
     // No gap, no duplicate: the run's txs and transfers exactly once, as make.js recorded them.
     let txs = expected["txs"].as_array().expect("txs");

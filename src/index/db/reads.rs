@@ -8,7 +8,8 @@ use ruint::aliases::U256;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
-use super::{sql_int, tx_view, word, DbError, IndexDb, TxView, KIND_KLAY, TX_COLUMNS};
+use super::recent::{Entry, Recent};
+use super::{sql_int, tx_view, word, DbError, IndexDb, Inner, TxView, KIND_KLAY, TX_COLUMNS};
 
 /// A place in an activity listing, which runs newest first (KLAY rows have `log_idx` -1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -221,6 +222,12 @@ fn contract_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContractView> {
     })
 }
 
+/// One part's transfers of one NFT, newest first, before a key: `?1` net, `?2` part, `?3`
+/// contract, `?4` token id, `?5..?7` the key, `?8` limit.
+pub(crate) const NFT_MOVES_SQL: &str = "SELECT block, tx_idx, log_idx FROM ix_nft_moves \
+    WHERE net = ?1 AND part = ?2 AND contract = ?3 AND token_id = ?4 AND (block, tx_idx, log_idx) < (?5, ?6, ?7) \
+    ORDER BY block DESC, tx_idx DESC, log_idx DESC LIMIT ?8";
+
 const CONTRACT_COLUMNS: &str =
     "address, kind, first_block, created, name, symbol, decimals, total_supply, interfaces, status";
 
@@ -235,75 +242,11 @@ impl IndexDb {
         before: Option<Key>,
         limit: usize,
     ) -> Result<Vec<(Key, u8)>, DbError> {
-        let mut sql = String::from(
-            "SELECT block, tx_idx, log_idx, kind FROM ix_activity WHERE net = ?1 AND account = ?2 \
-             AND (kind & ?3) != 0 AND (dir & ?4) != 0",
-        );
-        let mut args: Vec<Sql> = vec![
-            Sql::Text(net.to_owned()),
-            Sql::Null,
-            Sql::Integer(i64::from(f.kinds)),
-            Sql::Integer(i64::from(f.dir)),
-        ];
-        if f.exclude_zero_klay {
-            sql.push_str(" AND NOT (kind = 1 AND zero = 1)");
-        }
-        if let Some(k) = before {
-            let at = args.len();
-            sql.push_str(&format!(
-                " AND (block, tx_idx, log_idx) < (?{}, ?{}, ?{})",
-                at + 1,
-                at + 2,
-                at + 3
-            ));
-            args.extend([
-                Sql::Integer(sql_int(k.block)),
-                Sql::Integer(i64::from(k.tx_idx)),
-                Sql::Integer(k.log_idx),
-            ]);
-        }
-        if let Some(span) = f.span {
-            let (column, lo, hi) = match span {
-                Span::Blocks(lo, hi) => ("block", lo, hi),
-                Span::Times(lo, hi) => ("ts", lo, hi),
-            };
-            let at = args.len();
-            sql.push_str(&format!(" AND {column} BETWEEN ?{} AND ?{}", at + 1, at + 2));
-            args.extend([Sql::Integer(sql_int(lo)), Sql::Integer(sql_int(hi))]);
-        }
-        if !f.contracts.is_empty() {
-            let at = args.len();
-            let list: Vec<String> = (0..f.contracts.len()).map(|i| format!("?{}", at + 1 + i)).collect();
-            let keep = if f.contracts_keep_klay { "kind = 1 OR " } else { "" };
-            sql.push_str(&format!(" AND ({keep}contract IN ({}))", list.join(", ")));
-            args.extend(f.contracts.iter().map(|c| Sql::Blob(c.clone())));
-        }
-        sql.push_str(&format!(
-            " ORDER BY block DESC, tx_idx DESC, log_idx DESC LIMIT ?{}",
-            args.len() + 1
-        ));
-        args.push(Sql::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut conn = self.conn();
+        conn.load(net)?;
         let mut all: Vec<(Key, u8)> = Vec::new();
         for account in accounts {
-            // `?2`, the account, is the second of the arguments built above.
-            if let Some(slot) = args.get_mut(1) {
-                *slot = Sql::Blob(account.clone());
-            }
-            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
-                Ok((
-                    Key {
-                        block: r.get::<_, i64>(0)? as u64,
-                        tx_idx: r.get(1)?,
-                        log_idx: r.get(2)?,
-                    },
-                    r.get::<_, u8>(3)?,
-                ))
-            })?;
-            for row in rows {
-                all.push(row?);
-            }
+            all.extend(conn.account_keys(net, account, f, false, before, limit)?);
         }
         // Newest first; a transfer between two of the accounts once.
         all.sort_by_key(|a| std::cmp::Reverse(a.0));
@@ -361,10 +304,17 @@ impl IndexDb {
     /// Everything one transaction moved: its token events (last first), then its KLAY.
     pub fn events_of_tx(&self, net: &str, hash: &[u8]) -> Result<Vec<Event>, DbError> {
         let tx = {
-            let conn = self.conn();
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND hash = ?2"))?;
-            stmt.query_row(params![net, hash], tx_view).optional()?
+            let mut conn = self.conn();
+            conn.load(net)?;
+            match conn.locate(net, hash)? {
+                None => None,
+                Some((block, idx)) => conn
+                    .prepare_cached(&format!(
+                        "SELECT {TX_COLUMNS} FROM ix_txs WHERE net = ?1 AND block = ?2 AND idx = ?3"
+                    ))?
+                    .query_row(params![net, sql_int(block), idx], tx_view)
+                    .optional()?,
+            }
         };
         let Some(tx) = tx else { return Ok(Vec::new()) };
         let logs: Vec<i64> = {
@@ -471,7 +421,11 @@ impl IndexDb {
             false => "SELECT COUNT(DISTINCT owner) FROM ix_nft_owners WHERE net = ?1 AND contract = ?2",
             true => "SELECT COUNT(DISTINCT holder) FROM ix_mt_balances WHERE net = ?1 AND contract = ?2",
         };
-        let n: i64 = self.conn().query_row(sql, params![net, contract], |r| r.get(0))?;
+        let n: i64 = {
+            let mut conn = self.conn();
+            conn.settle(net)?;
+            conn.query_row(sql, params![net, contract], |r| r.get(0))?
+        };
         Ok(n as u64)
     }
 
@@ -525,37 +479,71 @@ impl IndexDb {
             tx_idx: u32::MAX,
             log_idx: i64::MAX,
         });
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT block, tx_idx, log_idx, sender, recipient, ts FROM ix_transfers \
-             WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND kind = 'nft' \
-             AND (block, tx_idx, log_idx) < (?4, ?5, ?6) \
-             ORDER BY block DESC, tx_idx DESC, log_idx DESC, pos DESC LIMIT ?7",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                net,
-                contract,
-                id,
-                sql_int(k.block),
-                i64::from(k.tx_idx),
-                k.log_idx,
-                limit as i64
-            ],
-            |r| {
-                Ok(OwnershipChange {
-                    key: Key {
+        let mut conn = self.conn();
+        conn.load(net)?;
+        let w = conn.window(net);
+        // The window's, newest first, then each part's.
+        let mut keys: Vec<Key> = w
+            .nft_moves_of(contract, id)
+            .iter()
+            .rev()
+            .filter(|at| **at < k)
+            .take(limit)
+            .copied()
+            .collect();
+        let mut in_part = conn.prepare_cached(NFT_MOVES_SQL)?;
+        for p in w.parts.iter().rev() {
+            if keys.len() >= limit {
+                break;
+            }
+            if p.part > k.block {
+                continue;
+            }
+            let rows = in_part.query_map(
+                params![
+                    net,
+                    sql_int(p.part),
+                    contract,
+                    id,
+                    sql_int(k.block),
+                    i64::from(k.tx_idx),
+                    k.log_idx,
+                    (limit - keys.len()) as i64
+                ],
+                |r| {
+                    Ok(Key {
                         block: r.get::<_, i64>(0)? as u64,
                         tx_idx: r.get(1)?,
                         log_idx: r.get(2)?,
-                    },
-                    from: r.get(3)?,
-                    to: r.get(4)?,
-                    ts: r.get::<_, i64>(5)? as u64,
-                })
-            },
+                    })
+                },
+            )?;
+            for row in rows {
+                keys.push(row?);
+            }
+        }
+        let mut at = conn.prepare_cached(
+            "SELECT sender, recipient, ts FROM ix_transfers WHERE net = ?1 AND block = ?2 AND tx_idx = ?3 \
+             AND log_idx = ?4 AND kind = 'nft' AND contract = ?5 AND token_id = ?6 ORDER BY pos DESC",
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let rows = at.query_map(
+                params![net, sql_int(key.block), key.tx_idx, key.log_idx, contract, id],
+                |r| {
+                    Ok(OwnershipChange {
+                        key,
+                        from: r.get(0)?,
+                        to: r.get(1)?,
+                        ts: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        Ok(out)
     }
 
     /// MT ids of `contract`, by id, after `after`.
@@ -610,7 +598,8 @@ impl IndexDb {
             "SELECT {MT_COLUMNS} FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND {cond} \
              ORDER BY {order} LIMIT ?5"
         );
-        let conn = self.conn();
+        let mut conn = self.conn();
+        conn.settle(net)?;
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
             params![net, contract, fixed, after.unwrap_or(&[]), limit as i64],
@@ -621,7 +610,8 @@ impl IndexDb {
 
     /// The sum of `holder`'s balances of every id of `contract`.
     pub fn mt_total(&self, net: &str, contract: &[u8], holder: &[u8]) -> Result<U256, DbError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        conn.settle(net)?;
         let mut stmt =
             conn.prepare_cached("SELECT balance FROM ix_mt_balances WHERE net = ?1 AND holder = ?2 AND contract = ?3")?;
         let rows = stmt.query_map(params![net, holder, contract], |r| r.get::<_, Vec<u8>>(0))?;
@@ -645,7 +635,8 @@ impl IndexDb {
         after: Option<HoldingKey>,
         visit: &mut dyn FnMut(Holding) -> bool,
     ) -> Result<(), DbError> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        conn.settle(net)?;
         for (bit, sql) in [
             (
                 2u8,
@@ -786,4 +777,183 @@ fn preset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Preset> {
         contracts: list(r.get(4)?),
         created: r.get::<_, i64>(5)? as u64,
     })
+}
+
+impl Inner {
+    /// Up to `limit` of an account's activity keys that `f` keeps, with their kind bits,
+    /// strictly after `after` in the order asked (newest first unless `asc`): from the window
+    /// and the parts, each part one range of `ix_activity`. `net`'s window must be loaded.
+    pub(crate) fn account_keys(
+        &self,
+        net: &str,
+        account: &[u8],
+        f: &ActivityFilter,
+        asc: bool,
+        after: Option<Key>,
+        limit: usize,
+    ) -> Result<Vec<(Key, u8)>, DbError> {
+        let w = self.window(net);
+        let mut out: Vec<(Key, u8)> = Vec::new();
+        let past = |k: Key| after.is_none_or(|a| if asc { k > a } else { k < a });
+        let from_window = |out: &mut Vec<(Key, u8)>| {
+            let room = limit.saturating_sub(out.len());
+            let keep = |e: &&Entry| past(e.key()) && window_keeps(&w, e, f);
+            let entries = w.entries_of(account);
+            match asc {
+                true => out.extend(entries.iter().filter(keep).take(room).map(|e| (e.key(), e.kind))),
+                false => out.extend(entries.iter().rev().filter(keep).take(room).map(|e| (e.key(), e.kind))),
+            }
+        };
+        if !asc {
+            from_window(&mut out);
+        }
+        let parts: Vec<_> = match asc {
+            true => w.parts.iter().collect(),
+            false => w.parts.iter().rev().collect(),
+        };
+        let (sql, mut args) = part_query(net, account, f, asc, after);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        for p in parts {
+            if out.len() >= limit {
+                break;
+            }
+            let outside = match f.span {
+                Some(Span::Blocks(lo, hi)) => p.last < lo || p.part > hi,
+                _ => false,
+            };
+            let passed = after.is_some_and(|a| if asc { p.last < a.block } else { p.part > a.block });
+            if outside || passed {
+                continue;
+            }
+            if let Some(slot) = args.get_mut(1) {
+                *slot = Sql::Integer(sql_int(p.part));
+            }
+            if let Some(slot) = args.last_mut() {
+                *slot = Sql::Integer(i64::try_from(limit - out.len()).unwrap_or(i64::MAX));
+            }
+            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    Key {
+                        block: r.get::<_, i64>(0)? as u64,
+                        tx_idx: r.get(1)?,
+                        log_idx: r.get(2)?,
+                    },
+                    r.get::<_, u8>(3)?,
+                ))
+            })?;
+            for row in rows {
+                out.push(row?);
+            }
+        }
+        if asc {
+            from_window(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Where a tx is, by its hash: the window's, then each part's hash rows, newest first.
+    /// `net`'s window must be loaded.
+    pub(crate) fn locate(&self, net: &str, hash: &[u8]) -> Result<Option<(u64, u32)>, DbError> {
+        let w = self.window(net);
+        if let Some(at) = w.locate(hash) {
+            return Ok(Some(at));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT block, idx FROM ix_tx_hashes WHERE net = ?1 AND part = ?2 AND hash = ?3")?;
+        for p in w.parts.iter().rev() {
+            let at = stmt
+                .query_row(params![net, sql_int(p.part), hash], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, u32>(1)?))
+                })
+                .optional()?;
+            if at.is_some() {
+                return Ok(at);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether `f` keeps a window entry: what [`part_query`]'s conditions say of a part's row.
+fn window_keeps(w: &Recent, e: &Entry, f: &ActivityFilter) -> bool {
+    if e.kind & f.kinds == 0 || e.dir & f.dir == 0 || (f.exclude_zero_klay && e.kind == KIND_KLAY && e.zero) {
+        return false;
+    }
+    let inside = match f.span {
+        None => true,
+        Some(Span::Blocks(lo, hi)) => (lo..=hi).contains(&e.block),
+        Some(Span::Times(lo, hi)) => (sql_int(lo)..=sql_int(hi)).contains(&w.time(e.block)),
+    };
+    if !inside {
+        return false;
+    }
+    f.contracts.is_empty()
+        || (f.contracts_keep_klay && e.kind == KIND_KLAY)
+        || w.contract(e)
+            .is_some_and(|c| f.contracts.iter().any(|x| x.as_slice() == &c[..]))
+}
+
+/// One part's range of an account's `ix_activity` rows that `f` keeps, after `after`, in the
+/// order asked: `?1` net, `?2` the part, `?3` the account, the last argument the limit (the
+/// caller sets the part and the limit).
+pub(crate) fn part_query(
+    net: &str,
+    account: &[u8],
+    f: &ActivityFilter,
+    asc: bool,
+    after: Option<Key>,
+) -> (String, Vec<Sql>) {
+    let mut sql = String::from(
+        "SELECT block, tx_idx, log_idx, kind FROM ix_activity WHERE net = ?1 AND part = ?2 AND account = ?3 \
+         AND (kind & ?4) != 0 AND (dir & ?5) != 0",
+    );
+    let mut args: Vec<Sql> = vec![
+        Sql::Text(net.to_owned()),
+        Sql::Null,
+        Sql::Blob(account.to_vec()),
+        Sql::Integer(i64::from(f.kinds)),
+        Sql::Integer(i64::from(f.dir)),
+    ];
+    if f.exclude_zero_klay {
+        sql.push_str(" AND NOT (kind = 1 AND zero = 1)");
+    }
+    if let Some(k) = after {
+        let at = args.len();
+        let cmp = if asc { ">" } else { "<" };
+        sql.push_str(&format!(
+            " AND (block, tx_idx, log_idx) {cmp} (?{}, ?{}, ?{})",
+            at + 1,
+            at + 2,
+            at + 3
+        ));
+        args.extend([
+            Sql::Integer(sql_int(k.block)),
+            Sql::Integer(i64::from(k.tx_idx)),
+            Sql::Integer(k.log_idx),
+        ]);
+    }
+    if let Some(span) = f.span {
+        let (column, lo, hi) = match span {
+            Span::Blocks(lo, hi) => ("block", lo, hi),
+            Span::Times(lo, hi) => ("ts", lo, hi),
+        };
+        let at = args.len();
+        sql.push_str(&format!(" AND {column} BETWEEN ?{} AND ?{}", at + 1, at + 2));
+        args.extend([Sql::Integer(sql_int(lo)), Sql::Integer(sql_int(hi))]);
+    }
+    if !f.contracts.is_empty() {
+        let at = args.len();
+        let list: Vec<String> = (0..f.contracts.len()).map(|i| format!("?{}", at + 1 + i)).collect();
+        let keep = if f.contracts_keep_klay { "kind = 1 OR " } else { "" };
+        sql.push_str(&format!(" AND ({keep}contract IN ({}))", list.join(", ")));
+        args.extend(f.contracts.iter().map(|c| Sql::Blob(c.clone())));
+    }
+    let d = if asc { "ASC" } else { "DESC" };
+    sql.push_str(&format!(
+        " ORDER BY block {d}, tx_idx {d}, log_idx {d} LIMIT ?{}",
+        args.len() + 1
+    ));
+    args.push(Sql::Integer(0));
+    (sql, args)
 }
