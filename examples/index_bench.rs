@@ -995,6 +995,13 @@ fn print_reads(kas: &[Timings], ether: &[Timings], a: &Args) {
 
 fn main() {
     let a = Args::parse();
+    // The store's own log lines (e.g. `RUST_LOG=kengate::index=debug`: each seal's timings).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let file = a.dir.join("index.db");
     let wal = a.dir.join("index.db-wal");
     if !a.reuse {

@@ -605,9 +605,10 @@ fn transfer_activity(
     }
 }
 
-/// Seals `w` into a part: its entries and hashes written under `part` = its first block, in
-/// key order, and the part recorded as ending at `last`.
+/// Seals `w` into a part: its entries, hashes and NFT transfers written under `part` = its
+/// first block, in key order, the part recorded as ending at `last`, and its balances written.
 fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut recent::Recent, last: u64) -> Result<(), DbError> {
+    let started = std::time::Instant::now();
     let part = sql_int(w.from);
     let mut put = tx.prepare_cached(
         "INSERT INTO ix_activity (net, part, account, block, tx_idx, log_idx, kind, contract, dir, zero, ts) \
@@ -629,6 +630,7 @@ fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut recent::Recent, last:
             ts
         ])?;
     }
+    let activity_done = started.elapsed();
     let mut put = tx.prepare_cached(
         "INSERT INTO ix_nft_moves (net, part, contract, token_id, block, tx_idx, log_idx) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -654,7 +656,24 @@ fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut recent::Recent, last:
         "INSERT INTO ix_parts (net, part, last_block, entries, hashes) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![net, part, sql_int(last), rows.len() as i64, hashes.len() as i64],
     )?;
-    settle_balances(tx, net, &mut w.balances)
+    let indexes_done = started.elapsed();
+    let (entries, hashes) = (rows.len(), hashes.len());
+    drop(rows);
+    let balances = w.balances.len();
+    settle_balances(tx, net, &mut w.balances)?;
+    tracing::debug!(
+        network = net,
+        part,
+        last,
+        entries,
+        hashes,
+        balances,
+        activity_ms = activity_done.as_millis() as u64,
+        hashes_and_nfts_ms = (indexes_done - activity_done).as_millis() as u64,
+        balances_ms = (started.elapsed() - indexes_done).as_millis() as u64,
+        "index: window sealed (before its commit)"
+    );
+    Ok(())
 }
 
 /// Writes the window's balances into the file and records that the balances there are those
@@ -895,7 +914,12 @@ impl IndexDb {
         // the batch) on the next access.
         let written = conn.transaction().map_err(DbError::from).and_then(|tx| {
             let sealed = write_batch(&tx, net, w, *window_transfers, blocks, contracts, uris)?;
+            let committing = std::time::Instant::now();
             tx.commit()?;
+            if sealed.is_some() {
+                let ms = committing.elapsed().as_millis() as u64;
+                tracing::debug!(network = net, commit_ms = ms, "index: sealed window committed");
+            }
             Ok(sealed)
         });
         match written {
@@ -1416,6 +1440,11 @@ impl Balances {
     /// Nothing to write.
     pub(crate) fn is_empty(&self) -> bool {
         self.moved.is_empty()
+    }
+
+    /// Balances to write.
+    pub(crate) fn len(&self) -> usize {
+        self.moved.len()
     }
 
     /// Moves `value` of `(multi, contract, id)` from `last.from` to `last.to`; mints come from
