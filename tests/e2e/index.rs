@@ -204,13 +204,13 @@ async fn kas_token_history_answers_what_real_clients_did_and_a_kill_9_mid_backfi
     cfg.index.enabled = true;
     // Windows of a few dozen transfers: every answer below reads sealed parts and the window
     // together (the default window would hold this whole chain in memory).
-    cfg.index.window_transfers = 40;
+    cfg.index.window_transfers = 20;
     // The internal-transfers kengate (below): its own store and index files.
     let mut internal_cfg = test_config(&net.nodes());
     internal_cfg.cluster.poll_interval_ms = 250;
     internal_cfg.auth = cfg.auth.clone();
     internal_cfg.index.enabled = true;
-    internal_cfg.index.window_transfers = 40;
+    internal_cfg.index.window_transfers = 20;
     let gate = Gate::start(cfg).await;
     gate.wait_status("chain id learned, a node in sync, the index started", |s| {
         s["served_head"].as_u64().unwrap_or(0) > 0
