@@ -27,6 +27,7 @@ use thiserror::Error;
 
 use super::extract::{BlockRows, Hash, Kind};
 
+mod clamp;
 mod reads;
 mod recent;
 pub use reads::{
@@ -320,9 +321,8 @@ fn write_batch(
             ])?;
         }
         // The big tables are keyed by position, so a batch appends to them; what lands at
-        // random places is kept to the contract index of `ix_transfers` and the holdings
-        // (each one read and written once per batch). The batch's entries and hashes go to
-        // the window.
+        // random places is kept to the NFT owners and MT supplies it moves. Its entries,
+        // hashes, NFT transfers and balances go to the window.
         let mut put_tx = tx.prepare_cached(
             "INSERT OR REPLACE INTO ix_txs (net, block, idx, hash, ts, block_hash, sender, nonce, gas, \
                  recipient, value, type_int, fee_payer, fee_ratio, gas_used, gas_price, success, created, selector) \
@@ -527,8 +527,7 @@ fn rebuild(conn: &Connection, net: &str) -> Result<recent::Recent, DbError> {
             from: blob(r.get(4)?),
             to: blob(r.get(5)?),
         };
-        w.balances
-            .transfer(conn, net, (multi, contract, id), word(r.get(6)?), last)?;
+        w.balances.transfer((multi, contract, id), word(r.get(6)?), last);
     }
     Ok(w)
 }
@@ -1418,19 +1417,18 @@ pub(crate) struct BalanceKey {
     holder: super::extract::Address,
 }
 
-/// A balance as the window leaves it.
+/// What the window's transfers did to a balance.
 #[derive(Debug, Clone)]
 struct Balance {
-    /// Whether a row held it before the window.
-    stored: bool,
-    amount: ruint::aliases::U256,
+    /// Every transfer in order, as one function of the stored balance.
+    moves: clamp::Clamp,
     last: Last,
 }
 
-/// The FT and MT balances the window moved, folded in memory: each one read once (on first
-/// touch), moved by every transfer in order exactly as one statement per transfer would, and
-/// written once, in key order, by [`flush`](Self::flush) — when the window is sealed, or when
-/// a read of balances comes first.
+/// The FT and MT balances the window moved, folded in memory: each one's transfers composed in
+/// order (exactly as one statement per transfer would move it, never below zero) without
+/// reading it, then read and written once, in key order, by [`flush`](Self::flush) — when the
+/// window is sealed, or when a read of balances comes first.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Balances {
     moved: std::collections::BTreeMap<BalanceKey, Balance>,
@@ -1451,12 +1449,10 @@ impl Balances {
     /// and burns go to the zero address, which holds nothing.
     fn transfer(
         &mut self,
-        conn: &Connection,
-        net: &str,
         (multi, contract, id): (bool, super::extract::Address, [u8; 32]),
         value: ruint::aliases::U256,
         last: Last,
-    ) -> Result<(), DbError> {
+    ) {
         for (who, add) in [(last.from, false), (last.to, true)] {
             if who == [0; 20] {
                 continue;
@@ -1467,60 +1463,24 @@ impl Balances {
                 id,
                 holder: who,
             };
-            self.apply(conn, net, key, value, add, last)?;
+            let b = self.moved.entry(key).or_insert(Balance {
+                moves: clamp::Clamp::default(),
+                last,
+            });
+            b.moves.then(add, value);
+            b.last = last;
         }
-        Ok(())
     }
 
-    /// Adds `value` to (or takes it from) one holder's balance; never below zero (a contract
-    /// that lies, or history before `start_block`).
-    fn apply(
-        &mut self,
-        tx: &Connection,
-        net: &str,
-        key: BalanceKey,
-        value: ruint::aliases::U256,
-        add: bool,
-        last: Last,
-    ) -> Result<(), DbError> {
-        let entry = match self.moved.entry(key) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let now: Option<Vec<u8>> = match key.multi {
-                    false => tx
-                        .prepare_cached(
-                            "SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3",
-                        )?
-                        .query_row(params![net, &key.contract[..], &key.holder[..]], |r| r.get(0))
-                        .optional()?,
-                    true => tx
-                        .prepare_cached(
-                            "SELECT balance FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 \
-                             AND holder = ?4",
-                        )?
-                        .query_row(params![net, &key.contract[..], &key.id[..], &key.holder[..]], |r| {
-                            r.get(0)
-                        })
-                        .optional()?,
-                };
-                e.insert(Balance {
-                    stored: now.is_some(),
-                    amount: word(now),
-                    last,
-                })
-            }
-        };
-        entry.amount = match add {
-            true => entry.amount.saturating_add(value),
-            false => entry.amount.saturating_sub(value),
-        };
-        entry.last = last;
-        Ok(())
-    }
-
-    /// Writes every moved balance: an upsert that leaves the holder index alone, or a delete
-    /// when it came to zero.
+    /// Writes every moved balance: the stored one (zero when none) moved by the window's
+    /// transfers, by an upsert that leaves the holder index alone, or a delete when it came to
+    /// zero.
     fn flush(&mut self, tx: &Connection, net: &str) -> Result<(), DbError> {
+        let mut get_ft =
+            tx.prepare_cached("SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3")?;
+        let mut get_mt = tx.prepare_cached(
+            "SELECT balance FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND holder = ?4",
+        )?;
         let mut put_ft = tx.prepare_cached(
             "INSERT INTO ix_ft_balances (net, contract, holder, balance, updated, last_tx, last_from, last_to) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (net, contract, holder) DO UPDATE SET \
@@ -1540,8 +1500,14 @@ impl Balances {
         )?;
         for (k, b) in std::mem::take(&mut self.moved) {
             let (c, id, h) = (&k.contract[..], &k.id[..], &k.holder[..]);
-            if b.amount.is_zero() {
-                if b.stored {
+            let stored: Option<Vec<u8>> = match k.multi {
+                false => get_ft.query_row(params![net, c, h], |r| r.get(0)).optional()?,
+                true => get_mt.query_row(params![net, c, id, h], |r| r.get(0)).optional()?,
+            };
+            let had = stored.is_some();
+            let amount = b.moves.apply(word(stored));
+            if amount.is_zero() {
+                if had {
                     match k.multi {
                         false => del_ft.execute(params![net, c, h])?,
                         true => del_mt.execute(params![net, c, id, h])?,
@@ -1549,7 +1515,7 @@ impl Balances {
                 }
                 continue;
             }
-            let amount = b.amount.to_be_bytes::<32>();
+            let amount = amount.to_be_bytes::<32>();
             let l = &b.last;
             let (lt, lf, lto) = (&l.tx[..], &l.from[..], &l.to[..]);
             match k.multi {
@@ -1634,7 +1600,7 @@ fn holdings(
                 true => id.unwrap_or([0; 32]),
                 false => [0; 32],
             };
-            balances.transfer(tx, net, (multi, *contract, id), t.value, last)?;
+            balances.transfer((multi, *contract, id), t.value, last);
             let minted = (t.from == zero).then_some(true).or((t.to == zero).then_some(false));
             match multi {
                 true => mt_token(
@@ -1901,9 +1867,10 @@ mod tests {
         }
     }
 
-    /// Holdings are folded per batch, but move exactly as one statement per transfer would,
-    /// never below zero, and an emptied balance goes; the same whether a batch holds one
-    /// block or all of them.
+    /// Balances are folded in the window (each one's transfers composed, applied to the stored
+    /// balance when written), but move exactly as one statement per transfer would, never
+    /// below zero, and an emptied balance goes; the same whether a batch holds one block or all
+    /// of them.
     #[test]
     fn folded_balances_move_as_transfers_in_order_do() {
         let blocks = || {
