@@ -15,8 +15,12 @@
 
 use std::collections::HashMap;
 
-use super::super::extract::{Address, Hash};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::super::extract::{Address, Hash, Kind};
+use super::holdings::{settle_balances, Last};
 use super::reads::Key;
+use super::{kind_bit, sql_int, word, DbError, DIR_FROM, DIR_TO, INTERNAL_LOG, KIND_KLAY};
 
 /// No contract (a KLAY entry).
 const NO_CONTRACT: u32 = u32::MAX;
@@ -231,6 +235,250 @@ pub(crate) fn merge(mut rows: Vec<Activity>) -> Vec<Activity> {
         }
     }
     out
+}
+
+// ---- the window and the file ----------------------------------------------------------
+
+/// A network's window, from the rows above its last part.
+pub(crate) fn rebuild(conn: &Connection, net: &str) -> Result<Recent, DbError> {
+    let parts: Vec<Part> = conn
+        .prepare_cached("SELECT part, last_block FROM ix_parts WHERE net = ?1 ORDER BY part")?
+        .query_map(params![net], |r| {
+            Ok(Part {
+                part: r.get::<_, i64>(0)? as u64,
+                last: r.get::<_, i64>(1)? as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let from = parts.last().map_or(0, |p| p.last + 1);
+    let mut w = Recent::new(from, parts);
+    let mut rows = Vec::new();
+    let mut txs = conn.prepare_cached(
+        "SELECT block, idx, ts, hash, sender, recipient, created, value FROM ix_txs \
+         WHERE net = ?1 AND block >= ?2 ORDER BY block, idx",
+    )?;
+    let mut q = txs.query(params![net, sql_int(from)])?;
+    while let Some(r) = q.next()? {
+        let (block, idx, ts) = (r.get::<_, i64>(0)? as u64, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?);
+        if w.times_last() != Some(block) {
+            w.add_block(block, ts);
+        }
+        w.add_hash(blob(r.get(3)?), block, idx);
+        let to: Option<Vec<u8>> = r.get::<_, Option<Vec<u8>>>(5)?.or(r.get(6)?);
+        let value: Vec<u8> = r.get(7)?;
+        tx_activity(
+            block,
+            idx,
+            blob(r.get(4)?),
+            to.map(blob),
+            value.iter().all(|b| *b == 0),
+            &mut rows,
+        );
+        w.transfers += 1;
+    }
+    let mut transfers = conn.prepare_cached(
+        "SELECT block, tx_idx, log_idx, pos, kind, contract, sender, recipient, token_id FROM ix_transfers \
+         WHERE net = ?1 AND block >= ?2",
+    )?;
+    let mut q = transfers.query(params![net, sql_int(from)])?;
+    while let Some(r) = q.next()? {
+        let kind: String = r.get(4)?;
+        let kind = [Kind::Klay, Kind::Internal, Kind::Ft, Kind::Nft, Kind::Mt]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .unwrap_or(Kind::Klay);
+        let (block, tx_idx, log_idx) = (r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?);
+        let contract = r.get::<_, Option<Vec<u8>>>(5)?.map(blob);
+        transfer_activity(
+            block,
+            tx_idx,
+            kind,
+            log_idx,
+            r.get(3)?,
+            contract,
+            blob(r.get(6)?),
+            blob(r.get(7)?),
+            &mut rows,
+        );
+        if let (Kind::Nft, Some(c), Some(id)) = (kind, contract, r.get::<_, Option<Vec<u8>>>(8)?) {
+            w.add_nft_move(c, blob(id), Key { block, tx_idx, log_idx });
+        }
+        w.transfers += 1;
+    }
+    w.absorb(rows);
+    // The balances moved since they were last written.
+    let settled: i64 = conn
+        .query_row("SELECT holdings FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(-1);
+    let mut moves = conn.prepare_cached(
+        "SELECT ts, tx_hash, kind, contract, sender, recipient, value, token_id FROM ix_transfers \
+         WHERE net = ?1 AND block > ?2 AND kind IN ('ft', 'mt') ORDER BY block, tx_idx, log_idx, pos",
+    )?;
+    let mut q = moves.query(params![net, settled])?;
+    while let Some(r) = q.next()? {
+        let multi = r.get::<_, String>(2)? == "mt";
+        let Some(contract) = r.get::<_, Option<Vec<u8>>>(3)?.map(blob) else {
+            continue;
+        };
+        let id = match multi {
+            true => blob(r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default()),
+            false => [0; 32],
+        };
+        let last = Last {
+            ts: r.get(0)?,
+            tx: blob(r.get(1)?),
+            from: blob(r.get(4)?),
+            to: blob(r.get(5)?),
+        };
+        w.balances.transfer((multi, contract, id), word(r.get(6)?), last);
+    }
+    Ok(w)
+}
+
+/// A fixed-size key from a stored blob (zero-padded or cut if the file holds another size).
+fn blob<const N: usize>(v: Vec<u8>) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (o, b) in out.iter_mut().zip(v) {
+        *o = b;
+    }
+    out
+}
+
+/// A tx's KLAY entries: one for its sender and one for its recipient (or the contract it
+/// created). KAS lists every tx as a KLAY transfer, zero-valued and failed ones too, and
+/// `txlist` reads them back.
+pub(crate) fn tx_activity(
+    block: u64,
+    idx: u32,
+    from: Address,
+    to: Option<Address>,
+    zero: bool,
+    out: &mut Vec<Activity>,
+) {
+    for (who, dir) in [(Some(from), DIR_FROM), (to, DIR_TO)] {
+        let Some(account) = who else { continue };
+        out.push(Activity {
+            account,
+            block,
+            tx_idx: idx,
+            log_idx: -1,
+            kind: KIND_KLAY,
+            contract: None,
+            dir,
+            zero,
+        });
+    }
+}
+
+/// A transfer row's entries: one per token event (a batch's first id stands for it), and one
+/// per tx for the KLAY its calls moved (all of them, under log -2); `log` is the row's
+/// `ix_transfers.log_idx`. The zero address has none.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn transfer_activity(
+    block: u64,
+    tx_idx: u32,
+    kind: Kind,
+    log: i64,
+    pos: u32,
+    contract: Option<Address>,
+    from: Address,
+    to: Address,
+    out: &mut Vec<Activity>,
+) {
+    let log_idx = match kind {
+        Kind::Internal => INTERNAL_LOG,
+        _ if log >= 0 && pos == 0 => log,
+        _ => return,
+    };
+    for (account, dir) in [(from, DIR_FROM), (to, DIR_TO)] {
+        if account == [0; 20] {
+            continue;
+        }
+        out.push(Activity {
+            account,
+            block,
+            tx_idx,
+            log_idx,
+            kind: kind_bit(kind),
+            contract,
+            dir,
+            zero: false,
+        });
+    }
+}
+
+/// Seals `w` into a part: its entries, hashes and NFT transfers written under `part` = its
+/// first block, in key order, the part recorded as ending at `last`, and its balances written.
+pub(crate) fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut Recent, last: u64) -> Result<(), DbError> {
+    let started = std::time::Instant::now();
+    let part = sql_int(w.from);
+    let mut put = tx.prepare_cached(
+        "INSERT INTO ix_activity (net, part, account, block, tx_idx, log_idx, kind, contract, dir, zero, ts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let rows = w.sealed_activity();
+    for (account, e, ts) in &rows {
+        put.execute(params![
+            net,
+            part,
+            &account[..],
+            sql_int(e.block),
+            e.tx_idx,
+            e.log_idx,
+            e.kind,
+            w.contract(e).map(|c| &c[..]),
+            e.dir,
+            e.zero,
+            ts
+        ])?;
+    }
+    let activity_done = started.elapsed();
+    let mut put = tx.prepare_cached(
+        "INSERT INTO ix_nft_moves (net, part, contract, token_id, block, tx_idx, log_idx) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for ((contract, id), at) in w.sealed_nft_moves() {
+        put.execute(params![
+            net,
+            part,
+            &contract[..],
+            &id[..],
+            sql_int(at.block),
+            at.tx_idx,
+            at.log_idx
+        ])?;
+    }
+    let mut put =
+        tx.prepare_cached("INSERT INTO ix_tx_hashes (net, part, hash, block, idx) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let hashes = w.sealed_hashes();
+    for (hash, block, idx) in &hashes {
+        put.execute(params![net, part, &hash[..], sql_int(*block), idx])?;
+    }
+    tx.execute(
+        "INSERT INTO ix_parts (net, part, last_block, entries, hashes) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![net, part, sql_int(last), rows.len() as i64, hashes.len() as i64],
+    )?;
+    let indexes_done = started.elapsed();
+    let (entries, hashes) = (rows.len(), hashes.len());
+    drop(rows);
+    let balances = w.balances.len();
+    settle_balances(tx, net, &mut w.balances)?;
+    tracing::debug!(
+        network = net,
+        part,
+        last,
+        entries,
+        hashes,
+        balances,
+        activity_ms = activity_done.as_millis() as u64,
+        hashes_and_nfts_ms = (indexes_done - activity_done).as_millis() as u64,
+        balances_ms = (started.elapsed() - indexes_done).as_millis() as u64,
+        "index: window sealed (before its commit)"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
