@@ -1489,14 +1489,7 @@ mod tests {
     fn answers(db: &IndexDb, n: u64) -> Vec<String> {
         let mut out = Vec::new();
         let filters = [
-            ActivityFilter {
-                kinds: 31,
-                contracts: Vec::new(),
-                contracts_keep_klay: false,
-                dir: 3,
-                exclude_zero_klay: false,
-                span: None,
-            },
+            filters_all(),
             ActivityFilter {
                 kinds: 3,
                 contracts: vec![vec![0x90; 20]],
@@ -1696,6 +1689,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Every kind, direction and block.
     fn filters_all() -> ActivityFilter {
         ActivityFilter {
             kinds: 31,
