@@ -1120,11 +1120,7 @@ fn transfer_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferView> {
 
 /// A transfer kind's `ix_activity.kind` bit, from its `ix_transfers.kind` name.
 fn kind_of_str(kind: &str) -> Option<u8> {
-    use super::extract::Kind;
-    [Kind::Klay, Kind::Internal, Kind::Ft, Kind::Nft, Kind::Mt]
-        .into_iter()
-        .find(|k| k.as_str() == kind)
-        .map(kind_bit)
+    Kind::from_name(kind).map(kind_bit)
 }
 
 /// `ix_activity.dir`: the account sent.

@@ -109,6 +109,13 @@ impl Kind {
             Kind::Internal => "internal",
         }
     }
+
+    /// The kind named [`as_str`](Self::as_str) gives.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Kind::Klay, Kind::Internal, Kind::Ft, Kind::Nft, Kind::Mt]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
 }
 
 /// One transfer.

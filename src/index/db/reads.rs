@@ -421,11 +421,12 @@ impl IndexDb {
             false => "SELECT COUNT(DISTINCT owner) FROM ix_nft_owners WHERE net = ?1 AND contract = ?2",
             true => "SELECT COUNT(DISTINCT holder) FROM ix_mt_balances WHERE net = ?1 AND contract = ?2",
         };
-        let n: i64 = {
-            let mut conn = self.conn();
+        let mut conn = self.conn();
+        // NFT owners are written per batch; MT balances wait in the window.
+        if multi {
             conn.settle(net)?;
-            conn.query_row(sql, params![net, contract], |r| r.get(0))?
-        };
+        }
+        let n: i64 = conn.query_row(sql, params![net, contract], |r| r.get(0))?;
         Ok(n as u64)
     }
 

@@ -222,7 +222,7 @@ impl Recent {
 
 /// Sorts rows in `ix_activity`'s key order (account, then newest first) and merges an
 /// account's two rows for one entry (it sent and received) into one with both directions.
-pub(crate) fn merge(mut rows: Vec<Activity>) -> Vec<Activity> {
+fn merge(mut rows: Vec<Activity>) -> Vec<Activity> {
     use std::cmp::Reverse;
     rows.sort_unstable_by_key(|r| (r.account, Reverse(r.block), Reverse(r.tx_idx), Reverse(r.log_idx)));
     let mut out: Vec<Activity> = Vec::with_capacity(rows.len());
@@ -282,11 +282,7 @@ pub(crate) fn rebuild(conn: &Connection, net: &str) -> Result<Recent, DbError> {
     )?;
     let mut q = transfers.query(params![net, sql_int(from)])?;
     while let Some(r) = q.next()? {
-        let kind: String = r.get(4)?;
-        let kind = [Kind::Klay, Kind::Internal, Kind::Ft, Kind::Nft, Kind::Mt]
-            .into_iter()
-            .find(|k| k.as_str() == kind)
-            .unwrap_or(Kind::Klay);
+        let kind = Kind::from_name(&r.get::<_, String>(4)?).unwrap_or(Kind::Klay);
         let (block, tx_idx, log_idx) = (r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?);
         let contract = r.get::<_, Option<Vec<u8>>>(5)?.map(blob);
         transfer_activity(
