@@ -571,6 +571,10 @@ fn fill(a: &Args, db: &IndexDb, w: &mut World, maker: &mut Maker, plan: Plan) ->
         }
         let t1 = Instant::now();
         db.write_with(NET, &blocks, &new, &[]).expect("write a batch");
+        if before.transfers + total.transfers + c.transfers >= target {
+            // the last batch: a window being sealed on the sealer's thread counts too
+            db.wait_sealed();
+        }
         let took = t1.elapsed();
         generate += t1 - t0;
         write += took;
@@ -867,15 +871,41 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// Bytes per table, its indexes included (`dbstat`).
-fn table_sizes(file: &Path) -> rusqlite::Result<Vec<(String, u64)>> {
-    let conn = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut stmt = conn.prepare(
-        "SELECT COALESCE(m.tbl_name, s.name), SUM(s.pgsize) FROM dbstat s \
-         LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY 1 ORDER BY 2 DESC",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
-    rows.collect()
+/// The index's files (the index file and the sealed file beside it), with their WALs.
+const FILES: [&str; 6] = [
+    "index.db",
+    "index.db-wal",
+    "index.db-shm",
+    "index.sealed.db",
+    "index.sealed.db-wal",
+    "index.sealed.db-shm",
+];
+
+/// Bytes in the two files, and in their WALs.
+fn sizes(dir: &Path) -> (u64, u64) {
+    let f = |name: &str| file_size(&dir.join(name));
+    (
+        f("index.db") + f("index.sealed.db"),
+        f("index.db-wal") + f("index.sealed.db-wal"),
+    )
+}
+
+/// Bytes per table, its indexes included (`dbstat`), in both files.
+fn table_sizes(dir: &Path) -> rusqlite::Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for file in ["index.db", "index.sealed.db"] {
+        let conn = rusqlite::Connection::open_with_flags(dir.join(file), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut stmt = conn.prepare(
+            "SELECT COALESCE(m.tbl_name, s.name), SUM(s.pgsize) FROM dbstat s \
+             LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        for r in rows {
+            out.push(r?);
+        }
+    }
+    out.sort_by_key(|t| std::cmp::Reverse(t.1));
+    Ok(out)
 }
 
 fn rows_of(db_file: &Path, table: &str) -> u64 {
@@ -1003,9 +1033,8 @@ fn main() {
             .init();
     }
     let file = a.dir.join("index.db");
-    let wal = a.dir.join("index.db-wal");
     if !a.reuse {
-        for f in ["index.db", "index.db-wal", "index.db-shm"] {
+        for f in FILES {
             let _ = std::fs::remove_file(a.dir.join(f));
         }
     }
@@ -1082,7 +1111,7 @@ fn main() {
             (have.txs, have.transfers),
             "every row once"
         );
-        sizes_open = (file_size(&file), file_size(&wal));
+        sizes_open = sizes(&a.dir);
     } else if a.append > 0 {
         let db = IndexDb::open_with(&file, tuning(&a, a.cache_mib)).expect("open the index file");
         let cp = db
@@ -1113,7 +1142,7 @@ fn main() {
             exact: false,
         };
         measured = Some(fill(&a, &db, &mut w, &mut maker, plan));
-        sizes_open = (file_size(&file), file_size(&wal));
+        sizes_open = sizes(&a.dir);
     }
     let db = IndexDb::open(&file).expect("open the index file");
     let head = db
@@ -1123,9 +1152,9 @@ fn main() {
         .number;
     let (txs, transfers) = db.counts(NET).expect("counts");
     drop(db);
-    let activity = rows_of(&file, "ix_activity");
+    let activity = rows_of(&a.dir.join("index.sealed.db"), "ix_activity");
     let (db_bytes, wal_bytes) = match sizes_open {
-        (0, 0) => (file_size(&file), file_size(&wal)),
+        (0, 0) => sizes(&a.dir),
         open => open,
     };
 
@@ -1135,8 +1164,8 @@ fn main() {
             let d = Tuning::default();
             format!(
                 "kengate's store as it is (`IndexDb::open`: WAL, `synchronous = NORMAL`, a {} MiB page cache, \
-                 {} MiB memory-mapped, checkpoints on a thread of their own, account entries and tx hashes \
-                 sealed into a part every {} transfers and txs)",
+                 {} MiB memory-mapped, checkpoints on a thread of their own, account entries, tx hashes and \
+                 balances sealed into a part every {} transfers and txs by the sealer's thread)",
                 d.cache_mib, d.mmap_mib, d.window_transfers
             )
         }
@@ -1187,7 +1216,7 @@ fn main() {
     }
     println!("#### Store: size on disk\n");
     println!(
-        "`index.db` {} + `index.db-wal` {} (while open, after the last write) = {} for {} transfers and {} txs: \
+        "`index.db` and `index.sealed.db` {} + their WALs {} (while open, after the last write) = {} for {} transfers and {} txs: \
          **{:.0} bytes per transfer** (everything the index keeps — txs, transfers, activity, holdings, their \
          indexes — over the transfers).\n",
         mib(db_bytes),
@@ -1242,7 +1271,7 @@ fn main() {
         true => Vec::new(),
         false => {
             eprintln!("index_bench: measuring the tables (dbstat)");
-            table_sizes(&file).unwrap_or_default()
+            table_sizes(&a.dir).unwrap_or_default()
         }
     };
 
@@ -1279,7 +1308,7 @@ fn main() {
         std::fs::write(path, format!("{v}\n")).expect("write --json");
     }
     if !a.keep {
-        for f in ["index.db", "index.db-wal", "index.db-shm"] {
+        for f in FILES {
             let _ = std::fs::remove_file(a.dir.join(f));
         }
         let _ = std::fs::remove_dir(&a.dir);

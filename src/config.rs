@@ -166,18 +166,20 @@ pub struct IndexConfig {
     /// block with transactions on a node (its CPU, and a debug API the node must open); turned
     /// off with a warning if the nodes refuse it.
     pub internal: bool,
-    /// SQLite's page cache for the index file, MiB (64): the pages a batch of blocks touches
-    /// stay in memory for the next one.
+    /// SQLite's page cache for each index file (the index file's and the sealed file's), MiB
+    /// (64): the pages a batch of blocks touches stay in memory for the next one.
     pub cache_mib: u64,
     /// How much of the index file reads map instead of copying page by page, MiB (1024; 0:
     /// none). Mapped pages are the OS page cache's, shared and reclaimable, not kengate's heap.
     pub mmap_mib: u64,
     /// Transfers and txs of the newest blocks whose account entries, hashes, NFT transfers and
     /// moved balances are held in memory (200,000: a few tens of MiB) before they are sealed
-    /// into the index file in key order, as a part of their own; a restart reads them again
-    /// from the file. Larger: fewer parts for a read to look through, more memory.
+    /// into the sealed file (`index.sealed.db` beside the index file) in key order, as a part of
+    /// their own, on a thread of its own while the next window fills; a restart reads them
+    /// again from the file. Larger: fewer parts for a read to look through, more memory.
     pub window_transfers: u64,
-    /// The index file; default `index.db` beside the store's file.
+    /// The index file; default `index.db` beside the store's file (the sealed file goes
+    /// beside it: `index.sealed.db`).
     pub path: Option<std::path::PathBuf>,
 }
 

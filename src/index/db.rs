@@ -15,6 +15,11 @@
 //! window too and written once each when it is sealed (or when a read of balances comes
 //! first); NFT owners per batch. Checkpoints run on a thread of their own.
 //!
+//! Two files, one database to a reader: the index file holds what a batch writes, the sealed
+//! file (attached as `sealed`) what a seal writes — the parts and the balances — so that the
+//! sealer's thread ([`sealer`]) writes a full window beside the next batches instead of between
+//! them (SQLite has one writer per file).
+//!
 //! A batch of blocks is written in one transaction together with the checkpoint that says
 //! they are in, and every row has a natural key, so re-writing a block (after a crash between
 //! fetch and commit) replaces it: no gap, no duplicate.
@@ -31,26 +36,26 @@ mod clamp;
 mod holdings;
 mod reads;
 mod recent;
+mod sealer;
 
+use holdings::holdings;
 pub(crate) use holdings::Balances;
-use holdings::{holdings, settle_balances};
 pub use reads::{
     ActivityFilter, ContractView, Event, Holding, HoldingKey, Key, MtBy, MtHolding, MtTokenView, NftView,
     OwnershipChange, Preset, Span, TransferRow,
 };
-use recent::{rebuild, seal, transfer_activity, tx_activity};
+use recent::{rebuild, transfer_activity, tx_activity};
 
 /// Bumped when a table changes shape; an index file of another version is rebuilt (the
 /// index holds nothing that cannot be read from the chain again).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ix_checkpoint (
     net TEXT PRIMARY KEY,
     number INTEGER NOT NULL,
     hash BLOB NOT NULL,
-    halted TEXT,
-    holdings INTEGER NOT NULL DEFAULT -1
+    halted TEXT
 );
 CREATE TABLE IF NOT EXISTS ix_txs (
     net TEXT NOT NULL, block INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
@@ -67,33 +72,6 @@ CREATE TABLE IF NOT EXISTS ix_transfers (
     operator BLOB,
     PRIMARY KEY (net, block, tx_idx, log_idx, pos)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_parts (
-    net TEXT NOT NULL, part INTEGER NOT NULL, last_block INTEGER NOT NULL, entries INTEGER NOT NULL,
-    hashes INTEGER NOT NULL,
-    PRIMARY KEY (net, part)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_activity (
-    net TEXT NOT NULL, part INTEGER NOT NULL, account BLOB NOT NULL, block INTEGER NOT NULL,
-    tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL, kind INTEGER NOT NULL, contract BLOB,
-    dir INTEGER NOT NULL, zero INTEGER NOT NULL, ts INTEGER NOT NULL,
-    PRIMARY KEY (net, part, account, block DESC, tx_idx DESC, log_idx DESC)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_nft_moves (
-    net TEXT NOT NULL, part INTEGER NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL,
-    block INTEGER NOT NULL, tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL,
-    PRIMARY KEY (net, part, contract, token_id, block DESC, tx_idx DESC, log_idx DESC)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_tx_hashes (
-    net TEXT NOT NULL, part INTEGER NOT NULL, hash BLOB NOT NULL, block INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    PRIMARY KEY (net, part, hash)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ix_ft_balances (
-    net TEXT NOT NULL, contract BLOB NOT NULL, holder BLOB NOT NULL, balance BLOB NOT NULL,
-    updated INTEGER NOT NULL, last_tx BLOB NOT NULL, last_from BLOB NOT NULL, last_to BLOB NOT NULL,
-    PRIMARY KEY (net, contract, holder)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_ft_holder ON ix_ft_balances (net, holder, contract);
 CREATE TABLE IF NOT EXISTS ix_nft_owners (
     net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, owner BLOB NOT NULL,
     block INTEGER NOT NULL, prev_owner BLOB NOT NULL, tx_hash BLOB NOT NULL, created INTEGER NOT NULL,
@@ -101,13 +79,6 @@ CREATE TABLE IF NOT EXISTS ix_nft_owners (
     PRIMARY KEY (net, contract, token_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_nft_owner ON ix_nft_owners (net, owner, contract, token_id);
-CREATE TABLE IF NOT EXISTS ix_mt_balances (
-    net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, holder BLOB NOT NULL,
-    balance BLOB NOT NULL, updated INTEGER NOT NULL, last_tx BLOB NOT NULL, last_from BLOB NOT NULL,
-    last_to BLOB NOT NULL,
-    PRIMARY KEY (net, contract, token_id, holder)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_mt_holder ON ix_mt_balances (net, holder, contract, token_id);
 CREATE TABLE IF NOT EXISTS ix_mt_tokens (
     net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, supply BLOB NOT NULL,
     uri TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL,
@@ -126,20 +97,73 @@ CREATE TABLE IF NOT EXISTS ix_presets (
 );
 ";
 
-/// Every table the index keeps (a schema change drops them all).
-const TABLES: &[&str] = &[
-    "ix_checkpoint",
-    "ix_txs",
-    "ix_transfers",
+/// The sealed file's tables (attached as `sealed`; written by the sealer only): the parts,
+/// the balances, and the block the balances stand at.
+const SEALED_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sealed.ix_parts (
+    net TEXT NOT NULL, part INTEGER NOT NULL, last_block INTEGER NOT NULL, entries INTEGER NOT NULL,
+    hashes INTEGER NOT NULL,
+    PRIMARY KEY (net, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed.ix_activity (
+    net TEXT NOT NULL, part INTEGER NOT NULL, account BLOB NOT NULL, block INTEGER NOT NULL,
+    tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL, kind INTEGER NOT NULL, contract BLOB,
+    dir INTEGER NOT NULL, zero INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (net, part, account, block DESC, tx_idx DESC, log_idx DESC)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed.ix_nft_moves (
+    net TEXT NOT NULL, part INTEGER NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL,
+    block INTEGER NOT NULL, tx_idx INTEGER NOT NULL, log_idx INTEGER NOT NULL,
+    PRIMARY KEY (net, part, contract, token_id, block DESC, tx_idx DESC, log_idx DESC)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed.ix_tx_hashes (
+    net TEXT NOT NULL, part INTEGER NOT NULL, hash BLOB NOT NULL, block INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (net, part, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed.ix_ft_balances (
+    net TEXT NOT NULL, contract BLOB NOT NULL, holder BLOB NOT NULL, balance BLOB NOT NULL,
+    updated INTEGER NOT NULL, last_tx BLOB NOT NULL, last_from BLOB NOT NULL, last_to BLOB NOT NULL,
+    PRIMARY KEY (net, contract, holder)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sealed.ix_ft_holder ON ix_ft_balances (net, holder, contract);
+CREATE TABLE IF NOT EXISTS sealed.ix_mt_balances (
+    net TEXT NOT NULL, contract BLOB NOT NULL, token_id BLOB NOT NULL, holder BLOB NOT NULL,
+    balance BLOB NOT NULL, updated INTEGER NOT NULL, last_tx BLOB NOT NULL, last_from BLOB NOT NULL,
+    last_to BLOB NOT NULL,
+    PRIMARY KEY (net, contract, token_id, holder)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sealed.ix_mt_holder ON ix_mt_balances (net, holder, contract, token_id);
+CREATE TABLE IF NOT EXISTS sealed.ix_holdings (
+    net TEXT PRIMARY KEY, block INTEGER NOT NULL
+);
+";
+
+/// Every table the index keeps, by file (a schema change drops them all).
+const TABLES: &[(&str, &str)] = &[
+    ("main", "ix_checkpoint"),
+    ("main", "ix_txs"),
+    ("main", "ix_transfers"),
+    ("main", "ix_nft_owners"),
+    ("main", "ix_mt_tokens"),
+    ("main", "ix_contracts"),
+    ("sealed", "ix_activity"),
+    ("sealed", "ix_tx_hashes"),
+    ("sealed", "ix_nft_moves"),
+    ("sealed", "ix_parts"),
+    ("sealed", "ix_ft_balances"),
+    ("sealed", "ix_mt_balances"),
+    ("sealed", "ix_holdings"),
+];
+
+/// Tables of an older layout, dropped with the rest.
+const OLD_TABLES: &[&str] = &[
     "ix_activity",
     "ix_tx_hashes",
     "ix_nft_moves",
     "ix_parts",
     "ix_ft_balances",
-    "ix_nft_owners",
     "ix_mt_balances",
-    "ix_mt_tokens",
-    "ix_contracts",
 ];
 
 /// A token contract as first seen.
@@ -188,10 +212,12 @@ pub struct Checkpoint {
     pub halted: Option<String>,
 }
 
-/// How the index file is held in memory (`[index]` `cache_mib` and `mmap_mib`).
+/// How the index files are held in memory (`[index]` `cache_mib`, `mmap_mib`,
+/// `window_transfers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
-    /// SQLite's page cache, MiB: the pages a batch touches stay there between batches.
+    /// SQLite's page cache for each file, MiB: the pages a batch (or a seal) touches stay there
+    /// for the next.
     pub cache_mib: u64,
     /// How much of the file reads may map instead of copying it page by page, MiB (0: none).
     pub mmap_mib: u64,
@@ -213,12 +239,16 @@ impl Default for Tuning {
     }
 }
 
-/// The connection and, per network, the window held in memory: one lock, so that a read sees
-/// the window and the tables as one write left them.
+/// The connection and, per network, the window held in memory and the one being sealed: one
+/// lock, so that a read sees the windows and the tables as one write left them.
 #[derive(Debug)]
 pub(crate) struct Inner {
     conn: Connection,
     windows: std::collections::HashMap<String, recent::Recent>,
+    /// Per network, the window being sealed (at most one).
+    sealing: std::collections::HashMap<String, sealer::Sealing>,
+    /// The sealer thread (files); an in-memory index seals on its own connection.
+    sealer: Option<sealer::Sealer>,
     /// [`Tuning::window_transfers`].
     window_transfers: u64,
 }
@@ -238,18 +268,56 @@ impl std::ops::DerefMut for Inner {
 
 impl Inner {
     /// Makes sure `net`'s window is held: made again from the position-keyed tables above the
-    /// last part (after a restart, or a write that failed) when it is not.
+    /// last part (after a restart, or a write or seal that failed) when it is not — once no
+    /// seal is under way, so that the parts it reads are final.
     fn load(&mut self, net: &str) -> Result<(), DbError> {
         if !self.windows.contains_key(net) {
+            if let Some(s) = self.sealing.remove(net) {
+                let _ = s.pending.wait();
+            }
             let w = rebuild(&self.conn, net)?;
             self.windows.insert(net.to_owned(), w);
         }
         Ok(())
     }
 
-    /// Makes sure the balances in the file are `net`'s at its checkpoint, before they are read:
-    /// writes the window's balances if it holds any.
+    /// Hands `job` to the sealer, or (in memory) runs it here.
+    fn submit(&mut self, job: sealer::Job) -> sealer::Pending {
+        match &self.sealer {
+            Some(s) => s.submit(job),
+            None => sealer::Pending::ran(job.run(&mut self.conn)),
+        }
+    }
+
+    /// Takes in `net`'s sealed window once its part is written (waiting for that when `wait`):
+    /// the part joins the window's list, or, if the seal failed, the window goes, to be made
+    /// again from the file.
+    fn finish_seal(&mut self, net: &str, wait: bool) {
+        let Some(s) = self.sealing.get(net) else { return };
+        let outcome = match (s.pending.done(), wait) {
+            (Some(outcome), _) => outcome,
+            (None, false) => return,
+            (None, true) => s.pending.wait(),
+        };
+        let Some(s) = self.sealing.remove(net) else { return };
+        match outcome {
+            Ok(()) => {
+                if let Some(w) = self.windows.get_mut(net) {
+                    w.parts.push(s.part());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(network = net, error = %e, "index: seal failed; the window is made again");
+                self.windows.remove(net);
+            }
+        }
+    }
+
+    /// Makes sure the balances in the sealed file are `net`'s at its checkpoint, before they
+    /// are read: waits for a seal under way, then writes the window's balances if it holds any.
     fn settle(&mut self, net: &str) -> Result<(), DbError> {
+        self.load(net)?;
+        self.finish_seal(net, true);
         self.load(net)?;
         let Some(w) = self.windows.get_mut(net) else {
             return Ok(());
@@ -257,10 +325,20 @@ impl Inner {
         if w.balances.is_empty() {
             return Ok(());
         }
-        let settled = self.conn.transaction().map_err(DbError::from).and_then(|tx| {
-            settle_balances(&tx, net, &mut w.balances)?;
-            Ok(tx.commit()?)
-        });
+        let balances = std::mem::take(&mut w.balances);
+        let upto: i64 = self
+            .conn
+            .query_row("SELECT number FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(-1);
+        let job = sealer::Job::Balances {
+            net: net.to_owned(),
+            balances,
+            upto: u64::try_from(upto).unwrap_or(0),
+        };
+        let settled = self.submit(job).wait();
         if settled.is_err() {
             self.windows.remove(net);
         }
@@ -274,11 +352,15 @@ impl Inner {
             None => std::borrow::Cow::Owned(recent::Recent::default()),
         }
     }
+
+    /// `net`'s window being sealed, if one is: read after the window and before the parts.
+    fn sealing(&self, net: &str) -> Option<&recent::Recent> {
+        self.sealing.get(net).map(|s| &*s.window)
+    }
 }
 
 /// Writes a batch in `tx` and moves the checkpoint; the batch's entries, hashes and balances
-/// go to `w`, which is sealed into a part (in `tx`) once it holds `window_transfers`: the last
-/// block of the part sealed, if one was.
+/// go to `w`. The batch's last block if `w` holds `window_transfers` now (it is to be sealed).
 fn write_batch(
     tx: &rusqlite::Transaction<'_>,
     net: &str,
@@ -430,12 +512,8 @@ fn write_batch(
         }
         w.absorb(activity);
         w.transfers += count;
-        if w.transfers < window_transfers {
-            return Ok(None);
-        }
-        seal(tx, net, w, last.number)?;
     }
-    Ok(Some(last.number))
+    Ok((w.transfers >= window_transfers).then_some(last.number))
 }
 
 /// The index tables of every network.
@@ -535,13 +613,42 @@ fn checkpoint(conn: &Connection) -> Result<u64, DbError> {
     Ok(u64::try_from(log).unwrap_or(0))
 }
 
+/// The sealed file beside the index file `path`: `index.sealed.db` for `index.db`.
+pub fn sealed_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("sealed.db")
+}
+
+/// The two files are committed one after the other (a window is sealed after the batch that
+/// filled it), so after a crash the sealed file is never ahead of the index file — unless the
+/// machine lost power and the index file's last commits with it. A network whose sealed rows
+/// reach past its checkpoint is then forgotten and indexed again, never served half-written.
+fn forget_sealed_ahead(conn: &Connection) -> Result<(), DbError> {
+    let mut ahead = conn.prepare(
+        "SELECT net FROM (SELECT net, MAX(last_block) AS b FROM ix_parts GROUP BY net \
+         UNION ALL SELECT net, block AS b FROM ix_holdings) AS s \
+         WHERE b > COALESCE((SELECT number FROM ix_checkpoint c WHERE c.net = s.net), -1) GROUP BY net",
+    )?;
+    let nets: Vec<String> = ahead.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for net in nets {
+        tracing::warn!(
+            network = %net,
+            "index: the sealed file is ahead of the index file (a power loss?); the network is indexed again"
+        );
+        for (schema, table) in TABLES {
+            conn.execute(&format!("DELETE FROM {schema}.{table} WHERE net = ?1"), params![net])?;
+        }
+    }
+    Ok(())
+}
+
 impl IndexDb {
     /// Opens (creating if needed) the index file at `path`, with the default [`Tuning`].
     pub fn open(path: &Path) -> Result<Self, DbError> {
         Self::open_with(path, Tuning::default())
     }
 
-    /// Opens (creating if needed) the index file at `path`.
+    /// Opens (creating if needed) the index file at `path`, and beside it the sealed file
+    /// (`index.sealed.db` for `index.db`).
     pub fn open_with(path: &Path, tuning: Tuning) -> Result<Self, DbError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| DbError::Io(format!("{}: {e}", dir.display())))?;
@@ -551,13 +658,16 @@ impl IndexDb {
         conn.pragma_update(None, "cache_size", -kib)?;
         let mmap = i64::try_from(tuning.mmap_mib.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
         conn.pragma_update(None, "mmap_size", mmap)?;
+        let sealed = sealed_path(path);
+        conn.execute("ATTACH DATABASE ?1 AS sealed", params![sealed.to_string_lossy()])?;
         let mut db = Self::init(conn, tuning.window_transfers)?;
         {
-            let conn = db.conn();
+            let mut conn = db.conn();
             // The checkpoint thread copies the WAL; SQLite's own checkpoint in every commit
             // that passes 1,000 pages is off.
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
             conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
+            conn.sealer = Some(sealer::Sealer::spawn(&sealed, tuning.cache_mib)?);
         }
         db.checkpoints = Some(Checkpointer::spawn(path)?);
         Ok(db)
@@ -565,42 +675,64 @@ impl IndexDb {
 
     /// An in-memory index (tests).
     pub fn in_memory() -> Result<Self, DbError> {
-        Self::init(Connection::open_in_memory()?, WINDOW_TRANSFERS)
+        Self::in_memory_sealing_every(WINDOW_TRANSFERS)
     }
 
-    /// An in-memory index whose windows are sealed every `window_transfers` (tests).
+    /// An in-memory index whose windows are sealed every `window_transfers` (tests): on its
+    /// own connection, and taken in at the next write (so reads in between see a window being
+    /// sealed, as they do beside the sealer thread).
     pub fn in_memory_sealing_every(window_transfers: u64) -> Result<Self, DbError> {
-        Self::init(Connection::open_in_memory()?, window_transfers)
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch("ATTACH DATABASE ':memory:' AS sealed")?;
+        Self::init(conn, window_transfers)
     }
 
     fn init(conn: Connection, window_transfers: u64) -> Result<Self, DbError> {
         // WAL + NORMAL: a committed batch survives kill -9; appends stay fast.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        for schema in ["main", "sealed"] {
+            conn.pragma_update(Some(rusqlite::DatabaseName::Attached(schema)), "journal_mode", "WAL")?;
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version != SCHEMA_VERSION {
+        let version = |schema: &str| -> rusqlite::Result<i64> {
+            conn.query_row(&format!("PRAGMA {schema}.user_version"), [], |r| r.get(0))
+        };
+        let (main, sealed) = (version("main")?, version("sealed")?);
+        if main != SCHEMA_VERSION || sealed != SCHEMA_VERSION {
             let had: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ix_checkpoint'",
+                "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'ix_checkpoint'",
                 [],
                 |r| r.get(0),
             )?;
             if had > 0 {
                 tracing::warn!(
-                    from = version,
+                    from = main.min(sealed),
                     to = SCHEMA_VERSION,
-                    "index: the index file has an older layout; it is rebuilt from the chain"
+                    "index: the index files have another layout; the index is rebuilt from the chain"
                 );
             }
-            for t in TABLES {
-                conn.execute_batch(&format!("DROP TABLE IF EXISTS {t}"))?;
+            for (schema, t) in TABLES {
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS {schema}.{t}"))?;
             }
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            for t in OLD_TABLES {
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS main.{t}"))?;
+            }
+            for schema in ["main", "sealed"] {
+                conn.pragma_update(
+                    Some(rusqlite::DatabaseName::Attached(schema)),
+                    "user_version",
+                    SCHEMA_VERSION,
+                )?;
+            }
         }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SEALED_SCHEMA)?;
+        forget_sealed_ahead(&conn)?;
         Ok(Self {
             conn: Mutex::new(Inner {
                 conn,
                 windows: std::collections::HashMap::new(),
+                sealing: std::collections::HashMap::new(),
+                sealer: None,
                 window_transfers: window_transfers.max(1),
             }),
             checkpoints: None,
@@ -652,43 +784,59 @@ impl IndexDb {
     ) -> Result<(), DbError> {
         let mut guard = self.conn();
         guard.load(net)?;
-        let Inner {
-            conn,
-            windows,
-            window_transfers,
-        } = &mut *guard;
-        let Some(w) = windows.get_mut(net) else {
+        guard.finish_seal(net, false);
+        let inner = &mut *guard;
+        let Some(w) = inner.windows.get_mut(net) else {
             return Err(DbError::Io("index window not loaded".into()));
         };
         // The window takes the batch's entries, hashes and balances before the commit; if
         // anything fails it is dropped, and made again from the tables (as they were before
         // the batch) on the next access.
-        let written = conn.transaction().map_err(DbError::from).and_then(|tx| {
-            let sealed = write_batch(&tx, net, w, *window_transfers, blocks, contracts, uris)?;
-            let committing = std::time::Instant::now();
+        let written = inner.conn.transaction().map_err(DbError::from).and_then(|tx| {
+            let full = write_batch(&tx, net, w, inner.window_transfers, blocks, contracts, uris)?;
             tx.commit()?;
-            if sealed.is_some() {
-                let ms = committing.elapsed().as_millis() as u64;
-                tracing::debug!(network = net, commit_ms = ms, "index: sealed window committed");
-            }
-            Ok(sealed)
+            Ok(full)
         });
         match written {
             Err(e) => {
-                windows.remove(net);
+                inner.windows.remove(net);
                 return Err(e);
             }
             Ok(Some(last)) => {
-                let mut parts = std::mem::take(&mut w.parts);
-                parts.push(recent::Part { part: w.from, last });
-                *w = recent::Recent::new(last + 1, parts);
+                // One seal at a time: the one before (if still under way) goes in first, then
+                // this window is handed over and a new one starts after it.
+                inner.finish_seal(net, true);
+                inner.load(net)?;
+                if let Some(w) = inner.windows.get_mut(net) {
+                    let parts = std::mem::take(&mut w.parts);
+                    let full = std::mem::replace(w, recent::Recent::new(last + 1, parts));
+                    let window = std::sync::Arc::new(full);
+                    let pending = inner.submit(sealer::Job::Seal {
+                        net: net.to_owned(),
+                        window: window.clone(),
+                        last,
+                    });
+                    inner
+                        .sealing
+                        .insert(net.to_owned(), sealer::Sealing { window, last, pending });
+                }
             }
             Ok(None) => {}
         }
         if let Some(c) = &self.checkpoints {
-            c.committed(conn)?;
+            c.committed(&inner.conn)?;
         }
         Ok(())
+    }
+
+    /// Waits until every window being sealed is in its part (a writer that stops, a benchmark
+    /// that times the writes).
+    pub fn wait_sealed(&self) {
+        let mut conn = self.conn();
+        let nets: Vec<String> = conn.sealing.keys().cloned().collect();
+        for net in nets {
+            conn.finish_seal(&net, true);
+        }
     }
 
     /// Records that indexing stopped, and why (kept until the index is reset).
@@ -701,10 +849,11 @@ impl IndexDb {
     /// Forgets everything indexed for `net` (`kengate index reset`).
     pub fn reset(&self, net: &str) -> Result<(), DbError> {
         let mut conn = self.conn();
+        conn.finish_seal(net, true);
         conn.windows.remove(net);
         let tx = conn.transaction()?;
-        for table in TABLES {
-            tx.execute(&format!("DELETE FROM {table} WHERE net = ?1"), params![net])?;
+        for (schema, table) in TABLES {
+            tx.execute(&format!("DELETE FROM {schema}.{table} WHERE net = ?1"), params![net])?;
         }
         tx.commit()?;
         Ok(())
@@ -797,13 +946,14 @@ impl IndexDb {
             .optional()?)
     }
 
-    /// How `net`'s window stands: the parts sealed before it, and the transfers and txs it
-    /// holds (`/status`).
+    /// How `net`'s window stands: the parts sealed before it, and the transfers and txs held
+    /// in memory (the window's and, while it is written, the one being sealed) (`/status`).
     pub fn window_state(&self, net: &str) -> Result<(u64, u64), DbError> {
         let mut conn = self.conn();
         conn.load(net)?;
         let w = conn.window(net);
-        Ok((w.parts.len() as u64, w.transfers))
+        let sealing = conn.sealing(net).map_or(0, |s| s.transfers);
+        Ok((w.parts.len() as u64, w.transfers + sealing))
     }
 
     /// Rows per table for `net` (status, tests).
@@ -1561,18 +1711,6 @@ mod tests {
                 }
             }
         }
-        for who in 0..=7u8 {
-            for c in [[0x90u8; 20], [0x91; 20]] {
-                let ft = db.ft_balance("a", &c, &[who; 20]).unwrap();
-                let mt: Vec<U256> = (0..9u8)
-                    .map(|id| {
-                        db.mt_balance("a", &c, &U256::from(id).to_be_bytes::<32>(), &[who; 20])
-                            .unwrap()
-                    })
-                    .collect();
-                out.push(format!("balances {who} {c:?}: {ft} {mt:?}"));
-            }
-        }
         for b in chain(n) {
             for t in &b.txs {
                 let page = Page {
@@ -1587,7 +1725,56 @@ mod tests {
                 out.push(format!("tx {:?}: {} {ev:?} {ft:?}", t.hash, ev.len()));
             }
         }
+        // balances last: a read of them takes in a window being sealed
+        for who in 0..=7u8 {
+            for c in [[0x90u8; 20], [0x91; 20]] {
+                let ft = db.ft_balance("a", &c, &[who; 20]).unwrap();
+                let mt: Vec<U256> = (0..9u8)
+                    .map(|id| {
+                        db.mt_balance("a", &c, &U256::from(id).to_be_bytes::<32>(), &[who; 20])
+                            .unwrap()
+                    })
+                    .collect();
+                out.push(format!("balances {who} {c:?}: {ft} {mt:?}"));
+            }
+        }
         out
+    }
+
+    /// A sealed file ahead of the index file (a power loss took the index file's last commits)
+    /// makes the network start over instead of serving a part twice; one that is not is kept.
+    #[test]
+    fn a_sealed_file_ahead_of_the_index_file_is_forgotten() {
+        let dir = std::env::temp_dir().join(format!("kengate-ix-ahead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = dir.join("index.db");
+        let tuning = Tuning {
+            window_transfers: 40,
+            ..Tuning::default()
+        };
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        for c in chain(30).chunks(3) {
+            db.write("a", c, &[]).unwrap();
+        }
+        db.wait_sealed();
+        let (parts, _) = db.window_state("a").unwrap();
+        assert!(parts > 1, "{parts} parts");
+        drop(db);
+        // reopened as it was: kept
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        assert_eq!(db.window_state("a").unwrap().0, parts);
+        drop(db);
+        // the index file loses its last commits: the checkpoint falls below the last part
+        let main = Connection::open(&file).unwrap();
+        main.execute("UPDATE ix_checkpoint SET number = 3 WHERE net = 'a'", [])
+            .unwrap();
+        drop(main);
+        let db = IndexDb::open_with(&file, tuning).unwrap();
+        assert_eq!(db.checkpoint("a").unwrap(), None, "the network starts over");
+        assert_eq!(db.window_state("a").unwrap(), (0, 0));
+        assert_eq!(db.counts("a").unwrap(), (0, 0));
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The window and the parts answer together exactly what one window holding everything
@@ -1622,6 +1809,23 @@ mod tests {
         for (got, want) in answers(&sealed, n).iter().zip(&want) {
             assert_eq!(got, want);
         }
+        // read while a window is being sealed (its part written, not yet taken in): the
+        // window, the one being sealed and the parts together, once each
+        let mut caught = 0;
+        for every in 12..40 {
+            let db = IndexDb::in_memory_sealing_every(every).unwrap();
+            for c in blocks.chunks(3) {
+                db.write("a", c, &[]).unwrap();
+            }
+            if !db.conn().sealing.contains_key("a") {
+                continue;
+            }
+            caught += 1;
+            for (got, want) in answers(&db, n).iter().zip(&want) {
+                assert_eq!(got, want, "window of {every}");
+            }
+        }
+        assert!(caught > 2, "{caught} fills ended with a window being sealed");
 
         let dir = std::env::temp_dir().join(format!("kengate-ix-parts-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -1632,7 +1836,9 @@ mod tests {
         };
         let db = IndexDb::open_with(&file, tuning).unwrap();
         let held = |db: &IndexDb| {
-            let conn = db.conn();
+            let mut conn = db.conn();
+            // a seal under way on the sealer thread goes in first
+            conn.finish_seal("a", true);
             let w = &conn.windows["a"];
             (w.parts.len(), w.entries, w.balances.is_empty())
         };
@@ -1641,7 +1847,7 @@ mod tests {
         for c in blocks.chunks(4) {
             db.write("a", c, &[]).unwrap();
             upto += c.len();
-            if upto > 30 && held(&db).1 > 0 && !held(&db).2 {
+            if upto > 30 && held(&db).0 > 0 && held(&db).1 > 0 && !held(&db).2 {
                 break;
             }
         }

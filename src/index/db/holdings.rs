@@ -1,22 +1,18 @@
 //! The holdings the index derives from transfers: FT and MT balances, folded in the window
-//! (each one's transfers composed, [`super::clamp`]) and written when it is sealed or before a
-//! read of balances; NFT owners, MT ids and supplies and FT supplies, moved per batch (small
-//! tables, or few rows).
+//! (each one's transfers composed, [`super::clamp`]) and written into the sealed file when it
+//! is sealed or before a read of balances; NFT owners, MT ids and supplies and FT supplies,
+//! moved per batch (small tables, or few rows).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::extract::{BlockRows, Hash};
 use super::{clamp, sql_int, word, DbError, TokenUri};
 
-/// Writes the window's balances into the file and records that the balances there are those
-/// at the checkpoint (the window has every transfer above it).
-pub(super) fn settle_balances(tx: &Connection, net: &str, balances: &mut Balances) -> Result<(), DbError> {
+/// Writes a window's balances into the sealed file and records that the balances there are
+/// those at `upto` (the window had every transfer up to it above the last mark).
+pub(super) fn settle_balances(tx: &Connection, net: &str, balances: &Balances, upto: u64) -> Result<(), DbError> {
     balances.flush(tx, net)?;
-    tx.execute(
-        "UPDATE ix_checkpoint SET holdings = number WHERE net = ?1",
-        params![net],
-    )?;
-    Ok(())
+    super::sealer::mark_holdings(tx, net, upto)
 }
 
 /// Which balance: FT balances are MT balances of id 0 in their own table. Ordered as the
@@ -87,7 +83,7 @@ impl Balances {
     /// Writes every moved balance: the stored one (zero when none) moved by the window's
     /// transfers, by an upsert that leaves the holder index alone, or a delete when it came to
     /// zero.
-    fn flush(&mut self, tx: &Connection, net: &str) -> Result<(), DbError> {
+    fn flush(&self, tx: &Connection, net: &str) -> Result<(), DbError> {
         let mut get_ft =
             tx.prepare_cached("SELECT balance FROM ix_ft_balances WHERE net = ?1 AND contract = ?2 AND holder = ?3")?;
         let mut get_mt = tx.prepare_cached(
@@ -110,7 +106,7 @@ impl Balances {
         let mut del_mt = tx.prepare_cached(
             "DELETE FROM ix_mt_balances WHERE net = ?1 AND contract = ?2 AND token_id = ?3 AND holder = ?4",
         )?;
-        for (k, b) in std::mem::take(&mut self.moved) {
+        for (k, b) in &self.moved {
             let (c, id, h) = (&k.contract[..], &k.id[..], &k.holder[..]);
             let stored: Option<Vec<u8>> = match k.multi {
                 false => get_ft.query_row(params![net, c, h], |r| r.get(0)).optional()?,

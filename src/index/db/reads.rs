@@ -483,11 +483,10 @@ impl IndexDb {
         let mut conn = self.conn();
         conn.load(net)?;
         let w = conn.window(net);
-        // The window's, newest first, then each part's.
-        let mut keys: Vec<Key> = w
-            .nft_moves_of(contract, id)
-            .iter()
-            .rev()
+        // The window's, newest first, then the one being sealed, then each part's.
+        let mut keys: Vec<Key> = std::iter::once(&*w)
+            .chain(conn.sealing(net))
+            .flat_map(|l| l.nft_moves_of(contract, id).iter().rev())
             .filter(|at| **at < k)
             .take(limit)
             .copied()
@@ -794,19 +793,23 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<(Key, u8)>, DbError> {
         let w = self.window(net);
+        // The window, then the one being sealed: newest first.
+        let layers: Vec<&Recent> = std::iter::once(&*w).chain(self.sealing(net)).collect();
         let mut out: Vec<(Key, u8)> = Vec::new();
         let past = |k: Key| after.is_none_or(|a| if asc { k > a } else { k < a });
-        let from_window = |out: &mut Vec<(Key, u8)>| {
+        let from_window = |out: &mut Vec<(Key, u8)>, l: &Recent| {
             let room = limit.saturating_sub(out.len());
-            let keep = |e: &&Entry| past(e.key()) && window_keeps(&w, e, f);
-            let entries = w.entries_of(account);
+            let keep = |e: &&Entry| past(e.key()) && window_keeps(l, e, f);
+            let entries = l.entries_of(account);
             match asc {
                 true => out.extend(entries.iter().filter(keep).take(room).map(|e| (e.key(), e.kind))),
                 false => out.extend(entries.iter().rev().filter(keep).take(room).map(|e| (e.key(), e.kind))),
             }
         };
         if !asc {
-            from_window(&mut out);
+            for l in &layers {
+                from_window(&mut out, l);
+            }
         }
         let parts: Vec<_> = match asc {
             true => w.parts.iter().collect(),
@@ -847,7 +850,9 @@ impl Inner {
             }
         }
         if asc {
-            from_window(&mut out);
+            for l in layers.iter().rev() {
+                from_window(&mut out, l);
+            }
         }
         Ok(out)
     }
@@ -856,7 +861,10 @@ impl Inner {
     /// `net`'s window must be loaded.
     pub(crate) fn locate(&self, net: &str, hash: &[u8]) -> Result<Option<(u64, u32)>, DbError> {
         let w = self.window(net);
-        if let Some(at) = w.locate(hash) {
+        if let Some(at) = w
+            .locate(hash)
+            .or_else(|| self.sealing(net).and_then(|s| s.locate(hash)))
+        {
             return Ok(Some(at));
         }
         let mut stmt = self

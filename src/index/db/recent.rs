@@ -1,17 +1,18 @@
 //! The index's newest window, held in memory: the account entries, tx hashes and NFT
 //! transfers of the blocks written since the last seal, and the FT / MT balances their
-//! transfers moved, until `window_transfers` transfers and txs are in it. Then it is sealed:
-//! entries, hashes and NFT transfers go into the file as a part of their own (`ix_activity`,
-//! `ix_tx_hashes` and `ix_nft_moves` rows under one `part`, written in key order: appends,
-//! never touched again), the balances are written once each. Nothing here is durable on its
-//! own: the rows it is made of are in the position-keyed tables, and a restart makes it again
-//! from the blocks above the last part (and the balances from the transfers above the point
-//! they were last written at).
+//! transfers moved, until `window_transfers` transfers and txs are in it. Then it is sealed, on
+//! the sealer's thread ([`super::sealer`]) while a new window fills: entries, hashes and NFT
+//! transfers go into the sealed file as a part of their own (`ix_activity`, `ix_tx_hashes` and
+//! `ix_nft_moves` rows under one `part`, written in key order: appends, never touched again),
+//! the balances are written once each. Nothing here is durable on its own: the rows it is made
+//! of are in the position-keyed tables, and a restart makes it again from the blocks above the
+//! last part (and the balances from the transfers above the point they were last written at).
 //!
 //! This is what keeps the random-keyed structures out of each batch's commit: an index keyed by
 //! account, hash or token takes a page write per row once it outgrows the cache (BENCHMARKS.md,
 //! "Where a batch's writes go"), while a part is written once, in order. Reads go through the
-//! window first, then the parts, newest first; a read of balances writes the window's first.
+//! window first, then the one being sealed if any, then the parts, newest first; a read of
+//! balances waits for the seal and writes the window's balances first.
 
 use std::collections::HashMap;
 
@@ -304,7 +305,7 @@ pub(crate) fn rebuild(conn: &Connection, net: &str) -> Result<Recent, DbError> {
     w.absorb(rows);
     // The balances moved since they were last written.
     let settled: i64 = conn
-        .query_row("SELECT holdings FROM ix_checkpoint WHERE net = ?1", params![net], |r| {
+        .query_row("SELECT block FROM ix_holdings WHERE net = ?1", params![net], |r| {
             r.get(0)
         })
         .optional()?
@@ -408,7 +409,7 @@ pub(crate) fn transfer_activity(
 
 /// Seals `w` into a part: its entries, hashes and NFT transfers written under `part` = its
 /// first block, in key order, the part recorded as ending at `last`, and its balances written.
-pub(crate) fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut Recent, last: u64) -> Result<(), DbError> {
+pub(crate) fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &Recent, last: u64) -> Result<(), DbError> {
     let started = std::time::Instant::now();
     let part = sql_int(w.from);
     let mut put = tx.prepare_cached(
@@ -461,7 +462,7 @@ pub(crate) fn seal(tx: &rusqlite::Transaction<'_>, net: &str, w: &mut Recent, la
     let (entries, hashes) = (rows.len(), hashes.len());
     drop(rows);
     let balances = w.balances.len();
-    settle_balances(tx, net, &mut w.balances)?;
+    settle_balances(tx, net, &w.balances, last)?;
     tracing::debug!(
         network = net,
         part,
