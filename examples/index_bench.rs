@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kengate::index::contracts::Meta;
-use kengate::index::db::{ContractRow, IndexDb, Page, Tuning};
+use kengate::index::db::{sealed_path, ContractRow, IndexDb, Page, Tuning};
 use kengate::index::extract::{Address, BlockRows, Hash, Kind, Transfer, TxRow};
 use kengate::index::kas::{answer, Request, Scope};
 use ruint::aliases::U256;
@@ -871,23 +871,34 @@ fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// The index's files (the index file and the sealed file beside it), with their WALs.
-const FILES: [&str; 6] = [
-    "index.db",
-    "index.db-wal",
-    "index.db-shm",
-    "index.sealed.db",
-    "index.sealed.db-wal",
-    "index.sealed.db-shm",
-];
+/// The index's two files: the index file in `dir` and the sealed file beside it.
+fn index_files(dir: &Path) -> [PathBuf; 2] {
+    let file = dir.join("index.db");
+    let sealed = sealed_path(&file);
+    [file, sealed]
+}
+
+/// A file's WAL (`-wal`) or shared-memory index (`-shm`).
+fn beside(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
 
 /// Bytes in the two files, and in their WALs.
 fn sizes(dir: &Path) -> (u64, u64) {
-    let f = |name: &str| file_size(&dir.join(name));
-    (
-        f("index.db") + f("index.sealed.db"),
-        f("index.db-wal") + f("index.sealed.db-wal"),
-    )
+    index_files(dir).iter().fold((0, 0), |(db, wal), f| {
+        (db + file_size(f), wal + file_size(&beside(f, "-wal")))
+    })
+}
+
+/// Removes both files with their WALs.
+fn remove_files(dir: &Path) {
+    for f in index_files(dir) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(beside(&f, suffix));
+        }
+    }
 }
 
 /// Bytes per table, its indexes included (`dbstat`), in both files.
@@ -1034,9 +1045,7 @@ fn main() {
     }
     let file = a.dir.join("index.db");
     if !a.reuse {
-        for f in FILES {
-            let _ = std::fs::remove_file(a.dir.join(f));
-        }
+        remove_files(&a.dir);
     }
     let mut experiments = Vec::new();
     if a.mmap_mib > 0 {
@@ -1152,7 +1161,7 @@ fn main() {
         .number;
     let (txs, transfers) = db.counts(NET).expect("counts");
     drop(db);
-    let activity = rows_of(&a.dir.join("index.sealed.db"), "ix_activity");
+    let activity = rows_of(&sealed_path(&file), "ix_activity");
     let (db_bytes, wal_bytes) = match sizes_open {
         (0, 0) => sizes(&a.dir),
         open => open,
@@ -1308,9 +1317,7 @@ fn main() {
         std::fs::write(path, format!("{v}\n")).expect("write --json");
     }
     if !a.keep {
-        for f in FILES {
-            let _ = std::fs::remove_file(a.dir.join(f));
-        }
+        remove_files(&a.dir);
         let _ = std::fs::remove_dir(&a.dir);
     }
 }

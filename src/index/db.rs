@@ -634,9 +634,17 @@ fn forget_sealed_ahead(conn: &Connection) -> Result<(), DbError> {
             network = %net,
             "index: the sealed file is ahead of the index file (a power loss?); the network is indexed again"
         );
-        for (schema, table) in TABLES {
-            conn.execute(&format!("DELETE FROM {schema}.{table} WHERE net = ?1"), params![net])?;
-        }
+        let tx = conn.unchecked_transaction()?;
+        forget_network(&tx, &net)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Deletes every row of `net` in both files.
+fn forget_network(conn: &Connection, net: &str) -> Result<(), DbError> {
+    for (schema, table) in TABLES {
+        conn.execute(&format!("DELETE FROM {schema}.{table} WHERE net = ?1"), params![net])?;
     }
     Ok(())
 }
@@ -852,9 +860,7 @@ impl IndexDb {
         conn.finish_seal(net, true);
         conn.windows.remove(net);
         let tx = conn.transaction()?;
-        for (schema, table) in TABLES {
-            tx.execute(&format!("DELETE FROM {schema}.{table} WHERE net = ?1"), params![net])?;
-        }
+        forget_network(&tx, net)?;
         tx.commit()?;
         Ok(())
     }
@@ -1741,12 +1747,18 @@ mod tests {
         out
     }
 
+    /// An empty directory of this test's own under the temp dir.
+    fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("kengate-ix-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     /// A sealed file ahead of the index file (a power loss took the index file's last commits)
     /// makes the network start over instead of serving a part twice; one that is not is kept.
     #[test]
     fn a_sealed_file_ahead_of_the_index_file_is_forgotten() {
-        let dir = std::env::temp_dir().join(format!("kengate-ix-ahead-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("ahead");
         let file = dir.join("index.db");
         let tuning = Tuning {
             window_transfers: 40,
@@ -1827,8 +1839,7 @@ mod tests {
         }
         assert!(caught > 2, "{caught} fills ended with a window being sealed");
 
-        let dir = std::env::temp_dir().join(format!("kengate-ix-parts-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("parts");
         let file = dir.join("index.db");
         let tuning = Tuning {
             window_transfers: 150,
@@ -1908,8 +1919,7 @@ mod tests {
     /// written is in the file once the index is closed.
     #[test]
     fn the_checkpoint_thread_keeps_the_wal_from_growing() {
-        let dir = std::env::temp_dir().join(format!("kengate-ix-wal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("wal");
         let (file, wal) = (dir.join("index.db"), dir.join("index.db-wal"));
         let db = IndexDb::open(&file).unwrap();
         let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);

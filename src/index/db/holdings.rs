@@ -12,7 +12,11 @@ use super::{clamp, sql_int, word, DbError, TokenUri};
 /// those at `upto` (the window had every transfer up to it above the last mark).
 pub(super) fn settle_balances(tx: &Connection, net: &str, balances: &Balances, upto: u64) -> Result<(), DbError> {
     balances.flush(tx, net)?;
-    super::sealer::mark_holdings(tx, net, upto)
+    tx.execute(
+        "INSERT INTO ix_holdings (net, block) VALUES (?1, ?2) ON CONFLICT (net) DO UPDATE SET block = excluded.block",
+        params![net, super::sql_int(upto)],
+    )?;
+    Ok(())
 }
 
 /// Which balance: FT balances are MT balances of id 0 in their own table. Ordered as the

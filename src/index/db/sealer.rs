@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use super::holdings::Balances;
 use super::recent::{self, Recent};
@@ -154,13 +154,4 @@ impl Sealing {
             last: self.last,
         }
     }
-}
-
-/// Records that balances in the sealed file are `net`'s at `upto`.
-pub(crate) fn mark_holdings(tx: &Connection, net: &str, upto: u64) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO ix_holdings (net, block) VALUES (?1, ?2) ON CONFLICT (net) DO UPDATE SET block = excluded.block",
-        params![net, super::sql_int(upto)],
-    )?;
-    Ok(())
 }
